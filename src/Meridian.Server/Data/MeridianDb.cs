@@ -1,0 +1,106 @@
+using System.Linq.Expressions;
+using Meridian.Platform.Tenancy;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Data;
+
+/// <summary>
+/// The one database context of the host. Each module maps its own tables with <c>IEntityTypeConfiguration</c>
+/// classes in its <c>Data/</c> folder; this class only adds what crosses modules: the tenant filter.
+/// Two subclasses pin the provider so that each keeps its own migrations.
+/// </summary>
+public abstract class MeridianDb(DbContextOptions options, TenantScope scope) : DbContext(options)
+{
+    // Read through properties so EF parameterises them per query instead of baking them into the cached model.
+    private bool ScopeUnrestricted => scope.Unrestricted;
+    private long[] ScopeBrandIds => scope.ReadableBrandIds;
+
+    internal TenantScope Scope => scope;
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // Every timestamp is UTC; SQLite forgets the kind, so it is restored on read and JSON always carries the 'Z'.
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();
+        configurationBuilder.Properties<DateTime?>().HaveConversion<UtcConverter>();
+    }
+
+    private sealed class UtcConverter() : Microsoft.EntityFrameworkCore.Storage.ValueConversion.ValueConverter<DateTime, DateTime>(
+        v => v.Kind == DateTimeKind.Local ? v.ToUniversalTime() : DateTime.SpecifyKind(v, DateTimeKind.Utc), v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(MeridianDb).Assembly, t => t.Namespace?.StartsWith("Meridian.", StringComparison.Ordinal) == true);
+        foreach (var entity in modelBuilder.Model.GetEntityTypes().Where(e => typeof(ITenantOwned).IsAssignableFrom(e.ClrType)))
+        {
+            var filter = typeof(MeridianDb).GetMethod(nameof(TenantFilter), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+                .MakeGenericMethod(entity.ClrType).Invoke(this, null);
+            modelBuilder.Entity(entity.ClrType).HasQueryFilter((LambdaExpression)filter!);
+            modelBuilder.Entity(entity.ClrType).HasIndex(nameof(ITenantOwned.TenantId));
+        }
+    }
+
+    private Expression<Func<T, bool>> TenantFilter<T>() where T : ITenantOwned =>
+        e => ScopeUnrestricted || ScopeBrandIds.Contains(e.TenantId);
+
+    private readonly List<Action> afterKeysAssigned = [];
+
+    /// <summary>
+    /// Adds rows that need the database-generated ids of this unit of work (an audit entry or an event naming a
+    /// new row). <see cref="SaveChangesAsync(bool, CancellationToken)"/> then saves twice in one transaction, so the
+    /// change and the rows describing it still commit together.
+    /// </summary>
+    internal void AfterKeysAssigned(Action addRows) => afterKeysAssigned.Add(addRows);
+
+    public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        GuardTenantWrites();
+        if (afterKeysAssigned.Count == 0) return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+
+        if (!ChangeTracker.Entries().Any(e => e.State == EntityState.Added))
+        {
+            RunAfterKeysAssigned();
+            return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+        }
+
+        var ownTransaction = Database.CurrentTransaction is null ? await Database.BeginTransactionAsync(cancellationToken) : null;
+        try
+        {
+            var written = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            RunAfterKeysAssigned();
+            written += await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            if (ownTransaction is not null) await ownTransaction.CommitAsync(cancellationToken);
+            return written;
+        }
+        finally
+        {
+            if (ownTransaction is not null) await ownTransaction.DisposeAsync();
+        }
+    }
+
+    public override int SaveChanges(bool acceptAllChangesOnSuccess) =>
+        throw new NotSupportedException("Use SaveChangesAsync: Meridian does no synchronous database writes.");
+
+    private void RunAfterKeysAssigned()
+    {
+        var pending = afterKeysAssigned.ToArray();
+        afterKeysAssigned.Clear();
+        foreach (var add in pending) add();
+        GuardTenantWrites();
+    }
+
+    /// <summary>Defence in depth: a write to a brand outside the scope is a bug, never a client's choice.</summary>
+    private void GuardTenantWrites()
+    {
+        if (scope.Unrestricted) return;
+        foreach (var entry in ChangeTracker.Entries<ITenantOwned>())
+        {
+            if (entry.State is EntityState.Added or EntityState.Modified or EntityState.Deleted
+                && !scope.BrandIds.Contains(entry.Entity.TenantId))
+                throw new InvalidOperationException($"Refusing to write {entry.Entity.GetType().Name} of brand {entry.Entity.TenantId} outside the request's brands.");
+        }
+    }
+}
+
+public sealed class SqliteMeridianDb(DbContextOptions<SqliteMeridianDb> options, TenantScope scope) : MeridianDb(options, scope);
+
+public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> options, TenantScope scope) : MeridianDb(options, scope);

@@ -1,0 +1,123 @@
+using System.Data.Common;
+using Meridian.Data;
+using Meridian.Platform.Outbox;
+using Meridian.Platform.Tenancy;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Npgsql;
+
+namespace Meridian.Hosting;
+
+public enum DatabaseProvider
+{
+    Sqlite,
+    Postgres,
+}
+
+/// <summary>A start-up problem the operator can fix (bad setting, unreachable database): printed as one line, no stack trace.</summary>
+public sealed class StartupException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary><c>Meridian:Database</c>: the provider (<c>Sqlite</c>, the default, or <c>Postgres</c>) and its connection string.</summary>
+public sealed record DatabaseSettings(DatabaseProvider Provider, string ConnectionString)
+{
+    public const string DefaultSqlite = "Data Source=data/meridian.db";
+
+    public static DatabaseSettings Load(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Meridian:Database");
+        var providerText = section["Provider"];
+        var provider = DatabaseProvider.Sqlite;
+        if (!string.IsNullOrWhiteSpace(providerText) && !Enum.TryParse(providerText, ignoreCase: true, out provider))
+            throw new StartupException($"Meridian:Database:Provider is '{providerText}'; use 'Sqlite' or 'Postgres'.");
+
+        var connectionString = section["ConnectionString"];
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            if (provider == DatabaseProvider.Postgres)
+                throw new StartupException("Meridian:Database:ConnectionString is required with the Postgres provider (e.g. 'Host=localhost;Database=meridian;Username=meridian;Password=...').");
+            connectionString = DefaultSqlite;
+        }
+        try
+        {
+            DbConnectionStringBuilder parsed = provider == DatabaseProvider.Sqlite ? new SqliteConnectionStringBuilder(connectionString) : new NpgsqlConnectionStringBuilder(connectionString);
+            _ = parsed.ConnectionString;
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException)
+        {
+            throw new StartupException($"Meridian:Database:ConnectionString is not a valid {provider} connection string: {ex.Message}");
+        }
+        return new DatabaseSettings(provider, connectionString);
+    }
+
+    /// <summary>Where the database is, for messages: never the password.</summary>
+    public string Describe() => Provider == DatabaseProvider.Sqlite
+        ? $"SQLite file {new SqliteConnectionStringBuilder(ConnectionString).DataSource}"
+        : new NpgsqlConnectionStringBuilder(ConnectionString) is var b ? $"PostgreSQL at {b.Host}:{b.Port}/{b.Database}" : "";
+}
+
+public static class DatabaseExtensions
+{
+    /// <summary>
+    /// Registers the context for the configured provider. Settings are read when first needed (after the host is
+    /// built), so every configuration source, test hosts included, is in place; start-up validates them before serving.
+    /// </summary>
+    public static IServiceCollection AddMeridianDatabase(this IServiceCollection services)
+    {
+        services.AddSingleton(sp => DatabaseSettings.Load(sp.GetRequiredService<IConfiguration>()));
+        services.AddScoped<TenantScope>();
+        services.AddSingleton<OutboxSignal>();
+        services.AddSingleton<OutboxSignalInterceptor>();
+        services.AddDbContext<SqliteMeridianDb>((sp, o) => o
+            .UseSqlite(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
+            .UseSnakeCaseNamingConvention()
+            .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>()));
+        services.AddDbContext<PostgresMeridianDb>((sp, o) => o
+            .UseNpgsql(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
+            .UseSnakeCaseNamingConvention()
+            .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>()));
+        services.AddScoped<MeridianDb>(sp => sp.GetRequiredService<DatabaseSettings>().Provider == DatabaseProvider.Sqlite
+            ? sp.GetRequiredService<SqliteMeridianDb>()
+            : sp.GetRequiredService<PostgresMeridianDb>());
+        return services;
+    }
+
+    /// <summary>Applies pending migrations; an unreachable or refused database becomes one clear line.</summary>
+    public static async Task MigrateAsync(IServiceProvider services, CancellationToken ct = default)
+    {
+        var settings = services.GetRequiredService<DatabaseSettings>();
+        if (settings.Provider == DatabaseProvider.Sqlite
+            && Path.GetDirectoryName(Path.GetFullPath(new SqliteConnectionStringBuilder(settings.ConnectionString).DataSource)) is { Length: > 0 } folder)
+            Directory.CreateDirectory(folder);
+        await using var scope = services.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        try
+        {
+            await db.Database.MigrateAsync(ct);
+            // WAL lets readers run beside the single writer; the setting is stored in the file, so once is enough.
+            if (settings.Provider == DatabaseProvider.Sqlite) await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+        }
+        catch (Exception ex) when (ex is DbException or System.Net.Sockets.SocketException or TimeoutException or InvalidOperationException { InnerException: DbException })
+        {
+            var reason = (ex.InnerException as DbException ?? ex).Message.Split('\n')[0];
+            throw new StartupException($"cannot use the {settings.Describe()}: {reason}", ex);
+        }
+    }
+}
+
+/// <summary>Wakes this node's dispatcher when a unit of work commits, so in-process delivery does not wait for a poll.</summary>
+internal sealed class OutboxSignalInterceptor(OutboxSignal signal) : ISaveChangesInterceptor, IDbTransactionInterceptor
+{
+    public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+    {
+        if (eventData.Context?.Database.CurrentTransaction is null) signal.Notify();
+        return ValueTask.FromResult(result);
+    }
+
+    public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        signal.Notify();
+        return Task.CompletedTask;
+    }
+}

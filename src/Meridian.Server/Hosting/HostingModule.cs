@@ -1,0 +1,205 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Threading.RateLimiting;
+using Meridian.Data;
+using Meridian.Platform.Access;
+using Meridian.Platform.Tenancy;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.OpenApi;
+using OpenTelemetry.Metrics;
+using Scalar.AspNetCore;
+
+namespace Meridian.Hosting;
+
+public sealed class RateLimitOptions
+{
+    /// <summary>Sustained requests per second per API key (anonymous callers: per address).</summary>
+    public int PermitsPerSecond { get; set; } = 100;
+    /// <summary>Requests a key may send at once above the sustained rate.</summary>
+    public int Burst { get; set; } = 200;
+}
+
+/// <summary>What every module relies on: database, JSON and problem details, authentication, rate limits, OpenAPI, health.</summary>
+public static class HostingModule
+{
+    /// <summary>Largest request body any endpoint accepts; bulk import streams through its own route.</summary>
+    public const long MaxRequestBodyBytes = 1024 * 1024;
+
+    public static WebApplicationBuilder AddMeridianHosting(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddMeridianDatabase();
+        services.AddSingleton(TimeProvider.System);
+        services.AddHttpContextAccessor();
+        builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        services.AddMemoryCache();
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
+
+        services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
+        {
+            MeridianJson.Configure(o.SerializerOptions);
+            // Strict requests: a misspelt field is an error, not silently ignored.
+            o.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        });
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddValidation();
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx => StabiliseProblem(ctx.ProblemDetails, ctx.HttpContext));
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+
+        services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        services.AddSingleton<ApiKeyStore>();
+        var authorization = services.AddAuthorizationBuilder();
+        foreach (var permission in Permissions.All)
+            authorization.AddPolicy(permission, p => p.RequireAuthenticatedUser().RequireClaim(MeridianClaims.Permission, permission));
+        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
+
+        services.AddOptions<RateLimitOptions>().BindConfiguration("Meridian:RateLimit");
+        services.AddRateLimiter(o =>
+        {
+            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
+            {
+                var limits = http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<RateLimitOptions>>().Value;
+                var partition = http.Features.Get<ApiKeyIdentity>() is { } key ? $"key:{key.KeyId}" : $"ip:{http.Connection.RemoteIpAddress}";
+                return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = limits.Burst,
+                    TokensPerPeriod = limits.PermitsPerSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+            o.OnRejected = async (context, ct) =>
+            {
+                var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)) : 1;
+                var http = context.HttpContext;
+                http.Response.StatusCode = 429;
+                http.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                await http.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+                {
+                    HttpContext = http,
+                    ProblemDetails = new ProblemDetails
+                    {
+                        Status = 429, Type = ProblemTypes.RateLimited, Title = "Too many requests.",
+                        Detail = $"This key sent more than its rate allows; retry after {retryAfter} s.",
+                    },
+                });
+            };
+        });
+
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info = new OpenApiInfo { Title = "Meridian API", Version = "v1", Description = "Customer middle platform: one customer, shared capabilities, orchestration." };
+            document.Components ??= new OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["bearer"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http, Scheme = "bearer", Description = "An API key: `Authorization: Bearer mdn_sk_...`",
+            };
+            document.Security = [new OpenApiSecurityRequirement { [new OpenApiSecuritySchemeReference("bearer", document)] = [] }];
+            return Task.CompletedTask;
+        }));
+
+        services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddAspNetCoreInstrumentation()
+            .AddRuntimeInstrumentation()
+            .AddMeter("Meridian")
+            .AddPrometheusExporter());
+        return builder;
+    }
+
+    public static WebApplication UseMeridianHosting(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.Use(RejectOversizedBodies);
+        app.UseAuthentication();
+        app.UseMiddleware<TenantScopeMiddleware>();
+        app.UseRateLimiter();
+        app.UseAuthorization();
+
+        app.MapOpenApi().DisableRateLimiting();
+        app.MapScalarApiReference("/docs", o => o.WithTitle("Meridian API")).DisableRateLimiting();
+        app.MapGet("/", () => TypedResults.Redirect("/docs")).ExcludeFromDescription();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).DisableRateLimiting();
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).DisableRateLimiting();
+        app.MapPrometheusScrapingEndpoint("/metrics").DisableRateLimiting();
+        app.MapGet("/problems/{slug}", (string slug) => ProblemTypes.Catalogue.TryGetValue(slug, out var p)
+                ? Results.Text($"# {p.Title}\n\n{p.Description}\n", "text/markdown")
+                : Results.NotFound())
+            .ExcludeFromDescription().DisableRateLimiting();
+        return app;
+    }
+
+    /// <summary>Kestrel enforces the same limit while streaming; this answers early, and behind any server, from Content-Length.</summary>
+    private static async Task RejectOversizedBodies(HttpContext http, RequestDelegate next)
+    {
+        if (http.Request.ContentLength > MaxRequestBodyBytes)
+            throw new BadHttpRequestException($"The body is {http.Request.ContentLength} bytes; the limit is {MaxRequestBodyBytes} bytes.", StatusCodes.Status413PayloadTooLarge);
+        await next(http);
+    }
+
+    /// <summary>The validator reports C# property paths (<c>Items[0].Name</c>); clients sent JSON names (<c>items[0].name</c>).</summary>
+    private static void CamelCaseFieldNames(IDictionary<string, string[]> errors)
+    {
+        foreach (var key in errors.Keys.ToList())
+        {
+            var camel = string.Join('.', key.Split('.').Select(part => part.Length > 0 ? char.ToLowerInvariant(part[0]) + part[1..] : part));
+            if (camel == key) continue;
+            errors[camel] = errors[key];
+            errors.Remove(key);
+        }
+    }
+
+    /// <summary>Gives the framework's own problems (404, 405, validation) Meridian's stable types, and adds the trace id.</summary>
+    private static void StabiliseProblem(ProblemDetails problem, HttpContext http)
+    {
+        problem.Extensions["traceId"] = System.Diagnostics.Activity.Current?.Id ?? http.TraceIdentifier;
+        if (problem is HttpValidationProblemDetails validationProblem) CamelCaseFieldNames(validationProblem.Errors);
+        if (problem.Type?.StartsWith(ProblemTypes.Prefix, StringComparison.Ordinal) == true) return;
+        problem.Type = problem.Status switch
+        {
+            400 when problem is HttpValidationProblemDetails => ProblemTypes.Validation,
+            400 => ProblemTypes.MalformedRequest,
+            401 => ProblemTypes.Unauthorized,
+            403 => ProblemTypes.Forbidden,
+            404 => ProblemTypes.NotFound,
+            405 => ProblemTypes.MethodNotAllowed,
+            409 => ProblemTypes.Conflict,
+            413 => ProblemTypes.PayloadTooLarge,
+            415 => ProblemTypes.UnsupportedMediaType,
+            429 => ProblemTypes.RateLimited,
+            _ => ProblemTypes.Internal,
+        };
+        if (problem.Status == 415) problem.Detail ??= "Send the body as JSON with 'Content-Type: application/json'.";
+        if (problem.Status == 404 && problem.Detail is null) problem.Detail = $"No resource at {http.Request.Path}.";
+        if (problem.Status == 405) problem.Detail ??= $"{http.Request.Method} is not allowed on {http.Request.Path}.";
+    }
+}
+
+/// <summary>The validator reports C# property names (<c>Name</c>); clients sent JSON names (<c>name</c>).</summary>
+
+internal sealed class DatabaseHealthCheck(IServiceScopeFactory scopes) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken ct = default)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        try
+        {
+            return await db.Database.CanConnectAsync(ct) ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("The database is unreachable.");
+        }
+        catch (Exception ex)
+        {
+            return HealthCheckResult.Unhealthy("The database is unreachable.", ex);
+        }
+    }
+}

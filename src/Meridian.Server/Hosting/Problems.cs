@@ -1,0 +1,119 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Meridian.Hosting;
+
+/// <summary>
+/// The stable problem <c>type</c> URIs of the API (RFC 9457). Clients branch on these, so they never change;
+/// each resolves to a short description served by Meridian itself at <c>/problems/{slug}</c>.
+/// </summary>
+public static class ProblemTypes
+{
+    public const string Prefix = "/problems/";
+    public const string Validation = Prefix + "validation";
+    public const string MalformedRequest = Prefix + "malformed-request";
+    public const string UnsupportedMediaType = Prefix + "unsupported-media-type";
+    public const string PayloadTooLarge = Prefix + "payload-too-large";
+    public const string Unauthorized = Prefix + "unauthorized";
+    public const string Forbidden = Prefix + "forbidden";
+    public const string NotFound = Prefix + "not-found";
+    public const string MethodNotAllowed = Prefix + "method-not-allowed";
+    public const string Conflict = Prefix + "conflict";
+    public const string BusinessRule = Prefix + "business-rule";
+    public const string BrandRequired = Prefix + "brand-required";
+    public const string RateLimited = Prefix + "rate-limited";
+    public const string Internal = Prefix + "internal";
+
+    public static readonly IReadOnlyDictionary<string, (string Title, string Description)> Catalogue =
+        new Dictionary<string, (string, string)>
+        {
+            ["validation"] = ("One or more fields are invalid.", "The request was understood but some fields break the rules; `errors` maps each field to its messages."),
+            ["malformed-request"] = ("The request could not be read.", "The body is not valid JSON, a value has the wrong type, an enum value is unknown, or a route or query value cannot be parsed."),
+            ["unsupported-media-type"] = ("Unsupported media type.", "Send JSON bodies with `Content-Type: application/json`."),
+            ["payload-too-large"] = ("The request body is too large.", "The body exceeds the size limit of the endpoint."),
+            ["unauthorized"] = ("Authentication is required.", "Send a valid, unrevoked API key as `Authorization: Bearer <key>`."),
+            ["forbidden"] = ("The key lacks a permission.", "The key's role does not grant the permission the endpoint needs, or the key is scoped to another brand."),
+            ["not-found"] = ("Not found.", "Nothing with that identifier exists in the brands this key can see."),
+            ["method-not-allowed"] = ("Method not allowed.", "The resource exists but does not accept this HTTP method."),
+            ["conflict"] = ("Conflict.", "The change conflicts with existing data, e.g. a name that must be unique."),
+            ["business-rule"] = ("A business rule prevents this change.", "The request is valid but the current state does not allow it."),
+            ["brand-required"] = ("A brand must be named.", "A group-level key acting on brand data must name the brand with the `Meridian-Brand` header (slug or id)."),
+            ["rate-limited"] = ("Too many requests.", "The key exceeded its request rate; retry after the number of seconds in `Retry-After`."),
+            ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),
+        };
+}
+
+/// <summary>A request that is valid in form but breaks a business rule (insufficient points, a revoked key...).</summary>
+public sealed class BusinessRuleException(string message, int statusCode = StatusCodes.Status409Conflict, string type = ProblemTypes.BusinessRule)
+    : Exception(message)
+{
+    public int StatusCode { get; } = statusCode;
+    public string Type { get; } = type;
+}
+
+/// <summary>Helpers that build the problem results handlers return for expected failures.</summary>
+public static class Problems
+{
+    public static ProblemHttpResult NotFound(string what) =>
+        TypedResults.Problem(statusCode: 404, type: ProblemTypes.NotFound, title: "Not found.", detail: $"{what} was not found.");
+
+    public static ProblemHttpResult Conflict(string detail) =>
+        TypedResults.Problem(statusCode: 409, type: ProblemTypes.Conflict, title: "Conflict.", detail: detail);
+
+    public static ValidationProblem Validation(string field, string message) =>
+        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] },
+            type: ProblemTypes.Validation, title: "One or more fields are invalid.");
+}
+
+/// <summary>
+/// Turns every exception into problem details. Anything a client can cause (bad JSON, wrong types, oversized
+/// bodies, wrong content type) becomes a 4xx with a clear message; only Meridian's own failures are 500.
+/// </summary>
+internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken ct)
+    {
+        var problem = exception switch
+        {
+            BadHttpRequestException bad => FromBadRequest(bad),
+            BusinessRuleException rule => new ProblemDetails { Status = rule.StatusCode, Type = rule.Type, Title = "A business rule prevents this change.", Detail = rule.Message },
+            JsonException json => Malformed(json),
+            _ => null,
+        };
+        if (problem is null)
+        {
+            logger.LogError(exception, "Unhandled exception for {Method} {Path}", http.Request.Method, http.Request.Path);
+            problem = new ProblemDetails { Status = 500, Type = ProblemTypes.Internal, Title = "An unexpected error occurred." };
+        }
+        http.Response.StatusCode = problem.Status!.Value;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static ProblemDetails FromBadRequest(BadHttpRequestException bad) => bad.StatusCode switch
+    {
+        StatusCodes.Status413PayloadTooLarge => new ProblemDetails { Status = 413, Type = ProblemTypes.PayloadTooLarge, Title = "The request body is too large.", Detail = bad.Message },
+        StatusCodes.Status415UnsupportedMediaType => new ProblemDetails { Status = 415, Type = ProblemTypes.UnsupportedMediaType, Title = "Unsupported media type.", Detail = "Send the body as JSON with 'Content-Type: application/json'." },
+        _ when bad.InnerException is JsonException json => Malformed(json),
+        _ => new ProblemDetails { Status = 400, Type = ProblemTypes.MalformedRequest, Title = "The request could not be read.", Detail = bad.Message },
+    };
+
+    private static ProblemDetails Malformed(JsonException json)
+    {
+        var field = string.IsNullOrEmpty(json.Path) || json.Path == "$" ? "$" : json.Path.TrimStart('$', '.');
+        // System.Text.Json's messages name the CLR type; the path and a plain reason serve the client better.
+        var reason = json.Message.Contains("could not be converted", StringComparison.Ordinal)
+            ? "The value has the wrong type or is not one of the allowed values."
+            : json.Message.Split(" Path:", 2)[0];
+        var problem = new ProblemDetails
+        {
+            Status = 400,
+            Type = ProblemTypes.MalformedRequest,
+            Title = "The request body is not valid JSON for this endpoint.",
+            Detail = $"At '{json.Path ?? "$"}': {reason}",
+        };
+        problem.Extensions["errors"] = new Dictionary<string, string[]> { [field] = [reason] };
+        return problem;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Meridian.Data;
+
+namespace Meridian.Platform.Outbox;
+
+/// <summary>A domain event's payload. <see cref="EventType"/> is its stable, dotted name (e.g. <c>source.created</c>).</summary>
+public interface IDomainEvent
+{
+    string EventType { get; }
+}
+
+/// <summary>
+/// Publishes domain events through the transactional outbox: the event row is added to the current unit of work
+/// and commits with the change that caused it. Delivery happens afterwards, at least once, by the dispatcher.
+/// </summary>
+public sealed class EventPublisher(MeridianDb db, TimeProvider time)
+{
+    private static readonly JsonSerializerOptions Json = Hosting.MeridianJson.Options;
+
+    /// <summary>Publish an event; <paramref name="describe"/> runs once ids are assigned, so it may name new rows.</summary>
+    public void Publish(long groupId, long? brandId, Func<IDomainEvent> describe)
+    {
+        var at = time.GetUtcNow().UtcDateTime;
+        db.AfterKeysAssigned(() =>
+        {
+            var e = describe();
+            db.Add(new OutboxMessage
+            {
+                GroupId = groupId,
+                BrandId = brandId,
+                Type = e.EventType,
+                Payload = JsonSerializer.Serialize(e, e.GetType(), Json),
+                OccurredAt = at,
+            });
+        });
+    }
+}
+
+/// <summary>
+/// An in-process consumer of domain events. Delivery is at least once, so handling must be idempotent
+/// (the message id is stable across retries and nodes).
+/// </summary>
+public interface IEventSubscriber
+{
+    /// <summary>Stable name, stored with each delivery; renaming a subscriber orphans its pending deliveries.</summary>
+    string Name { get; }
+
+    /// <summary>Where this event goes: nothing, one delivery (<c>[""]</c>) or one per target (e.g. per webhook endpoint).</summary>
+    ValueTask<IReadOnlyList<string>> TargetsAsync(OutboxMessage message, CancellationToken ct);
+
+    Task HandleAsync(OutboxMessage message, string target, CancellationToken ct);
+}

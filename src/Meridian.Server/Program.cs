@@ -1,0 +1,30 @@
+using Meridian.Hosting;
+using Meridian.Ingestion;
+using Meridian.Platform;
+
+// `meridian migrate|keys|demo-data ...` are command-line verbs; no verb (or `serve`) starts the server.
+if (MeridianCli.IsVerb(args)) return await MeridianCli.RunAsync(args);
+if (args is ["serve", ..]) args = args[1..];
+
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.AddMeridianHosting();
+    builder.AddPlatform();
+    builder.AddIngestion();
+
+    var app = builder.Build();
+    await app.PrepareDatabaseAsync();
+    app.UseMeridianHosting();
+    app.MapPlatform();
+    app.MapIngestion();
+    await app.RunAsync();
+    return 0;
+}
+catch (StartupException ex)
+{
+    Console.Error.WriteLine($"meridian: {ex.Message}");
+    return 2;
+}
+
+public partial class Program;
