@@ -40,6 +40,8 @@ public static class HostingModule
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         services.AddMemoryCache();
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
+        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
+            builder.WebHost.UseUrls("http://localhost:5080");
 
         services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(o =>
         {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit and integration tests on a real SQLite file and a real PostgreSQL server.
+# Installs what the tests need (PostgreSQL's Debian packages) when it is missing; the test fixture then starts a
+# throwaway cluster of its own (set MERIDIAN_TEST_PG to a connection string to use an existing server instead).
+# Ends with one line: "N passed, N failed, N skipped".
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+if [ -z "${MERIDIAN_TEST_PG:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "test.sh: installing PostgreSQL from Debian packages for the integration tests..."
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null \
+    || { echo "test.sh: could not install PostgreSQL" >&2; exit 1; }
+fi
+
+log=$(mktemp)
+dotnet test Meridian.slnx -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# One totals line over every test assembly ("Passed!  - Failed: 0, Passed: 16, Skipped: 0, Total: 16, ...").
+totals=$(grep -E '^(Passed|Failed)! +- ' "$log" | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\1 \2 \3/' \
+  | awk '{f+=$1; p+=$2; s+=$3} END {printf "%d passed, %d failed, %d skipped", p, f, s}')
+rm -f "$log"
+[ -n "$totals" ] || totals="0 passed, 0 failed, 0 skipped"
+echo "$totals"
+if [ "$status" -eq 0 ] && [ "${totals%% *}" = "0" ]; then
+  echo "test.sh: no test ran" >&2
+  exit 1
+fi
+exit "$status"
