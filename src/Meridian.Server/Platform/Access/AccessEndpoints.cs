@@ -287,7 +287,7 @@ public static class AccessEndpoints
     }
 
     public static async Task<Results<Ok<StaffUserDto>, ValidationProblem, ProblemHttpResult>> UpdateStaff(
-        long id, UpdateStaffUserRequest request, HttpContext http, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+        long id, UpdateStaffUserRequest request, HttpContext http, MeridianDb db, AuditLog audit, ApiKeyStore store, TimeProvider time, CancellationToken ct)
     {
         var caller = http.Caller();
         var user = await ManageableStaff(db, caller).SingleOrDefaultAsync(s => s.Id == id, ct);
@@ -305,6 +305,9 @@ public static class AccessEndpoints
         var roleNow = role.Name;
         audit.Record(user.BrandId, () => new AuditChange("staff-user.updated", "staff-user", user.Id, before, ToDto(user, roleNow, pii: false)));
         await db.SaveChangesAsync(ct);
+        if (user.DisabledAt is not null)
+            foreach (var hash in await db.Set<ApiKey>().Where(k => k.StaffUserId == user.Id).Select(k => k.Hash).ToListAsync(ct))
+                store.Forget(hash); // the user's keys stop working on this node now, on other nodes within the cache time
         return TypedResults.Ok(ToDto(user, roleNow, CanReadPii(http)));
     }
 }
