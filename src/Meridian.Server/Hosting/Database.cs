@@ -94,6 +94,10 @@ public static class DatabaseExtensions
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         try
         {
+            // Probe on the raw connection first: EF would log the failure with a stack trace before we could say it in one line.
+            var connection = db.Database.GetDbConnection();
+            await connection.OpenAsync(ct);
+            await connection.CloseAsync();
             await db.Database.MigrateAsync(ct);
             // WAL lets readers run beside the single writer; the setting is stored in the file, so once is enough.
             if (settings.Provider == DatabaseProvider.Sqlite) await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
