@@ -19,9 +19,10 @@ log=$(mktemp)
 dotnet test Meridian.slnx -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-# One totals line over every test assembly ("Passed!  - Failed: 0, Passed: 16, Skipped: 0, Total: 16, ...").
-totals=$(grep -E '^(Passed|Failed)! +- ' "$log" | sed -E 's/.*Failed: *([0-9]+), Passed: *([0-9]+), Skipped: *([0-9]+).*/\1 \2 \3/' \
-  | awk '{f+=$1; p+=$2; s+=$3} END {printf "%d passed, %d failed, %d skipped", p, f, s}')
+# One totals line over every test assembly. With normal verbosity each assembly ends with
+# "Total tests: N" followed by "     Passed: N", "     Failed: N" and "     Skipped: N" (a zero count may be left out).
+totals=$(awk '/^ +Passed: +[0-9]+ *$/ {p+=$2} /^ +Failed: +[0-9]+ *$/ {f+=$2} /^ +Skipped: +[0-9]+ *$/ {s+=$2}
+              END {printf "%d passed, %d failed, %d skipped", p, f, s}' "$log")
 rm -f "$log"
 [ -n "$totals" ] || totals="0 passed, 0 failed, 0 skipped"
 echo "$totals"
