@@ -51,6 +51,8 @@ public static class HostingModule
         });
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddValidation();
+        // Registered before AddProblemDetails so that it comes first: errors are problem+json whatever the Accept header says.
+        services.AddSingleton<IProblemDetailsWriter, ProblemJsonWriter>();
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx => StabiliseProblem(ctx.ProblemDetails, ctx.HttpContext));
         services.AddExceptionHandler<ProblemExceptionHandler>();
 
@@ -122,13 +124,13 @@ public static class HostingModule
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.Use(RejectOversizedBodies);
+        app.Use(RejectUnreadableRequests);
         app.UseAuthentication();
         app.UseMiddleware<TenantScopeMiddleware>();
         app.UseRateLimiter();
         app.UseAuthorization();
 
-        app.MapOpenApi().DisableRateLimiting();
+        app.MapOpenApi("/openapi/{documentName:regex(^v1$)}.json").DisableRateLimiting();
         app.MapScalarApiReference("/docs", o => o.WithTitle("Meridian API")).DisableRateLimiting();
         app.MapGet("/", () => TypedResults.Redirect("/docs")).ExcludeFromDescription();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).DisableRateLimiting();
@@ -141,11 +143,21 @@ public static class HostingModule
         return app;
     }
 
-    /// <summary>Kestrel enforces the same limit while streaming; this answers early, and behind any server, from Content-Length.</summary>
-    private static async Task RejectOversizedBodies(HttpContext http, RequestDelegate next)
+    /// <summary>
+    /// Turns away, before any endpoint runs, what no endpoint can read: a body over the limit (Kestrel enforces it too
+    /// while streaming; this answers early from Content-Length), a charset other than UTF-8, and NUL characters in the
+    /// query string (no text field may hold one, and PostgreSQL cannot store one).
+    /// </summary>
+    private static async Task RejectUnreadableRequests(HttpContext http, RequestDelegate next)
     {
-        if (http.Request.ContentLength > MaxRequestBodyBytes)
-            throw new BadHttpRequestException($"The body is {http.Request.ContentLength} bytes; the limit is {MaxRequestBodyBytes} bytes.", StatusCodes.Status413PayloadTooLarge);
+        var request = http.Request;
+        if (request.ContentLength > MaxRequestBodyBytes)
+            throw new BadHttpRequestException($"The body is {request.ContentLength} bytes; the limit is {MaxRequestBodyBytes} bytes.", StatusCodes.Status413PayloadTooLarge);
+        if (request.ContentType is { } contentType && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
+            && media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !media.Charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+            throw new BadHttpRequestException($"The body's charset is '{media.Charset}'; send JSON as UTF-8.", StatusCodes.Status415UnsupportedMediaType);
+        if (request.QueryString.Value?.Contains("%00", StringComparison.Ordinal) == true)
+            throw new BadHttpRequestException("The query string contains a NUL character.", StatusCodes.Status400BadRequest);
         await next(http);
     }
 
@@ -188,6 +200,27 @@ public static class HostingModule
 }
 
 /// <summary>The validator reports C# property names (<c>Name</c>); clients sent JSON names (<c>name</c>).</summary>
+
+/// <summary>
+/// Writes every problem as <c>application/problem+json</c>. The framework's writer declines when the client's Accept
+/// header has no JSON (a browser's <c>text/html</c>), which would leave an error without a body or turn it into a 500.
+/// </summary>
+internal sealed class ProblemJsonWriter(Microsoft.Extensions.Options.IOptions<ProblemDetailsOptions> options) : IProblemDetailsWriter
+{
+    private static readonly JsonSerializerOptions Json = new(MeridianJson.Options) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
+    public bool CanWrite(ProblemDetailsContext context) => true;
+
+    public ValueTask WriteAsync(ProblemDetailsContext context)
+    {
+        var http = context.HttpContext;
+        var problem = context.ProblemDetails;
+        problem.Status ??= http.Response.StatusCode;
+        problem.Title ??= Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(problem.Status.Value);
+        options.Value.CustomizeProblemDetails?.Invoke(context);
+        return new ValueTask(http.Response.WriteAsJsonAsync(problem, problem.GetType(), Json, "application/problem+json"));
+    }
+}
 
 internal sealed class DatabaseHealthCheck(IServiceScopeFactory scopes) : IHealthCheck
 {
