@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace Meridian.Bench;
+
+/// <summary>
+/// The PostgreSQL the bench measures: the server named by <c>MERIDIAN_BENCH_PG</c> (a connection string with rights
+/// to create databases), or else a throwaway cluster started from the machine's binaries (as the <c>postgres</c> user
+/// when the bench runs as root) and removed on dispose. Unlike the test cluster, fsync stays on: the baselines and
+/// the server must pay the same durability.
+/// </summary>
+internal sealed class PostgresCluster : IAsyncDisposable
+{
+    public const string ExternalVariable = "MERIDIAN_BENCH_PG";
+
+    private readonly string admin;
+    private readonly (string Bin, string Dir, bool AsRoot)? owned;
+    private readonly List<string> created = [];
+
+    private PostgresCluster(string admin, (string, string, bool)? owned)
+    {
+        this.admin = admin;
+        this.owned = owned;
+    }
+
+    public string Description => owned is null
+        ? $"{ExternalVariable} ({new NpgsqlConnectionStringBuilder(admin).Host})"
+        : $"throwaway cluster from {owned.Value.Bin}, fsync on";
+
+    /// <summary>Null when there is neither <c>MERIDIAN_BENCH_PG</c> nor a PostgreSQL installation.</summary>
+    public static async Task<PostgresCluster?> StartAsync(CancellationToken ct)
+    {
+        if (Environment.GetEnvironmentVariable(ExternalVariable) is { Length: > 0 } given)
+            return new PostgresCluster(given, null);
+
+        var bin = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "initdb"))).OrderDescending().FirstOrDefault()
+            : null;
+        if (bin is null) return null;
+
+        var dir = Path.Combine(Path.GetTempPath(), $"meridian-bench-pg-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        Directory.CreateDirectory(dir);
+        var asRoot = Environment.UserName == "root";
+        var port = FreePort();
+        var cluster = new PostgresCluster($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=false;Timeout=30", (bin, dir, asRoot));
+        try
+        {
+            if (asRoot) await RunAsync("chown", ["-R", "postgres:postgres", dir], ct);
+            // --no-sync only skips flushing initdb's own files; the running server keeps fsync on.
+            await cluster.RunPgAsync("initdb", ["-D", cluster.Data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"], ct);
+            await cluster.RunPgAsync("pg_ctl", ["-D", cluster.Data, "-w", "-t", "60", "-l", Path.Combine(dir, "log"), "start", "-o",
+                $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=200"], ct);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A new database (dropped on dispose when the server is not ours); returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string prefix, CancellationToken ct)
+    {
+        var name = $"{prefix}_{Guid.NewGuid():N}"[..(prefix.Length + 13)];
+        await using (var connection = new NpgsqlConnection(admin))
+        {
+            await connection.OpenAsync(ct);
+            await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+            await command.ExecuteNonQueryAsync(ct);
+        }
+        created.Add(name);
+        return new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true, MaxPoolSize = 100 }.ConnectionString;
+    }
+
+    private string Data => Path.Combine(owned!.Value.Dir, "data");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (owned is not { } cluster)
+        {
+            // Someone else's server: leave it as found.
+            NpgsqlConnection.ClearAllPools();
+            foreach (var name in created)
+            {
+                try
+                {
+                    await using var connection = new NpgsqlConnection(admin);
+                    await connection.OpenAsync();
+                    await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
+                    await command.ExecuteNonQueryAsync();
+                }
+                catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+                {
+                    Console.Error.WriteLine($"could not drop database {name}: {ex.Message}");
+                }
+            }
+            return;
+        }
+        try
+        {
+            if (File.Exists(Path.Combine(Data, "postmaster.pid")))
+                await RunPgAsync("pg_ctl", ["-D", Data, "-m", "fast", "-w", "stop"], CancellationToken.None);
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.Error.WriteLine($"could not stop the PostgreSQL cluster in {cluster.Dir}: {ex.Message}");
+        }
+        try
+        {
+            Directory.Delete(cluster.Dir, recursive: true);
+        }
+        catch (IOException ex)
+        {
+            Console.Error.WriteLine($"could not delete {cluster.Dir}: {ex.Message}");
+        }
+    }
+
+    private Task RunPgAsync(string tool, string[] args, CancellationToken ct)
+    {
+        var (bin, _, asRoot) = owned!.Value;
+        var exe = Path.Combine(bin, tool);
+        return asRoot ? RunAsync("runuser", ["-u", "postgres", "--", exe, .. args], ct) : RunAsync(exe, args, ct);
+    }
+
+    private static async Task RunAsync(string exe, string[] args, CancellationToken ct)
+    {
+        var info = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        // Not cancelled midway: a half-started cluster is harder to clean up than a finished start.
+        await process.WaitForExitAsync(CancellationToken.None);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{exe} {string.Join(' ', args)} failed ({process.ExitCode}): {await stderr}{await stdout}");
+        ct.ThrowIfCancellationRequested();
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

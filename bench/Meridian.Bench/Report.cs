@@ -1,0 +1,60 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Meridian.Bench;
+
+/// <summary>
+/// The markdown table a run prints: one row per measure, one column per database, absolute figures beside their ratio
+/// to the raw baseline of the same run (only ratios compare across machines). Later benches add their own rows.
+/// </summary>
+internal sealed class Report(BenchOptions options)
+{
+    private readonly List<string> measures = [];
+    private readonly Dictionary<(string Measure, Provider Provider), string> cells = [];
+    private readonly List<string> notes = [];
+
+    public void Set(string measure, Provider provider, string value)
+    {
+        if (!measures.Contains(measure)) measures.Add(measure);
+        cells[(measure, provider)] = value;
+    }
+
+    public void Note(string line)
+    {
+        notes.Add(line);
+        Console.WriteLine(line);
+    }
+
+    /// <summary>A read load's rate, its ratio to a baseline if given, its latencies, and failed calls if any.</summary>
+    public void Load(string rateMeasure, string latencyMeasure, Provider provider, LoadResult load, (string Measure, double PerSecond)? baseline = null)
+    {
+        Set(rateMeasure, provider, Rate(load.PerSecond));
+        if (baseline is { } b) Set(b.Measure, provider, Ratio(load.PerSecond, b.PerSecond));
+        Set(latencyMeasure, provider, $"{Ms(load.PercentileMs(50))} / {Ms(load.PercentileMs(99))}");
+        if (load.Failures > 0) Set(rateMeasure + ": failed calls", provider, load.Failures.ToString("N0", CultureInfo.InvariantCulture));
+    }
+
+    public static string Rate(double perSecond) => perSecond.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Ratio(double measured, double baseline) => (measured / baseline).ToString(measured / baseline < 0.1 ? "0.000" : "0.00", CultureInfo.InvariantCulture);
+
+    private static string Ms(double ms) => ms.ToString(ms < 1 ? "0.000" : ms < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture);
+
+    public string Render()
+    {
+        var providers = Enum.GetValues<Provider>().Where(options.Runs).ToList();
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Meridian bench, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"rows {options.Rows:N0} in batches of {BenchRows.BatchSize:N0} per transaction; read loads: {options.Concurrency} workers, {options.WarmUp.TotalSeconds:0.#} s warm-up + {options.Seconds} s measured{(options.Quick ? " (--quick)" : "")}");
+        text.AppendLine();
+        text.AppendLine("| measure | " + string.Join(" | ", providers.Select(p => p.Title())) + " |");
+        text.AppendLine("|---|" + string.Concat(providers.Select(_ => "---:|")));
+        foreach (var measure in measures)
+            text.AppendLine($"| {measure} | " + string.Join(" | ", providers.Select(p => cells.GetValueOrDefault((measure, p), "–"))) + " |");
+        text.AppendLine();
+        text.AppendLine($"Read loads are closed loops: each worker sends its next call when the last one answers. Raw selects run in the bench process on their own connections; the HTTP client runs in the bench process too, sharing the {Environment.ProcessorCount} cores with the server.");
+        foreach (var note in notes) text.AppendLine(note);
+        return text.ToString();
+    }
+}
