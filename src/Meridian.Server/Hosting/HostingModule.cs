@@ -37,7 +37,9 @@ public static class HostingModule
         services.AddMeridianDatabase();
         services.AddSingleton(TimeProvider.System);
         services.AddHttpContextAccessor();
+        // As the ASP.NET Core templates do: framework chatter (a line per request, per SQL command) only from Warning up.
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         services.AddMemoryCache();
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
