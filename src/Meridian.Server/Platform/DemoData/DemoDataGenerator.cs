@@ -1,8 +1,154 @@
+using System.Globalization;
+using System.Text;
+
 namespace Meridian.Platform.DemoData;
 
 public sealed record DemoDataSpec(int Customers, int Seed, string OutputDirectory);
 
+/// <summary>
+/// Writes the demo group's data set: a year of events per brand, the stores' member and order exports, and the ground
+/// truth of who is who, so identity resolution and the rest can be measured against something known.
+/// </summary>
 public static class DemoDataGenerator
 {
-    public static Task<string> WriteAsync(DemoDataSpec spec, CancellationToken ct) => throw new NotImplementedException();
+    // Bounds the events held in memory per brand before they are spilled to sorted runs (see TimeSortedLines).
+    private const long DefaultSortBudgetBytes = 48L << 20;
+
+    // Phone numbers and QQ-style e-mails are bijections of the person's index over eight digits, with room for second phones.
+    private const int MaxCustomers = 10_000_000;
+
+    private static readonly string[] CustomerColumns = ["member_no", "brand", "name", "phone", "email", "birthday", "store", "joined_at"];
+    private static readonly string[] OrderColumns = ["order_id", "brand", "member_no", "phone", "store", "total_fen", "currency", "completed_at", "items"];
+
+    /// <summary>Writes the files into <see cref="DemoDataSpec.OutputDirectory"/> and returns a short summary of what was written.</summary>
+    public static Task<string> WriteAsync(DemoDataSpec spec, CancellationToken ct) => Task.Run(() => Write(spec, DefaultSortBudgetBytes, ct), ct);
+
+    internal static string Write(DemoDataSpec spec, long sortBudgetBytes, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(spec.Customers, 1, nameof(spec.Customers));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(spec.Customers, MaxCustomers, nameof(spec.Customers));
+        ArgumentException.ThrowIfNullOrWhiteSpace(spec.OutputDirectory, nameof(spec.OutputDirectory));
+        var folder = Directory.CreateDirectory(spec.OutputDirectory).FullName;
+        string PathOf(string name) => Path.Combine(folder, name);
+
+        using var demoEvents = new TimeSortedLines(PathOf("events-demo.jsonl"), sortBudgetBytes);
+        using var outletEvents = new TimeSortedLines(PathOf("events-demo-outlet.jsonl"), sortBudgetBytes);
+        DemoSimulation simulation;
+        long customerRows, orderRows;
+        using (var customers = new CsvFile(PathOf("customers-pos.csv"), CustomerColumns))
+        using (var orders = new CsvFile(PathOf("orders-pos.csv"), OrderColumns))
+        using (var truth = new FileStream(PathOf("truth.jsonl"), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        {
+            simulation = new DemoSimulation(spec.Seed, [demoEvents, outletEvents], customers, orders, truth);
+            for (var index = 0; index < spec.Customers;)
+            {
+                ct.ThrowIfCancellationRequested();
+                index += simulation.AddHousehold(index, spec.Customers - index);
+            }
+            customerRows = customers.Rows;
+            orderRows = orders.Rows;
+        }
+        ct.ThrowIfCancellationRequested();
+        demoEvents.Complete();
+        ct.ThrowIfCancellationRequested();
+        outletEvents.Complete();
+        File.WriteAllText(PathOf("README.md"), Readme(spec), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+
+        var inv = CultureInfo.InvariantCulture;
+        string Line(string name, string what) => string.Create(inv, $"  {name,-26}{what,-28}{Size(new FileInfo(PathOf(name)).Length),10}");
+        return string.Join('\n',
+            string.Create(inv, $"Wrote {spec.Customers:N0} people in {simulation.Households:N0} households (demo {simulation.PeopleByBrand[0]:N0}, demo-outlet {simulation.PeopleByBrand[1]:N0}; {simulation.SharedDevices:N0} shared devices) to {folder}:"),
+            Line("events-demo.jsonl", string.Create(inv, $"{demoEvents.Count:N0} events")),
+            Line("events-demo-outlet.jsonl", string.Create(inv, $"{outletEvents.Count:N0} events")),
+            Line("customers-pos.csv", string.Create(inv, $"{customerRows:N0} members")),
+            Line("orders-pos.csv", string.Create(inv, $"{orderRows:N0} store orders")),
+            Line("truth.jsonl", string.Create(inv, $"{spec.Customers:N0} people")),
+            Line("README.md", "what the files hold"));
+    }
+
+    private static string Size(long bytes) => bytes switch
+    {
+        < 1 << 10 => string.Create(CultureInfo.InvariantCulture, $"{bytes} B"),
+        < 1 << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:F1} KB"),
+        < 1 << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:F1} MB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1073741824.0:F2} GB"),
+    };
+
+    private static string Readme(DemoDataSpec spec) => string.Create(CultureInfo.InvariantCulture, $$"""
+        # Meridian demo data
+
+        Generated by `meridian demo-data --customers {{spec.Customers}} --seed {{spec.Seed}}`. The same options give byte-identical
+        files (on the same .NET runtime). The people are invented; the phone numbers are in real mainland mobile number blocks, so
+        never send real SMS or e-mail to this data set (e-mails use the reserved `example.com`/`.net`/`.org` domains).
+
+        The demo group has two brands, `demo` and `demo-outlet`, in the Chinese market: time zone Asia/Shanghai (UTC+8),
+        currency CNY. **All money is in fen** (minor units, integers): `total: 12900` is ¥129.00. Events cover the UTC year
+        2026 (2026-01-01T00:00:00Z to 2027-01-01T00:00:00Z), with peaks around 618, Singles' Day and New Year and a dip at
+        Spring Festival. All files are UTF-8 without BOM with `\n` line ends.
+
+        ## events-demo.jsonl, events-demo-outlet.jsonl
+
+        One event per line in the Segment Spec shape, sorted by `timestamp`. Every event has `type` (`identify`, `track`,
+        `page`, `screen`), `messageId` (unique), `timestamp` (ISO 8601 UTC, milliseconds), `userId` and/or `anonymousId`,
+        and `context` (`context.channel`, `locale`, `timezone`, sometimes `context.traits` with a phone or e-mail).
+        `track` events have `event` and `properties`; `page`/`screen` have `name` and `properties`; `identify` has `traits`
+        (`name`, `phone`, `email`, `gender`, `birthday`, `address.city`, `address.country`).
+
+        | `context.channel` | `userId` | `anonymousId` | also in `context` |
+        |---|---|---|---|
+        | `app` | brand account id once logged in (`U…` demo, `OU…` outlet) | per install and per person (a logout resets it) | `device.id` (iOS identifierForVendor or ANDROID_ID), `device.model`, `os`, `app` |
+        | `mini_program` | brand account id once logged in | the WeChat openid of the brand's mini program | `wechat.appId`, `wechat.openid`, `wechat.unionid` (only once the user has authorised it) |
+        | `web` | brand account id once logged in | browser cookie id (people have one to four) | `page.url`, `page.path`, `userAgent` |
+        | `pos` | member number (`M1…` demo, `M2…` outlet) | – | `store.code`, `store.city` |
+        | `call_center` | – | the call centre's contact id (`CC…`) | `agent.id` |
+
+        Events (`track` names): `Signed Up` (`method`), `Product Viewed` / `Product Added` (`sku`, `name`, `category`,
+        `price`, `currency`, `quantity`), `Order Completed` (`order_id`, `total`, `currency`, `payment_method`, `products`:
+        [{`sku`, `category`, `price`, `quantity`}]), `Order Refunded` (`order_id`, `total`, `currency`, `reason`),
+        `Review Posted` (`review_id`, `order_id`, `sku`, `rating`, `review_body`), `Checked In` (`store`, `method`).
+        Anonymous browsing is later tied to the account by an `identify` carrying both `userId` and `anonymousId`.
+        Store purchases are not events: they are in `orders-pos.csv`.
+
+        ## customers-pos.csv
+
+        The stores' membership export, one row per member of a brand's loyalty programme.
+
+        | column | content |
+        |---|---|
+        | `member_no` | `M1` (demo) or `M2` (demo-outlet) + 9 digits |
+        | `brand` | `demo` or `demo-outlet` |
+        | `name` | 张伟, ZHANG WEI or Zhang Wei |
+        | `phone` | as typed at the till: `13812345678`, `+86 138 1234 5678`, `86-138-1234-5678`, `(+86)13812345678`, `138-1234-5678`, `+8613812345678`, `138 1234 5678`; may be empty |
+        | `email` | as typed: mixed case, stray spaces; may be empty |
+        | `birthday` | `yyyy-MM-dd`; may be empty |
+        | `store` | home store code (`SH01`, `BJ01`, … for demo; `OSH1`, … for demo-outlet) |
+        | `joined_at` | local time with offset, `2019-05-04T14:22:05+08:00` |
+
+        ## orders-pos.csv
+
+        Till receipts, in no particular order. Each row names the shopper by member number, phone, or both.
+
+        | column | content |
+        |---|---|
+        | `order_id` | `{store}-{yyyyMMdd}-{nnnn}` |
+        | `brand` | `demo` or `demo-outlet` |
+        | `member_no` | may be empty |
+        | `phone` | messy formats as above; may be empty |
+        | `store` | store code |
+        | `total_fen` | integer, fen |
+        | `currency` | `CNY` |
+        | `completed_at` | local time with offset `+08:00` |
+        | `items` | JSON array of {`sku`, `category`, `price` (fen), `quantity`} |
+
+        ## truth.jsonl
+
+        Who is who, one line per person: `personId`, `householdId`, `name`, `namePinyin`, `gender`, `birthday`, `city`,
+        `brands` (where the person appears), `identifiers` and `sharedDevices`. Each identifier is
+        `{"type", "raw", "normalized", "brand"?}`: `raw` exactly as it appears in the files above, `normalized` as a
+        resolver should read it (phones E.164 `+86…`; e-mails trimmed and lower-case; the rest as is). Types: `phone`,
+        `email`, `unionid`, `openid` (per brand), `device_id`, `anonymous_id` (per brand; app installs, cookies and
+        call-centre contacts), `member_no` (per brand), `user_id` (per brand). Family members sometimes share a device:
+        its `device_id` then belongs to two or three people and is listed in each one's `sharedDevices`. All other
+        identifiers belong to exactly one person.
+        """).ReplaceLineEndings("\n") + "\n";
 }
