@@ -200,7 +200,11 @@ public static class MeridianCli
 
     private static Command DemoDataCommand()
     {
-        var customers = new Option<int>("--customers") { Description = "How many people to generate.", DefaultValueFactory = _ => 10_000 };
+        var customers = new Option<int>("--customers") { Description = "How many people to generate (1 to 10,000,000).", DefaultValueFactory = _ => 10_000 };
+        customers.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 10_000_000) r.AddError("--customers must be between 1 and 10,000,000.");
+        });
         var seed = new Option<int>("--seed") { Description = "Same seed, same files.", DefaultValueFactory = _ => 42 };
         var output = new Option<string>("--out") { Description = "Folder to write into.", DefaultValueFactory = _ => "demo-data" };
         var command = new Command("demo-data", "Write a deterministic multi-brand retail data set (events, imports and the ground truth of identities).")
