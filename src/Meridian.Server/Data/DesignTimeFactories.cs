@@ -1,4 +1,3 @@
-using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 
@@ -11,19 +10,11 @@ namespace Meridian.Data;
 internal sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteMeridianDb>
 {
     public SqliteMeridianDb CreateDbContext(string[] args) =>
-        new(new DbContextOptionsBuilder<SqliteMeridianDb>().UseSqlite("Data Source=design.db").UseSnakeCaseNamingConvention().Options, Unrestricted());
-
-    internal static TenantScope Unrestricted()
-    {
-        var scope = new TenantScope();
-        scope.RunAsSystem();
-        return scope;
-    }
+        new(new DbContextOptionsBuilder<SqliteMeridianDb>().UseSqlite("Data Source=design.db").UseSnakeCaseNamingConvention().Options);
 }
 
 internal sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresMeridianDb>
 {
     public PostgresMeridianDb CreateDbContext(string[] args) =>
-        new(new DbContextOptionsBuilder<PostgresMeridianDb>().UseNpgsql("Host=localhost;Database=design").UseSnakeCaseNamingConvention().Options,
-            SqliteDesignTimeFactory.Unrestricted());
+        new(new DbContextOptionsBuilder<PostgresMeridianDb>().UseNpgsql("Host=localhost;Database=design").UseSnakeCaseNamingConvention().Options);
 }

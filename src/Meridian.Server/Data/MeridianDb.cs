@@ -9,13 +9,26 @@ namespace Meridian.Data;
 /// classes in its <c>Data/</c> folder; this class only adds what crosses modules: the tenant filter.
 /// Two subclasses pin the provider so that each keeps its own migrations.
 /// </summary>
-public abstract class MeridianDb(DbContextOptions options, TenantScope scope) : DbContext(options)
+public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
 {
+    private TenantScope scope = new();
+
     // Read through properties so EF parameterises them per query instead of baking them into the cached model.
     private bool ScopeUnrestricted => scope.Unrestricted;
     private long[] ScopeBrandIds => scope.ReadableBrandIds;
 
     internal TenantScope Scope => scope;
+
+    /// <summary>
+    /// Contexts are pooled (creating one per request cost more than the query it ran): each rental gets the
+    /// request's scope and starts with no deferred rows left over from a failed unit of work.
+    /// </summary>
+    internal MeridianDb Rent(TenantScope requestScope)
+    {
+        scope = requestScope;
+        afterKeysAssigned.Clear();
+        return this;
+    }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -101,6 +114,6 @@ public abstract class MeridianDb(DbContextOptions options, TenantScope scope) : 
     }
 }
 
-public sealed class SqliteMeridianDb(DbContextOptions<SqliteMeridianDb> options, TenantScope scope) : MeridianDb(options, scope);
+public sealed class SqliteMeridianDb(DbContextOptions<SqliteMeridianDb> options) : MeridianDb(options);
 
-public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> options, TenantScope scope) : MeridianDb(options, scope);
+public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> options) : MeridianDb(options);

@@ -68,17 +68,22 @@ public static class DatabaseExtensions
         services.AddScoped<TenantScope>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<OutboxSignalInterceptor>();
-        services.AddDbContext<SqliteMeridianDb>((sp, o) => o
+        services.AddPooledDbContextFactory<SqliteMeridianDb>((sp, o) => o
             .UseSqlite(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
             .UseSnakeCaseNamingConvention()
             .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>()));
-        services.AddDbContext<PostgresMeridianDb>((sp, o) => o
+        services.AddPooledDbContextFactory<PostgresMeridianDb>((sp, o) => o
             .UseNpgsql(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
             .UseSnakeCaseNamingConvention()
             .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>()));
-        services.AddScoped<MeridianDb>(sp => sp.GetRequiredService<DatabaseSettings>().Provider == DatabaseProvider.Sqlite
-            ? sp.GetRequiredService<SqliteMeridianDb>()
-            : sp.GetRequiredService<PostgresMeridianDb>());
+        // One context per scope, rented from the pool and disposed (returned) with the scope.
+        services.AddScoped<MeridianDb>(sp =>
+        {
+            MeridianDb db = sp.GetRequiredService<DatabaseSettings>().Provider == DatabaseProvider.Sqlite
+                ? sp.GetRequiredService<IDbContextFactory<SqliteMeridianDb>>().CreateDbContext()
+                : sp.GetRequiredService<IDbContextFactory<PostgresMeridianDb>>().CreateDbContext();
+            return db.Rent(sp.GetRequiredService<TenantScope>());
+        });
         return services;
     }
 

@@ -27,18 +27,14 @@ public abstract class RateLimitTests(MeridianAppFixture app)
     }
 }
 
-/// <summary>A host with a tiny budget: 1 request per second, bursts of 5.</summary>
-public sealed class RateLimitedSqliteApp : MeridianAppFixture
+/// <summary>Hosts with a tiny budget: 1 request per second, bursts of 5.</summary>
+public sealed class RateLimitedSqliteApp : SqliteApp
 {
-    public override DatabaseProvider Provider => DatabaseProvider.Sqlite;
-    protected override Task<string> CreateDatabaseAsync() => Task.FromResult($"Data Source={Path.Combine(Path.GetTempPath(), "meridian-tests", Guid.NewGuid().ToString("N") + ".db")}");
     protected override IEnumerable<KeyValuePair<string, string>> Settings => [new("Meridian:RateLimit:PermitsPerSecond", "1"), new("Meridian:RateLimit:Burst", "5")];
 }
 
-public sealed class RateLimitedPostgresApp : MeridianAppFixture
+public sealed class RateLimitedPostgresApp : PostgresApp
 {
-    public override DatabaseProvider Provider => DatabaseProvider.Postgres;
-    protected override Task<string> CreateDatabaseAsync() => PostgresServer.CreateDatabaseAsync();
     protected override IEnumerable<KeyValuePair<string, string>> Settings => [new("Meridian:RateLimit:PermitsPerSecond", "1"), new("Meridian:RateLimit:Burst", "5")];
 }
 

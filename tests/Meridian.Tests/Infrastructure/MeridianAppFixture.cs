@@ -73,7 +73,7 @@ public abstract class MeridianAppFixture : WebApplicationFactory<Program>, IAsyn
 
 public sealed record TestBrand(long Id, string Slug, string Key, HttpClient Client);
 
-public sealed class SqliteApp : MeridianAppFixture
+public class SqliteApp : MeridianAppFixture
 {
     public override DatabaseProvider Provider => DatabaseProvider.Sqlite;
 
@@ -85,7 +85,7 @@ public sealed class SqliteApp : MeridianAppFixture
     }
 }
 
-public sealed class PostgresApp : MeridianAppFixture
+public class PostgresApp : MeridianAppFixture
 {
     public override DatabaseProvider Provider => DatabaseProvider.Postgres;
 
