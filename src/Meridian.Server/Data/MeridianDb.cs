@@ -48,7 +48,6 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
             var filter = typeof(MeridianDb).GetMethod(nameof(TenantFilter), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
                 .MakeGenericMethod(entity.ClrType).Invoke(this, null);
             modelBuilder.Entity(entity.ClrType).HasQueryFilter((LambdaExpression)filter!);
-            modelBuilder.Entity(entity.ClrType).HasIndex(nameof(ITenantOwned.TenantId));
         }
     }
 

@@ -23,6 +23,9 @@ public sealed class RateLimitOptions
     public int PermitsPerSecond { get; set; } = 100;
     /// <summary>Requests a key may send at once above the sustained rate.</summary>
     public int Burst { get; set; } = 200;
+    /// <summary>Tracking API requests per second per write key (each may carry a batch of messages).</summary>
+    public int IngestPermitsPerSecond { get; set; } = 1000;
+    public int IngestBurst { get; set; } = 2000;
 }
 
 /// <summary>What every module relies on: database, JSON and problem details, authentication, rate limits, OpenAPI, health.</summary>
@@ -40,6 +43,7 @@ public static class HostingModule
         // As the ASP.NET Core templates do: framework chatter (a line per request, per SQL command) only from Warning up.
         builder.Logging.AddFilter("Microsoft.EntityFrameworkCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         services.AddMemoryCache();
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxRequestBodyBytes);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
@@ -69,8 +73,20 @@ public static class HostingModule
         services.AddOptions<RateLimitOptions>().BindConfiguration("Meridian:RateLimit");
         services.AddRateLimiter(o =>
         {
+            // The tracking API has its own budget per write key (below): SDKs batch, and many devices share one address.
+            o.AddPolicy(Ingestion.Tracking.TrackingEndpoints.RateLimitPolicy, http =>
+            {
+                var limits = http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<RateLimitOptions>>().Value;
+                var partition = "ingest:" + (http.Request.Headers.Authorization.ToString() is { Length: > 0 } auth ? auth : http.Connection.RemoteIpAddress?.ToString());
+                return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = limits.IngestBurst, TokensPerPeriod = limits.IngestPermitsPerSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0, AutoReplenishment = true,
+                });
+            });
             o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
             {
+                if (http.Request.Path.StartsWithSegments("/v1")) return RateLimitPartition.GetNoLimiter("tracking");
                 var limits = http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<RateLimitOptions>>().Value;
                 var partition = http.Features.Get<ApiKeyIdentity>() is { } key ? $"key:{key.KeyId}" : $"ip:{http.Connection.RemoteIpAddress}";
                 return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions

@@ -1,11 +1,20 @@
 using Meridian.Ingestion.Sources;
+using Meridian.Ingestion.Tracking;
 
 namespace Meridian.Ingestion;
 
-/// <summary>Ingestion: sources and their write keys now; the tracking API, import and rejected events come next.</summary>
+/// <summary>Ingestion: sources and write keys, the Segment-Spec tracking API, rejects and per-source daily counts.</summary>
 public static class IngestionModule
 {
-    public static IHostApplicationBuilder AddIngestion(this IHostApplicationBuilder builder) => builder;
+    public static IHostApplicationBuilder AddIngestion(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<WriteKeyStore>();
+        builder.Services.AddScoped<EventStore>();
+        return builder;
+    }
 
-    public static IEndpointRouteBuilder MapIngestion(this IEndpointRouteBuilder app) => app.MapSources();
+    public static IEndpointRouteBuilder MapIngestion(this IEndpointRouteBuilder app) => app
+        .MapSources()
+        .MapTracking()
+        .MapDataQuality();
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using Meridian.Data;
 using Meridian.Hosting;
+using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Outbox;
@@ -93,7 +94,7 @@ public static class SourcesEndpoints
     }
 
     public static async Task<Results<Ok<SourceDto>, ProblemHttpResult>> Update(
-        long id, UpdateSourceRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, EventPublisher events, TimeProvider time, CancellationToken ct)
+        long id, UpdateSourceRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, EventPublisher events, WriteKeyStore writeKeys, TimeProvider time, CancellationToken ct)
     {
         var source = await db.Set<Source>().SingleOrDefaultAsync(s => s.Id == id, ct);
         if (source is null) return Problems.NotFound($"Source {id}");
@@ -108,14 +109,16 @@ public static class SourcesEndpoints
         audit.Record(source.TenantId, () => new AuditChange("source.updated", "source", source.Id, before, SourceDto.From(source)));
         events.Publish(tenant.GroupId, source.TenantId, () => new SourceUpdated(source.Id, source.Name, source.Channel, source.Enabled));
         await db.SaveChangesAsync(ct);
+        writeKeys.Forget(source.WriteKeyHash);
         return TypedResults.Ok(SourceDto.From(source));
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Delete(
-        long id, MeridianDb db, TenantScope tenant, AuditLog audit, EventPublisher events, CancellationToken ct)
+        long id, MeridianDb db, TenantScope tenant, AuditLog audit, EventPublisher events, WriteKeyStore writeKeys, CancellationToken ct)
     {
         var source = await db.Set<Source>().SingleOrDefaultAsync(s => s.Id == id, ct);
         if (source is null) return Problems.NotFound($"Source {id}");
+        writeKeys.Forget(source.WriteKeyHash);
         db.Remove(source);
         audit.Record(source.TenantId, () => new AuditChange("source.deleted", "source", id, SourceDto.From(source), null));
         events.Publish(tenant.GroupId, source.TenantId, () => new SourceDeleted(id));
@@ -124,10 +127,11 @@ public static class SourcesEndpoints
     }
 
     public static async Task<Results<Ok<SourceWithKeyDto>, ProblemHttpResult>> RotateWriteKey(
-        long id, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+        long id, MeridianDb db, AuditLog audit, WriteKeyStore writeKeys, TimeProvider time, CancellationToken ct)
     {
         var source = await db.Set<Source>().SingleOrDefaultAsync(s => s.Id == id, ct);
         if (source is null) return Problems.NotFound($"Source {id}");
+        writeKeys.Forget(source.WriteKeyHash);
         var writeKey = Secrets.NewKey(Secrets.WriteKeyPrefix);
         var before = SourceDto.From(source);
         source.WriteKeyPrefix = Secrets.Display(writeKey);

@@ -36,6 +36,7 @@ internal sealed class WebhookEndpointMap : IEntityTypeConfiguration<WebhookEndpo
     public void Configure(EntityTypeBuilder<WebhookEndpoint> b)
     {
         b.ToTable("webhook_endpoints");
+        b.HasIndex(x => x.TenantId);
         b.HasOne<Brand>().WithMany().HasForeignKey(x => x.TenantId);
         b.Property(x => x.Url).HasMaxLength(2000);
         b.Property(x => x.Description).HasMaxLength(500);

@@ -75,9 +75,6 @@ namespace Meridian.Data.Migrations.Postgres
                     b.HasKey("Id")
                         .HasName("pk_sources");
 
-                    b.HasIndex("TenantId")
-                        .HasDatabaseName("ix_sources_tenant_id");
-
                     b.HasIndex("WriteKeyHash")
                         .IsUnique()
                         .HasDatabaseName("ix_sources_write_key_hash");
@@ -87,6 +84,200 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_sources_tenant_id_name");
 
                     b.ToTable("sources", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.RawEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("AnonymousId")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("anonymous_id");
+
+                    b.Property<string>("BatchContext")
+                        .HasColumnType("text")
+                        .HasColumnName("batch_context");
+
+                    b.Property<string>("MessageId")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("message_id");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("payload");
+
+                    b.Property<DateTime>("ReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("Timestamp")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("timestamp");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("type");
+
+                    b.Property<string>("UserId")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("user_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_events");
+
+                    b.HasIndex("SourceId", "MessageId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_events_source_id_message_id");
+
+                    b.ToTable("events", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.RejectedEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int?>("BatchIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("batch_index");
+
+                    b.Property<string>("Detail")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("detail");
+
+                    b.Property<string>("MessageId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("message_id");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("payload");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("reason");
+
+                    b.Property<DateTime>("ReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_rejected_events");
+
+                    b.HasIndex("SourceId", "Id")
+                        .HasDatabaseName("ix_rejected_events_source_id_id");
+
+                    b.ToTable("rejected_events", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("character varying(10)")
+                        .HasColumnName("day");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("reason");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("bigint")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day", "Reason")
+                        .HasName("pk_source_daily_rejections");
+
+                    b.ToTable("source_daily_rejections", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyStats", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("character varying(10)")
+                        .HasColumnName("day");
+
+                    b.Property<long>("Accepted")
+                        .HasColumnType("bigint")
+                        .HasColumnName("accepted");
+
+                    b.Property<long>("Duplicates")
+                        .HasColumnType("bigint")
+                        .HasColumnName("duplicates");
+
+                    b.Property<DateTime?>("LastEventAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_event_at");
+
+                    b.Property<long>("Rejected")
+                        .HasColumnType("bigint")
+                        .HasColumnName("rejected");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day")
+                        .HasName("pk_source_daily_stats");
+
+                    b.ToTable("source_daily_stats", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
@@ -628,6 +819,26 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_sources_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_rejections_sources_source_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyStats", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>

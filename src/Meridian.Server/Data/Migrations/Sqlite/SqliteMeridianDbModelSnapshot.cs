@@ -67,9 +67,6 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.HasKey("Id")
                         .HasName("pk_sources");
 
-                    b.HasIndex("TenantId")
-                        .HasDatabaseName("ix_sources_tenant_id");
-
                     b.HasIndex("WriteKeyHash")
                         .IsUnique()
                         .HasDatabaseName("ix_sources_write_key_hash");
@@ -79,6 +76,196 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_sources_tenant_id_name");
 
                     b.ToTable("sources", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.RawEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("AnonymousId")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("anonymous_id");
+
+                    b.Property<string>("BatchContext")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("batch_context");
+
+                    b.Property<string>("MessageId")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("message_id");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payload");
+
+                    b.Property<DateTime>("ReceivedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("SourceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("Timestamp")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("timestamp");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("type");
+
+                    b.Property<string>("UserId")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("user_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_events");
+
+                    b.HasIndex("SourceId", "MessageId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_events_source_id_message_id");
+
+                    b.ToTable("events", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.RejectedEvent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<int?>("BatchIndex")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("batch_index");
+
+                    b.Property<string>("Detail")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("detail");
+
+                    b.Property<string>("MessageId")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("message_id");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("payload");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<DateTime>("ReceivedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("received_at");
+
+                    b.Property<long>("SourceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_rejected_events");
+
+                    b.HasIndex("SourceId", "Id")
+                        .HasDatabaseName("ix_rejected_events_source_id_id");
+
+                    b.ToTable("rejected_events", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("day");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day", "Reason")
+                        .HasName("pk_source_daily_rejections");
+
+                    b.ToTable("source_daily_rejections", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyStats", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("day");
+
+                    b.Property<long>("Accepted")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("accepted");
+
+                    b.Property<long>("Duplicates")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("duplicates");
+
+                    b.Property<DateTime?>("LastEventAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_event_at");
+
+                    b.Property<long>("Rejected")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rejected");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day")
+                        .HasName("pk_source_daily_stats");
+
+                    b.ToTable("source_daily_stats", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
@@ -602,6 +789,26 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_sources_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_rejections_sources_source_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyStats", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
