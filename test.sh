@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit and integration tests on a real SQLite file and a real PostgreSQL server.
-# Installs what the tests need (PostgreSQL's Debian packages) when it is missing; the test fixture then starts a
+# Installs what the tests need (PostgreSQL's Debian packages, Node.js for the SDK test) when it is missing; the test fixture then starts a
 # throwaway cluster of its own (set MERIDIAN_TEST_PG to a connection string to use an existing server instead).
 # Ends with one line: "N passed, N failed, N skipped".
 set -uo pipefail
@@ -14,6 +14,15 @@ if [ -z "${MERIDIAN_TEST_PG:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null \
     || { echo "test.sh: could not install PostgreSQL" >&2; exit 1; }
 fi
+
+# Node.js runs the official Segment SDK against Meridian in the compatibility test.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: installing Node.js from Debian packages for the SDK compatibility test..."
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null \
+    || { echo "test.sh: could not install Node.js" >&2; exit 1; }
+fi
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || { echo "test.sh: npm ci failed in tests/sdk" >&2; exit 1; }
 
 log=$(mktemp)
 dotnet test Meridian.slnx -c Release --logger "console;verbosity=normal" "$@" 2>&1 | tee "$log"
