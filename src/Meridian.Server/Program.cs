@@ -1,6 +1,7 @@
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Platform;
+using Meridian.Profiles;
 
 // `meridian migrate|keys|demo-data ...` are command-line verbs; no verb (or `serve`) starts the server.
 if (MeridianCli.IsVerb(args)) return await MeridianCli.RunAsync(args);
@@ -12,12 +13,14 @@ try
     builder.AddMeridianHosting();
     builder.AddPlatform();
     builder.AddIngestion();
+    builder.AddProfiles();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
     app.UseMeridianHosting();
     app.MapPlatform();
     app.MapIngestion();
+    app.MapProfiles();
     await app.RunAsync();
     return 0;
 }

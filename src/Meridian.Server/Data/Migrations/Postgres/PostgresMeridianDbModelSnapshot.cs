@@ -811,6 +811,348 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("webhook_endpoints", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Profiles.Data.IdentityConflict", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("at");
+
+                    b.Property<long>("EventId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("event_id");
+
+                    b.Property<string>("IdentifierType")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("identifier_type");
+
+                    b.Property<string>("IdentifierValue")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("identifier_value");
+
+                    b.Property<long?>("OtherProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("other_profile_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("reason");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_identity_conflicts");
+
+                    b.HasIndex("OtherProfileId")
+                        .HasDatabaseName("ix_identity_conflicts_other_profile_id");
+
+                    b.HasIndex("ProfileId")
+                        .HasDatabaseName("ix_identity_conflicts_profile_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_identity_conflicts_tenant_id_id");
+
+                    b.ToTable("identity_conflicts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.IdentityMerge", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long?>("EventId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("event_id");
+
+                    b.Property<string>("IdentifierType")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("identifier_type");
+
+                    b.Property<string>("IdentifierValue")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("identifier_value");
+
+                    b.Property<long>("KeptProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("kept_profile_id");
+
+                    b.Property<string>("KeptSnapshot")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("kept_snapshot");
+
+                    b.Property<DateTime>("MergedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("merged_at");
+
+                    b.Property<long>("MergedProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("merged_profile_id");
+
+                    b.Property<string>("MergedSnapshot")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("merged_snapshot");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime?>("UndoneAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("undone_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_identity_merges");
+
+                    b.HasIndex("KeptProfileId")
+                        .HasDatabaseName("ix_identity_merges_kept_profile_id");
+
+                    b.HasIndex("MergedProfileId")
+                        .HasDatabaseName("ix_identity_merges_merged_profile_id");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_identity_merges_tenant_id_id");
+
+                    b.ToTable("identity_merges", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.Profile", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("EventCount")
+                        .HasColumnType("bigint")
+                        .HasColumnName("event_count");
+
+                    b.Property<DateTime?>("FirstSeenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("first_seen_at");
+
+                    b.Property<DateTime?>("LastSeenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_seen_at");
+
+                    b.Property<long?>("MergedIntoId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("merged_into_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Traits")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("traits");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_profiles");
+
+                    b.HasIndex("MergedIntoId")
+                        .HasDatabaseName("ix_profiles_merged_into_id");
+
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_profiles_tenant_id");
+
+                    b.ToTable("profiles", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileEvent", b =>
+                {
+                    b.Property<long>("EventId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("event_id");
+
+                    b.Property<long>("AttributedProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("attributed_profile_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("Timestamp")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("timestamp");
+
+                    b.HasKey("EventId")
+                        .HasName("pk_profile_events");
+
+                    b.HasIndex("ProfileId", "Timestamp")
+                        .HasDatabaseName("ix_profile_events_profile_id_timestamp");
+
+                    b.ToTable("profile_events", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileIdentifier", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("FirstSeenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("first_seen_at");
+
+                    b.Property<DateTime>("LastSeenAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_seen_at");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("type");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_profile_identifiers");
+
+                    b.HasIndex("ProfileId")
+                        .HasDatabaseName("ix_profile_identifiers_profile_id");
+
+                    b.HasIndex("TenantId", "Type", "Value")
+                        .IsUnique()
+                        .HasDatabaseName("ix_profile_identifiers_tenant_id_type_value");
+
+                    b.ToTable("profile_identifiers", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProjectorState", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_projector_state");
+
+                    b.ToTable("projector_state", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Identity.IdentifierType", b =>
+                {
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.PrimitiveCollection<List<string>>("BlockedValues")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("blocked_values");
+
+                    b.Property<int>("MaxPerProfile")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_per_profile");
+
+                    b.Property<string>("Normalizer")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("normalizer");
+
+                    b.PrimitiveCollection<List<string>>("Paths")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("paths");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("integer")
+                        .HasColumnName("priority");
+
+                    b.HasKey("TenantId", "Name")
+                        .HasName("pk_identifier_types");
+
+                    b.ToTable("identifier_types", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Ingestion.Sources.Source", b =>
                 {
                     b.HasOne("Meridian.Platform.Tenancy.Brand", null)
@@ -928,6 +1270,91 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_webhook_endpoints_brands_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.IdentityConflict", b =>
+                {
+                    b.HasOne("Meridian.Profiles.Data.Profile", "OtherProfile")
+                        .WithMany()
+                        .HasForeignKey("OtherProfileId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_identity_conflicts_profiles_other_profile_id");
+
+                    b.HasOne("Meridian.Profiles.Data.Profile", "Profile")
+                        .WithMany()
+                        .HasForeignKey("ProfileId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_identity_conflicts_profiles_profile_id");
+
+                    b.Navigation("OtherProfile");
+
+                    b.Navigation("Profile");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.IdentityMerge", b =>
+                {
+                    b.HasOne("Meridian.Profiles.Data.Profile", "KeptProfile")
+                        .WithMany()
+                        .HasForeignKey("KeptProfileId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_identity_merges_profiles_kept_profile_id");
+
+                    b.HasOne("Meridian.Profiles.Data.Profile", "MergedProfile")
+                        .WithMany()
+                        .HasForeignKey("MergedProfileId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_identity_merges_profiles_merged_profile_id");
+
+                    b.Navigation("KeptProfile");
+
+                    b.Navigation("MergedProfile");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.Profile", b =>
+                {
+                    b.HasOne("Meridian.Profiles.Data.Profile", "MergedInto")
+                        .WithMany()
+                        .HasForeignKey("MergedIntoId")
+                        .HasConstraintName("fk_profiles_profiles_merged_into_id");
+
+                    b.Navigation("MergedInto");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileEvent", b =>
+                {
+                    b.HasOne("Meridian.Profiles.Data.Profile", "Profile")
+                        .WithMany()
+                        .HasForeignKey("ProfileId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_profile_events_profiles_profile_id");
+
+                    b.Navigation("Profile");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileIdentifier", b =>
+                {
+                    b.HasOne("Meridian.Profiles.Data.Profile", "Profile")
+                        .WithMany()
+                        .HasForeignKey("ProfileId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_profile_identifiers_profiles_profile_id");
+
+                    b.Navigation("Profile");
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Identity.IdentifierType", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_identifier_types_brands_tenant_id");
                 });
 #pragma warning restore 612, 618
         }

@@ -1,0 +1,67 @@
+using System.Data.Common;
+using Meridian.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
+
+namespace Meridian.Ingestion.Tracking;
+
+/// <summary>An accepted message as other modules read it from the event log.</summary>
+public sealed record LoggedEvent(long Id, long TxId, long TenantId, long SourceId, string Type, string? Name, string? UserId,
+    string? AnonymousId, DateTime Timestamp, string Payload, string? BatchContext);
+
+/// <summary>A place in the event log. Ordered by (TxId, Id); TxId is always 0 on SQLite.</summary>
+public readonly record struct EventLogPosition(long TxId, long Id);
+
+/// <summary>
+/// The public way to read the event log in order, for consumers such as identity resolution. Reading in id order
+/// alone would skip events on PostgreSQL: ids are handed out when a transaction inserts, not when it commits, so a
+/// smaller id can become visible after a larger one. Each row therefore carries the id of the transaction that wrote
+/// it, and only transactions older than every transaction still running are read: nothing can appear behind them.
+/// (SQLite has one writer at a time, so its ids become visible in order.)
+/// </summary>
+public sealed class EventLog(MeridianDb db)
+{
+    public async Task<IReadOnlyList<LoggedEvent>> ReadAfterAsync(EventLogPosition after, int limit, CancellationToken ct)
+    {
+        var postgres = db.Database.IsNpgsql();
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+            command.CommandText = postgres
+                ? """
+                  SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context FROM events
+                   WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                   ORDER BY tx_id, id LIMIT @limit
+                  """
+                : """
+                  SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context FROM events
+                   WHERE id > @id ORDER BY id LIMIT @limit
+                  """;
+            Add(command, "tx", after.TxId);
+            Add(command, "id", after.Id);
+            Add(command, "limit", limit);
+            var events = new List<LoggedEvent>(limit);
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+                events.Add(new LoggedEvent(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetString(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
+                    reader.IsDBNull(7) ? null : reader.GetString(7), DateTime.SpecifyKind(reader.GetDateTime(8), DateTimeKind.Utc),
+                    reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10)));
+            return events;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    private static void Add(DbCommand command, string name, object value)
+    {
+        var p = command.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        command.Parameters.Add(p);
+    }
+}

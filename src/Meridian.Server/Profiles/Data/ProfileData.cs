@@ -1,0 +1,152 @@
+using Meridian.Platform.Tenancy;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Meridian.Profiles.Data;
+
+/// <summary>
+/// One customer. <see cref="Traits"/> holds each trait with its provenance as JSON
+/// (<c>{"city":{"v":"Hangzhou","t":"2026-...","s":12}}</c>): value, event time and source.
+/// A merged profile keeps its row, pointing at the survivor, so that old ids still resolve and a merge can be undone.
+/// </summary>
+public sealed class Profile : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long? MergedIntoId { get; set; }
+    public Profile? MergedInto { get; set; }
+    public string Traits { get; set; } = "{}";
+    public DateTime CreatedAt { get; init; }
+    public DateTime UpdatedAt { get; set; }
+    public DateTime? FirstSeenAt { get; set; }
+    public DateTime? LastSeenAt { get; set; }
+    public long EventCount { get; set; }
+}
+
+/// <summary>An identifier (normalised) and the one profile it belongs to in its brand.</summary>
+public sealed class ProfileIdentifier : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long ProfileId { get; set; }
+    public Profile? Profile { get; set; }
+    public required string Type { get; init; }
+    public required string Value { get; init; }
+    public long SourceId { get; init; }
+    public DateTime FirstSeenAt { get; init; }
+    public DateTime LastSeenAt { get; set; }
+}
+
+/// <summary>The timeline: which profile an event belongs to now, and which it was first attributed to (for splits).</summary>
+public sealed class ProfileEvent : ITenantOwned
+{
+    public long EventId { get; init; }
+    public long TenantId { get; init; }
+    public long ProfileId { get; set; }
+    public Profile? Profile { get; set; }
+    public long AttributedProfileId { get; set; }
+    public DateTime Timestamp { get; init; }
+}
+
+/// <summary>Every merge: the event and identifier that caused it, and what each side held before.</summary>
+public sealed class IdentityMerge : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long KeptProfileId { get; set; }
+    public Profile? KeptProfile { get; set; }
+    public long MergedProfileId { get; set; }
+    public Profile? MergedProfile { get; set; }
+    public long? EventId { get; init; }
+    public required string IdentifierType { get; init; }
+    public required string IdentifierValue { get; init; }
+    public required string KeptSnapshot { get; init; }
+    public required string MergedSnapshot { get; init; }
+    public DateTime MergedAt { get; init; }
+    public DateTime? UndoneAt { get; set; }
+}
+
+/// <summary>An event whose identifiers pointed at two profiles that may not merge (e.g. two user ids on one shared device).</summary>
+public sealed class IdentityConflict : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long EventId { get; init; }
+    public long ProfileId { get; set; }
+    public Profile? Profile { get; set; }
+    public long? OtherProfileId { get; set; }
+    public Profile? OtherProfile { get; set; }
+    public required string IdentifierType { get; init; }
+    public required string IdentifierValue { get; init; }
+    public required string Reason { get; init; }
+    public DateTime At { get; init; }
+}
+
+/// <summary>Where the profile projector has got to in the event log, and which node holds it.</summary>
+public sealed class ProjectorState
+{
+    public required string Name { get; init; }
+    public long PositionTx { get; set; }
+    public long PositionId { get; set; }
+    public string? LeaseOwner { get; set; }
+    public DateTime? LeaseUntil { get; set; }
+}
+
+internal sealed class ProfileMaps :
+    IEntityTypeConfiguration<Profile>, IEntityTypeConfiguration<ProfileIdentifier>, IEntityTypeConfiguration<ProfileEvent>,
+    IEntityTypeConfiguration<IdentityMerge>, IEntityTypeConfiguration<IdentityConflict>, IEntityTypeConfiguration<ProjectorState>
+{
+    public void Configure(EntityTypeBuilder<Profile> b)
+    {
+        b.ToTable("profiles");
+        b.HasIndex(x => x.TenantId);
+        b.HasOne(x => x.MergedInto).WithMany().HasForeignKey(x => x.MergedIntoId);
+    }
+
+    public void Configure(EntityTypeBuilder<ProfileIdentifier> b)
+    {
+        b.ToTable("profile_identifiers");
+        b.HasIndex(x => new { x.TenantId, x.Type, x.Value }).IsUnique();
+        b.HasOne(x => x.Profile).WithMany().HasForeignKey(x => x.ProfileId);
+        b.Property(x => x.Type).HasMaxLength(64);
+        b.Property(x => x.Value).HasMaxLength(500);
+    }
+
+    public void Configure(EntityTypeBuilder<ProfileEvent> b)
+    {
+        b.ToTable("profile_events");
+        b.HasKey(x => x.EventId);
+        b.Property(x => x.EventId).ValueGeneratedNever();
+        b.HasOne(x => x.Profile).WithMany().HasForeignKey(x => x.ProfileId);
+        b.HasIndex(x => new { x.ProfileId, x.Timestamp });
+    }
+
+    public void Configure(EntityTypeBuilder<IdentityMerge> b)
+    {
+        b.ToTable("identity_merges");
+        b.HasIndex(x => new { x.TenantId, x.Id });
+        b.HasOne(x => x.KeptProfile).WithMany().HasForeignKey(x => x.KeptProfileId).OnDelete(DeleteBehavior.Restrict);
+        b.HasOne(x => x.MergedProfile).WithMany().HasForeignKey(x => x.MergedProfileId).OnDelete(DeleteBehavior.Restrict);
+        b.Property(x => x.IdentifierType).HasMaxLength(64);
+        b.Property(x => x.IdentifierValue).HasMaxLength(500);
+    }
+
+    public void Configure(EntityTypeBuilder<IdentityConflict> b)
+    {
+        b.ToTable("identity_conflicts");
+        b.HasIndex(x => new { x.TenantId, x.Id });
+        b.HasOne(x => x.Profile).WithMany().HasForeignKey(x => x.ProfileId).OnDelete(DeleteBehavior.Restrict);
+        b.HasOne(x => x.OtherProfile).WithMany().HasForeignKey(x => x.OtherProfileId).OnDelete(DeleteBehavior.Restrict);
+        b.Property(x => x.IdentifierType).HasMaxLength(64);
+        b.Property(x => x.IdentifierValue).HasMaxLength(500);
+        b.Property(x => x.Reason).HasMaxLength(64);
+    }
+
+    public void Configure(EntityTypeBuilder<ProjectorState> b)
+    {
+        b.ToTable("projector_state");
+        b.HasKey(x => x.Name);
+        b.Property(x => x.Name).HasMaxLength(64);
+        b.Property(x => x.LeaseOwner).HasMaxLength(100);
+    }
+}

@@ -1,0 +1,278 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Meridian.Data;
+using Meridian.Ingestion.Tracking;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Profiles.Identity;
+
+/// <summary>
+/// ID-Mapping: attributes each event to one profile by its identifiers, creating, extending and merging profiles as
+/// the brand's identifier rules allow, and folding the event's traits into the profile. Works on a batch of events in
+/// one unit of work; the caller saves and commits it together with its place in the event log.
+/// </summary>
+public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
+{
+    private readonly Dictionary<(long Tenant, string Type, string Value), ProfileIdentifier> owners = [];
+    private readonly Dictionary<Profile, List<ProfileIdentifier>> identifiersOf = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<Profile, JsonObject> traitsOf = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<long, Profile> profilesById = [];
+    private readonly Dictionary<long, (IReadOnlyList<IdentifierType> Types, string Region)> rules = [];
+    private readonly List<ProfileEvent> attributed = [];
+
+    public sealed record Extracted(IdentifierType Type, string Value);
+
+    public async Task ResolveAsync(IReadOnlyList<LoggedEvent> events, CancellationToken ct)
+    {
+        var parsed = new List<(LoggedEvent Event, JsonElement Message, JsonElement? BatchContext, List<Extracted> Ids)>(events.Count);
+        foreach (var tenant in events.Select(e => e.TenantId).Distinct()) await LoadRulesAsync(tenant, ct);
+        foreach (var e in events)
+        {
+            var message = JsonDocument.Parse(e.Payload).RootElement;
+            JsonElement? batchContext = e.BatchContext is null ? null : JsonDocument.Parse(e.BatchContext).RootElement;
+            parsed.Add((e, message, batchContext, Extract(rules[e.TenantId], message, batchContext)));
+        }
+        await LoadOwnersAsync(parsed.SelectMany(p => p.Ids.Select(i => (p.Event.TenantId, i.Type.Name, i.Value))).ToList(), ct);
+
+        foreach (var (e, message, batchContext, ids) in parsed)
+        {
+            if (ids.Count == 0) continue; // nothing to tell whose it is: stays in the log, unattributed
+            var profile = Attribute(e, ids);
+            var link = new ProfileEvent { EventId = e.Id, TenantId = e.TenantId, Profile = profile, Timestamp = e.Timestamp };
+            attributed.Add(link);
+            db.Add(link);
+            profile.EventCount++;
+            profile.FirstSeenAt = profile.FirstSeenAt is { } first && first <= e.Timestamp ? first : e.Timestamp;
+            profile.LastSeenAt = profile.LastSeenAt is { } last && last >= e.Timestamp ? last : e.Timestamp;
+            profile.UpdatedAt = time.GetUtcNow().UtcDateTime;
+            ApplyTraits(profile, e, message);
+        }
+        foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString();
+    }
+
+    /// <summary>After SaveChanges: events keep the profile they were first attributed to, for a later split.</summary>
+    public void RecordAttribution()
+    {
+        foreach (var link in attributed.Where(l => l.AttributedProfileId == 0)) link.AttributedProfileId = link.ProfileId;
+    }
+
+    private async Task LoadRulesAsync(long tenantId, CancellationToken ct)
+    {
+        if (rules.ContainsKey(tenantId)) return;
+        var configured = await db.Set<IdentifierType>().Where(t => t.TenantId == tenantId).ToListAsync(ct);
+        var region = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => b.DefaultPhoneRegion).SingleOrDefaultAsync(ct) ?? "CN";
+        rules[tenantId] = ((configured.Count > 0 ? configured : DefaultIdentifierTypes.For(tenantId)).OrderBy(t => t.Priority).ToList(), region);
+    }
+
+    /// <summary>The event's identifiers, normalised, blocked values dropped, strongest first.</summary>
+    public static List<Extracted> Extract((IReadOnlyList<IdentifierType> Types, string Region) rules, JsonElement message, JsonElement? batchContext)
+    {
+        var found = new List<Extracted>();
+        foreach (var type in rules.Types)
+        {
+            foreach (var path in type.Paths)
+            {
+                var raw = Read(message, path) ?? (path.StartsWith("context.", StringComparison.Ordinal) && batchContext is { } bc ? Read(bc, path["context.".Length..]) : null);
+                if (raw is null || type.BlockedValues.Contains(raw.Trim(), StringComparer.OrdinalIgnoreCase)) continue;
+                var value = Normalizers.Normalize(type.Normalizer, raw, rules.Region);
+                if (value is not null && !found.Any(f => f.Type.Name == type.Name && f.Value == value)) found.Add(new Extracted(type, value));
+            }
+        }
+        return found;
+    }
+
+    private static string? Read(JsonElement element, string path)
+    {
+        foreach (var part in path.Split('.'))
+        {
+            if (element.ValueKind != JsonValueKind.Object || !element.TryGetProperty(part, out element)) return null;
+        }
+        return element.ValueKind switch
+        {
+            JsonValueKind.String => element.GetString(),
+            JsonValueKind.Number => element.GetRawText(),
+            _ => null,
+        };
+    }
+
+    private async Task LoadOwnersAsync(List<(long Tenant, string Type, string Value)> keys, CancellationToken ct)
+    {
+        foreach (var chunk in keys.Where(k => !owners.ContainsKey(k)).Distinct().Chunk(500))
+        {
+            var tenants = chunk.Select(k => k.Tenant).Distinct().ToArray();
+            var values = chunk.Select(k => k.Value).Distinct().ToArray();
+            var rows = await db.Set<ProfileIdentifier>().Where(i => tenants.Contains(i.TenantId) && values.Contains(i.Value)).ToListAsync(ct);
+            foreach (var row in rows) owners.TryAdd((row.TenantId, row.Type, row.Value), row);
+        }
+        var profileIds = owners.Values.Select(o => o.ProfileId).Where(id => !profilesById.ContainsKey(id)).Distinct().ToArray();
+        foreach (var chunk in profileIds.Chunk(500))
+        {
+            foreach (var profile in await db.Set<Profile>().Where(p => chunk.Contains(p.Id)).ToListAsync(ct)) profilesById[profile.Id] = profile;
+            var all = await db.Set<ProfileIdentifier>().Where(i => chunk.Contains(i.ProfileId)).ToListAsync(ct);
+            foreach (var identifier in all)
+            {
+                owners.TryAdd((identifier.TenantId, identifier.Type, identifier.Value), identifier);
+                identifier.Profile = profilesById[identifier.ProfileId];
+            }
+            foreach (var group in all.GroupBy(i => i.ProfileId)) identifiersOf[profilesById[group.Key]] = group.ToList();
+        }
+        foreach (var owner in owners.Values) owner.Profile ??= profilesById.GetValueOrDefault(owner.ProfileId);
+    }
+
+    private Profile Attribute(LoggedEvent e, List<Extracted> ids)
+    {
+        Profile? OwnerOf(Extracted id) => owners.GetValueOrDefault((e.TenantId, id.Type.Name, id.Value))?.Profile;
+
+        // The strongest identifier decides. If nobody owns it yet, it may join the profile the other identifiers point
+        // to, unless that profile already has its fill of that type (a second user id on a shared device is a second person).
+        var strongest = ids[0];
+        var primary = OwnerOf(strongest);
+        if (primary is null)
+        {
+            primary = ids.Skip(1).Select(OwnerOf).FirstOrDefault(p => p is not null);
+            if (primary is null || Count(primary, strongest.Type.Name) >= strongest.Type.MaxPerProfile) primary = NewProfile(e);
+        }
+
+        foreach (var id in ids)
+        {
+            var owner = OwnerOf(id);
+            if (owner is null)
+            {
+                if (Count(primary, id.Type.Name) < id.Type.MaxPerProfile) Attach(primary, id, e);
+                else Conflict(e, primary, null, id, "limit_reached");
+            }
+            else if (!ReferenceEquals(owner, primary))
+            {
+                if (CanMerge(primary, owner, e.TenantId)) primary = Merge(primary, owner, e, id);
+                else Conflict(e, primary, owner, id, "merge_not_allowed");
+            }
+            else
+            {
+                var known = owners[(e.TenantId, id.Type.Name, id.Value)];
+                if (e.Timestamp > known.LastSeenAt) known.LastSeenAt = e.Timestamp;
+            }
+        }
+        return primary;
+    }
+
+    private int Count(Profile profile, string type) => identifiersOf.TryGetValue(profile, out var list) ? list.Count(i => i.Type == type) : 0;
+
+    private bool CanMerge(Profile a, Profile b, long tenantId) =>
+        rules[tenantId].Types.All(type =>
+            identifiersOf.GetValueOrDefault(a, []).Concat(identifiersOf.GetValueOrDefault(b, []))
+                .Where(i => i.Type == type.Name).Select(i => i.Value).Distinct().Count() <= type.MaxPerProfile);
+
+    private Profile NewProfile(LoggedEvent e)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var profile = new Profile { TenantId = e.TenantId, CreatedAt = now, UpdatedAt = now };
+        db.Add(profile);
+        identifiersOf[profile] = [];
+        return profile;
+    }
+
+    private void Attach(Profile profile, Extracted id, LoggedEvent e)
+    {
+        var identifier = new ProfileIdentifier
+        {
+            TenantId = e.TenantId, Profile = profile, Type = id.Type.Name, Value = id.Value, SourceId = e.SourceId,
+            FirstSeenAt = e.Timestamp, LastSeenAt = e.Timestamp,
+        };
+        db.Add(identifier);
+        owners[(e.TenantId, id.Type.Name, id.Value)] = identifier;
+        identifiersOf.TryAdd(profile, []);
+        identifiersOf[profile].Add(identifier);
+    }
+
+    /// <summary>Merges two profiles into the older one (so ids already handed to front ends keep working) and records it.</summary>
+    private Profile Merge(Profile a, Profile b, LoggedEvent e, Extracted cause)
+    {
+        var (kept, merged) = Older(a, b) ? (a, b) : (b, a);
+        var keptIds = identifiersOf.GetValueOrDefault(kept, []);
+        var mergedIds = identifiersOf.GetValueOrDefault(merged, []);
+        db.Add(new IdentityMerge
+        {
+            TenantId = e.TenantId, KeptProfile = kept, MergedProfile = merged, EventId = e.Id, IdentifierType = cause.Type.Name, IdentifierValue = cause.Value,
+            KeptSnapshot = Snapshot(kept, keptIds), MergedSnapshot = Snapshot(merged, mergedIds), MergedAt = time.GetUtcNow().UtcDateTime,
+        });
+        foreach (var identifier in mergedIds) identifier.Profile = kept;
+        keptIds.AddRange(mergedIds);
+        identifiersOf[kept] = keptIds;
+        identifiersOf[merged] = [];
+        foreach (var link in attributed.Where(l => ReferenceEquals(l.Profile, merged))) link.Profile = kept;
+        if (merged.Id != 0) pendingMoves.Add((merged, kept));
+
+        var keptTraits = TraitsOf(kept);
+        foreach (var (name, value) in TraitsOf(merged))
+            if (value is not null && (keptTraits[name] is not { } keptValue || Later(value, keptValue))) keptTraits[name] = value.DeepClone();
+        traitsOf[merged] = [];
+        kept.EventCount += merged.EventCount;
+        kept.FirstSeenAt = Min(kept.FirstSeenAt, merged.FirstSeenAt);
+        kept.LastSeenAt = Max(kept.LastSeenAt, merged.LastSeenAt);
+        merged.EventCount = 0;
+        merged.MergedInto = kept;
+        return kept;
+    }
+
+    private readonly List<(Profile From, Profile To)> pendingMoves = [];
+
+    /// <summary>After SaveChanges (so new profiles have ids): move the stored timeline of merged profiles.</summary>
+    public async Task MoveMergedTimelinesAsync(CancellationToken ct)
+    {
+        foreach (var (from, to) in pendingMoves)
+        {
+            var fromId = from.Id;
+            var toId = to.Id;
+            await db.Set<ProfileEvent>().Where(pe => pe.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(pe => pe.ProfileId, toId), ct);
+        }
+        pendingMoves.Clear();
+    }
+
+    private static bool Older(Profile a, Profile b) => a.Id != 0 && (b.Id == 0 || a.Id < b.Id) || (a.Id == 0 && b.Id == 0 && a.CreatedAt <= b.CreatedAt);
+
+    private static DateTime? Min(DateTime? a, DateTime? b) => a is null ? b : b is null ? a : a < b ? a : b;
+
+    private static DateTime? Max(DateTime? a, DateTime? b) => a is null ? b : b is null ? a : a > b ? a : b;
+
+    private string Snapshot(Profile profile, List<ProfileIdentifier> ids) => new JsonObject
+    {
+        ["identifiers"] = new JsonArray([.. ids.Select(i => (JsonNode)new JsonObject { ["type"] = i.Type, ["value"] = i.Value })]),
+        ["traits"] = TraitsOf(profile).DeepClone(),
+        ["eventCount"] = profile.EventCount,
+    }.ToJsonString();
+
+    private void Conflict(LoggedEvent e, Profile attachedTo, Profile? other, Extracted id, string reason) =>
+        db.Add(new IdentityConflict
+        {
+            TenantId = e.TenantId, EventId = e.Id, Profile = attachedTo, OtherProfile = other, IdentifierType = id.Type.Name,
+            IdentifierValue = id.Value, Reason = reason, At = time.GetUtcNow().UtcDateTime,
+        });
+
+    private JsonObject TraitsOf(Profile profile)
+    {
+        if (!traitsOf.TryGetValue(profile, out var traits))
+            traitsOf[profile] = traits = JsonNode.Parse(profile.Traits)?.AsObject() ?? [];
+        return traits;
+    }
+
+    /// <summary>Latest by event time wins, per trait; each keeps its value, time and source.</summary>
+    private void ApplyTraits(Profile profile, LoggedEvent e, JsonElement message)
+    {
+        JsonElement traits;
+        if (e.Type == "identify" ? !message.TryGetProperty("traits", out traits)
+            : !(message.TryGetProperty("context", out var context) && context.ValueKind == JsonValueKind.Object && context.TryGetProperty("traits", out traits)))
+            return;
+        if (traits.ValueKind != JsonValueKind.Object) return;
+        var current = TraitsOf(profile);
+        foreach (var trait in traits.EnumerateObject())
+        {
+            var incoming = new JsonObject { ["v"] = JsonNode.Parse(trait.Value.GetRawText()), ["t"] = e.Timestamp, ["s"] = e.SourceId };
+            if (!current.TryGetPropertyValue(trait.Name, out var existing) || existing is null || !Later(existing, incoming))
+                current[trait.Name] = incoming;
+        }
+    }
+
+    private static bool Later(JsonNode a, JsonNode b) => a["t"]!.GetValue<DateTime>() > b["t"]!.GetValue<DateTime>();
+}

@@ -1,0 +1,95 @@
+using Meridian.Data;
+using Meridian.Ingestion.Tracking;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Meridian.Profiles.Identity;
+
+public sealed class ProjectorOptions
+{
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(200);
+    public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
+    public int BatchSize { get; set; } = 500;
+    public bool Enabled { get; set; } = true;
+    public string? NodeName { get; set; }
+}
+
+/// <summary>
+/// Follows the event log and resolves identities, one batch per transaction: the profile changes and the new log
+/// position commit together, so a crash neither loses nor repeats an event. One node at a time holds the projector's
+/// lease; the others stand by and take over when it lapses.
+/// </summary>
+internal sealed class ProfileProjector(IServiceScopeFactory scopes, IOptions<ProjectorOptions> options, TimeProvider time, ILogger<ProfileProjector> logger)
+    : BackgroundService
+{
+    public const string Name = "profiles";
+    private readonly ProjectorOptions opts = options.Value;
+    private readonly string node = options.Value.NodeName ?? $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!opts.Enabled) return;
+        using var timer = new PeriodicTimer(opts.PollInterval, time);
+        do
+        {
+            try
+            {
+                while (await RunOnceAsync(stoppingToken) > 0) { }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "Profile projection failed; retrying on the next tick");
+            }
+        } while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    /// <summary>Projects one batch if this node holds (or can take) the lease. Returns the number of events read.</summary>
+    internal async Task<int> RunOnceAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        var now = time.GetUtcNow().UtcDateTime;
+        if (!await TakeLeaseAsync(db, now, ct)) return 0;
+
+        var state = await db.Set<ProjectorState>().AsNoTracking().SingleAsync(s => s.Name == Name, ct);
+        var events = await scope.ServiceProvider.GetRequiredService<EventLog>()
+            .ReadAfterAsync(new EventLogPosition(state.PositionTx, state.PositionId), opts.BatchSize, ct);
+        if (events.Count == 0) return 0;
+
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var resolver = new IdentityResolver(db, time);
+        await resolver.ResolveAsync(events, ct);
+        await db.SaveChangesAsync(ct);
+        await resolver.MoveMergedTimelinesAsync(ct);
+        resolver.RecordAttribution();
+        await db.SaveChangesAsync(ct);
+        var last = events[^1];
+        // Advance only while still holding the lease: a node that lost it (paused past its lease) must not commit.
+        var advanced = await db.Set<ProjectorState>().Where(s => s.Name == Name && s.LeaseOwner == node)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.PositionTx, last.TxId).SetProperty(x => x.PositionId, last.Id)
+                .SetProperty(x => x.LeaseUntil, time.GetUtcNow().UtcDateTime + opts.Lease), ct);
+        if (advanced == 0)
+        {
+            await transaction.RollbackAsync(ct);
+            return 0;
+        }
+        await transaction.CommitAsync(ct);
+        return events.Count;
+    }
+
+    private async Task<bool> TakeLeaseAsync(MeridianDb db, DateTime now, CancellationToken ct)
+    {
+        await db.Database.ExecuteSqlAsync($"INSERT INTO projector_state (name, position_tx, position_id) VALUES ({Name}, 0, 0) ON CONFLICT (name) DO NOTHING", ct);
+        var until = now + opts.Lease;
+        return await db.Set<ProjectorState>()
+            .Where(s => s.Name == Name && (s.LeaseOwner == node || s.LeaseUntil == null || s.LeaseUntil < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.LeaseOwner, node).SetProperty(x => x.LeaseUntil, until), ct) == 1;
+    }
+}

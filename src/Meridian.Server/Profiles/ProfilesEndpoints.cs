@@ -1,0 +1,160 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Platform.Access;
+using Meridian.Platform.Audit;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles.Data;
+using Meridian.Profiles.Identity;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Profiles;
+
+public sealed record IdentifierDto(string Type, string Value, DateTime FirstSeenAt, DateTime LastSeenAt);
+
+public sealed record TraitSourceDto(long SourceId, DateTime At);
+
+public sealed record ProfileDto(long Id, long BrandId, IReadOnlyList<IdentifierDto> Identifiers, IReadOnlyDictionary<string, JsonNode?> Traits,
+    IReadOnlyDictionary<string, TraitSourceDto> TraitSources, DateTime? FirstSeenAt, DateTime? LastSeenAt, long EventCount, DateTime CreatedAt,
+    DateTime UpdatedAt);
+
+public sealed record IdentifierTypeDto(
+    [property: Required, RegularExpression("^[a-z][a-z0-9_]{0,63}$", ErrorMessage = "Use lower-case letters, digits and '_'.")] string Name,
+    [property: Range(1, 1000)] int Priority,
+    [property: Range(1, 1000)] int MaxPerProfile,
+    [property: Required, RegularExpression("^(trim|phone|email)$", ErrorMessage = "Use trim, phone or email.")] string Normalizer,
+    [property: Required, MinLength(1)] List<string> Paths,
+    List<string>? BlockedValues);
+
+public sealed record MergeDto(long Id, long KeptProfileId, long MergedProfileId, long? EventId, string IdentifierType, string IdentifierValue, DateTime MergedAt, DateTime? UndoneAt);
+
+public sealed record ConflictDto(long Id, long EventId, long ProfileId, long? OtherProfileId, string IdentifierType, string IdentifierValue, string Reason, DateTime At);
+
+/// <summary>The unified profile: get, look up by any identifier, the identity rules, and the merge and conflict log.</summary>
+public static class ProfilesEndpoints
+{
+    private static readonly HashSet<string> PiiTraits = ["email", "phone", "mobile", "name", "first_name", "last_name", "firstName", "lastName", "address", "birthday", "id_card"];
+
+    public static IEndpointRouteBuilder MapProfileRoutes(this IEndpointRouteBuilder app)
+    {
+        var profiles = app.MapGroup("/api/v1/profiles").WithTags("Profiles").RequireAuthorization(Permissions.ProfilesRead);
+        profiles.MapGet("/lookup", Lookup);
+        profiles.MapGet("/{id}", Get);
+        var identity = app.MapGroup("/api/v1/identity").WithTags("Identity");
+        identity.MapGet("/types", Types).RequireAuthorization(Permissions.ProfilesRead).RequireBrand();
+        identity.MapPut("/types", ReplaceTypes).RequireAuthorization(Permissions.PlatformAdmin).RequireBrand();
+        identity.MapGet("/merges", Merges).RequireAuthorization(Permissions.ProfilesRead);
+        identity.MapGet("/conflicts", Conflicts).RequireAuthorization(Permissions.ProfilesRead);
+        return app;
+    }
+
+    public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Get(long id, HttpContext http, MeridianDb db, CancellationToken ct)
+    {
+        // A merged profile's id keeps working: it answers with the profile it became part of.
+        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
+        for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
+            profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
+        return profile is null ? Problems.NotFound($"Profile {id}") : TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+    }
+
+    public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> Lookup(
+        [FromQuery, Required, StringLength(64)] string type, [FromQuery, Required, StringLength(500)] string value,
+        HttpContext http, MeridianDb db, TenantScope tenant, CancellationToken ct)
+    {
+        if (tenant.ReadableBrandIds is not [var brandId])
+            return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
+                detail: "Identifiers belong to a brand: a group-level key names it with the 'Meridian-Brand' header.");
+        var types = await db.Set<IdentifierType>().Where(t => t.TenantId == brandId).ToListAsync(ct);
+        var rule = (types.Count > 0 ? types : DefaultIdentifierTypes.For(brandId)).FirstOrDefault(t => t.Name == type);
+        if (rule is null) return Problems.Validation("type", $"'{type}' is not an identifier type of this brand.");
+        var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
+        var normalized = Normalizers.Normalize(rule.Normalizer, value, region);
+        if (normalized is null) return Problems.Validation("value", $"The value is not a valid {type}.");
+
+        var owner = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.TenantId == brandId && i.Type == type && i.Value == normalized)
+            .Select(i => i.ProfileId).SingleOrDefaultAsync(ct);
+        var profile = owner == 0 ? null : await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == owner, ct);
+        return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+    }
+
+    private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);
+
+    private static async Task<ProfileDto> ToDtoAsync(MeridianDb db, Profile profile, bool pii, CancellationToken ct)
+    {
+        var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
+        var traits = new Dictionary<string, JsonNode?>();
+        var sources = new Dictionary<string, TraitSourceDto>();
+        foreach (var (name, node) in JsonNode.Parse(profile.Traits)!.AsObject())
+        {
+            if (node is null) continue;
+            traits[name] = pii || !PiiTraits.Contains(name) ? node["v"]?.DeepClone() : JsonValue.Create(Mask(name, node["v"]));
+            sources[name] = new TraitSourceDto(node["s"]!.GetValue<long>(), node["t"]!.GetValue<DateTime>());
+        }
+        return new ProfileDto(profile.Id, profile.TenantId,
+            identifiers.Select(i => new IdentifierDto(i.Type, pii ? i.Value : MaskIdentifier(i.Type, i.Value), i.FirstSeenAt, i.LastSeenAt)).ToList(),
+            traits, sources, profile.FirstSeenAt, profile.LastSeenAt, profile.EventCount, profile.CreatedAt, profile.UpdatedAt);
+    }
+
+    private static string MaskIdentifier(string type, string value) => type switch
+    {
+        "email" => Pii.MaskEmail(value),
+        "phone" => Pii.MaskPhone(value),
+        _ => value,
+    };
+
+    private static string Mask(string trait, JsonNode? value)
+    {
+        var text = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
+        return trait switch
+        {
+            "email" => Pii.MaskEmail(text),
+            "phone" or "mobile" => Pii.MaskPhone(text),
+            _ => text.Length == 0 ? "" : text[..1] + "**",
+        };
+    }
+
+    public static async Task<Ok<List<IdentifierTypeDto>>> Types(MeridianDb db, TenantScope tenant, CancellationToken ct)
+    {
+        var types = await db.Set<IdentifierType>().Where(t => t.TenantId == tenant.Brand).ToListAsync(ct);
+        return TypedResults.Ok((types.Count > 0 ? types : DefaultIdentifierTypes.For(tenant.Brand)).OrderBy(t => t.Priority)
+            .Select(t => new IdentifierTypeDto(t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues)).ToList());
+    }
+
+    /// <summary>Replaces the brand's identifier rules as a whole; they apply to events processed from now on.</summary>
+    public static async Task<Results<Ok<List<IdentifierTypeDto>>, ValidationProblem>> ReplaceTypes(
+        List<IdentifierTypeDto> types, MeridianDb db, TenantScope tenant, AuditLog audit, CancellationToken ct)
+    {
+        if (types.Count == 0) return Problems.Validation("$", "Give at least one identifier type.");
+        if (types.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1) is { } twice) return Problems.Validation("name", $"'{twice.Key}' is listed twice.");
+        var before = (await Types(db, tenant, ct)).Value;
+        await db.Set<IdentifierType>().Where(t => t.TenantId == tenant.Brand).ExecuteDeleteAsync(ct);
+        db.AddRange(types.Select(t => new IdentifierType
+        {
+            TenantId = tenant.Brand, Name = t.Name, Priority = t.Priority, MaxPerProfile = t.MaxPerProfile, Normalizer = t.Normalizer,
+            Paths = t.Paths, BlockedValues = t.BlockedValues ?? [.. DefaultIdentifierTypes.Blocked],
+        }));
+        audit.Record(tenant.Brand, () => new AuditChange("identity.types-replaced", "identifier-types", tenant.Brand, before, types));
+        await db.SaveChangesAsync(ct);
+        return await Types(db, tenant, ct) is var ok ? ok : throw new InvalidOperationException();
+    }
+
+    public static async Task<Ok<Page<MergeDto>>> Merges([AsParameters] PageRequest page, [FromQuery] long? profileId, MeridianDb db, CancellationToken ct)
+    {
+        var query = db.Set<IdentityMerge>().Where(m => m.Id > page.After);
+        if (profileId is { } pid) query = query.Where(m => m.KeptProfileId == pid || m.MergedProfileId == pid);
+        var rows = await query.OrderBy(m => m.Id).Take(page.Take + 1)
+            .Select(m => new MergeDto(m.Id, m.KeptProfileId, m.MergedProfileId, m.EventId, m.IdentifierType, m.IdentifierValue, m.MergedAt, m.UndoneAt)).ToListAsync(ct);
+        return TypedResults.Ok(page.ToPage(rows, m => m.Id));
+    }
+
+    public static async Task<Ok<Page<ConflictDto>>> Conflicts([AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+    {
+        var rows = await db.Set<IdentityConflict>().Where(c => c.Id > page.After).OrderBy(c => c.Id).Take(page.Take + 1)
+            .Select(c => new ConflictDto(c.Id, c.EventId, c.ProfileId, c.OtherProfileId, c.IdentifierType, c.IdentifierValue, c.Reason, c.At)).ToListAsync(ct);
+        return TypedResults.Ok(page.ToPage(rows, c => c.Id));
+    }
+}

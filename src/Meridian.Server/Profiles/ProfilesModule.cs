@@ -1,0 +1,19 @@
+using Meridian.Ingestion.Tracking;
+using Meridian.Profiles.Identity;
+
+namespace Meridian.Profiles;
+
+/// <summary>Profiles: ID-Mapping over the event log, the unified profile and its lookup by any identifier.</summary>
+public static class ProfilesModule
+{
+    public static IHostApplicationBuilder AddProfiles(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<EventLog>();
+        builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
+        builder.Services.AddSingleton<ProfileProjector>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapProfiles(this IEndpointRouteBuilder app) => app.MapProfileRoutes();
+}

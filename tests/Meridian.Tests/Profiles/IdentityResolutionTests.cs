@@ -1,0 +1,187 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Meridian.Hosting;
+using Meridian.Tests.Infrastructure;
+
+namespace Meridian.Tests.Profiles;
+
+/// <summary>ID-Mapping end to end: events in through the tracking API, profiles out through lookup by any identifier.</summary>
+public abstract class IdentityResolutionTests(MeridianAppFixture app)
+{
+    private sealed record Brand(TestBrand Test, HttpClient Tracker);
+
+    private async Task<Brand> NewBrandAsync()
+    {
+        var brand = await app.NewBrandAsync();
+        var created = await brand.Client.PostAsJsonAsync("/api/v1/sources", new { name = "app", channel = "app" }).ReadAsync<JsonElement>();
+        var tracker = app.CreateClient();
+        tracker.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes(created.GetProperty("writeKey").GetString() + ":")));
+        return new Brand(brand, tracker);
+    }
+
+    private static async Task SendAsync(Brand brand, params object[] messages) =>
+        await brand.Tracker.PostAsJsonAsync("/v1/batch", new { batch = messages }).ReadAsync<JsonElement>();
+
+    /// <summary>Waits for the projector to reflect an identifier (the log is processed asynchronously, within a second or so).</summary>
+    private static async Task<JsonElement> LookupAsync(HttpClient client, string type, string value, Func<JsonElement, bool>? until = null)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            using var response = await client.GetAsync($"/api/v1/profiles/lookup?type={type}&value={Uri.EscapeDataString(value)}");
+            if (response.StatusCode == HttpStatusCode.OK)
+            {
+                var profile = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+                if (until is null || until(profile)) return profile;
+            }
+            if (attempt > 150) Assert.Fail($"lookup {type}={value}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            await Task.Delay(100);
+        }
+    }
+
+    private static IEnumerable<(string, string)> Identifiers(JsonElement profile) =>
+        profile.GetProperty("identifiers").EnumerateArray().Select(i => (i.GetProperty("type").GetString()!, i.GetProperty("value").GetString()!));
+
+    [Fact]
+    public async Task Identifiers_are_normalised_so_any_written_form_finds_the_customer()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "u-1", traits = new { phone = "+86 138 1234 5678", email = " Zhang.Wei@Example.COM ", name = "张伟" } });
+
+        var profile = await LookupAsync(b.Test.Client, "phone", "138-1234-5678");
+        Assert.Contains(("phone", "+8613812345678"), Identifiers(profile));
+        Assert.Contains(("email", "zhang.wei@example.com"), Identifiers(profile));
+        Assert.Contains(("user_id", "u-1"), Identifiers(profile));
+        Assert.Equal("张伟", profile.GetProperty("traits").GetProperty("name").GetString());
+        var byEmail = await LookupAsync(b.Test.Client, "email", "ZHANG.WEI@example.com");
+        Assert.Equal(profile.GetProperty("id").GetInt64(), byEmail.GetProperty("id").GetInt64());
+    }
+
+    [Fact]
+    public async Task Anonymous_activity_becomes_part_of_the_customer_once_identified()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "page", anonymousId = "anon-7", name = "Home" }, new { type = "track", anonymousId = "anon-7", @event = "Product Viewed" });
+        var anonymous = await LookupAsync(b.Test.Client, "anonymous_id", "anon-7");
+
+        await SendAsync(b, new { type = "identify", userId = "u-7", anonymousId = "anon-7", traits = new { email = "seven@example.com" } });
+
+        var customer = await LookupAsync(b.Test.Client, "user_id", "u-7");
+        Assert.Equal(anonymous.GetProperty("id").GetInt64(), customer.GetProperty("id").GetInt64());
+        Assert.Equal(3, customer.GetProperty("eventCount").GetInt64());
+    }
+
+    [Fact]
+    public async Task An_event_carrying_identifiers_of_two_profiles_merges_them_and_records_why()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "u-9", traits = new { email = "nine@example.com" } });
+        var known = await LookupAsync(b.Test.Client, "user_id", "u-9");
+        await SendAsync(b, new { type = "identify", anonymousId = "store-visit-1", traits = new { phone = "13900000009", city = "Hangzhou" } });
+        var walkIn = await LookupAsync(b.Test.Client, "phone", "13900000009");
+        Assert.NotEqual(known.GetProperty("id").GetInt64(), walkIn.GetProperty("id").GetInt64());
+
+        await SendAsync(b, new { type = "identify", userId = "u-9", traits = new { phone = "139-0000-0009" } });
+
+        var merged = await LookupAsync(b.Test.Client, "phone", "13900000009", p => p.GetProperty("id").GetInt64() == known.GetProperty("id").GetInt64());
+        Assert.Contains(("anonymous_id", "store-visit-1"), Identifiers(merged));
+        Assert.Equal("Hangzhou", merged.GetProperty("traits").GetProperty("city").GetString());
+        var oldId = await b.Test.Client.GetAsync($"/api/v1/profiles/{walkIn.GetProperty("id").GetInt64()}").ReadAsync<JsonElement>();
+        Assert.Equal(known.GetProperty("id").GetInt64(), oldId.GetProperty("id").GetInt64());
+
+        var merges = await b.Test.Client.GetAsync("/api/v1/identity/merges").ReadAsync<JsonElement>();
+        var merge = Assert.Single(merges.GetProperty("items").EnumerateArray());
+        Assert.Equal(known.GetProperty("id").GetInt64(), merge.GetProperty("keptProfileId").GetInt64());
+        Assert.Equal(walkIn.GetProperty("id").GetInt64(), merge.GetProperty("mergedProfileId").GetInt64());
+        Assert.Equal("phone", merge.GetProperty("identifierType").GetString());
+    }
+
+    [Fact]
+    public async Task A_device_shared_by_a_family_does_not_collapse_the_family_into_one_customer()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "track", userId = "mum", @event = "Signed Up", context = new { device = new { id = "family-ipad" } } });
+        await LookupAsync(b.Test.Client, "user_id", "mum");
+        await SendAsync(b, new { type = "track", userId = "son", @event = "Signed Up", context = new { device = new { id = "family-ipad" } } });
+
+        var son = await LookupAsync(b.Test.Client, "user_id", "son");
+        var mum = await LookupAsync(b.Test.Client, "user_id", "mum");
+        Assert.NotEqual(mum.GetProperty("id").GetInt64(), son.GetProperty("id").GetInt64());
+        Assert.Equal(1, son.GetProperty("eventCount").GetInt64());
+        Assert.DoesNotContain(("user_id", "son"), Identifiers(mum));
+
+        var conflicts = await b.Test.Client.GetAsync("/api/v1/identity/conflicts").ReadAsync<JsonElement>();
+        var conflict = Assert.Single(conflicts.GetProperty("items").EnumerateArray());
+        Assert.Equal(("device_id", "family-ipad", "merge_not_allowed"),
+            (conflict.GetProperty("identifierType").GetString(), conflict.GetProperty("identifierValue").GetString(), conflict.GetProperty("reason").GetString()));
+    }
+
+    [Fact]
+    public async Task Blocked_values_are_not_identifiers()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b,
+            new { type = "identify", userId = "a-real-one", anonymousId = "anonymous", traits = new { phone = "13911112222" } },
+            new { type = "identify", userId = "another-one", anonymousId = "anonymous", traits = new { phone = "13933334444" } });
+
+        var first = await LookupAsync(b.Test.Client, "user_id", "a-real-one");
+        var second = await LookupAsync(b.Test.Client, "user_id", "another-one");
+        Assert.NotEqual(first.GetProperty("id").GetInt64(), second.GetProperty("id").GetInt64());
+        Assert.DoesNotContain(Identifiers(first), i => i.Item1 == "anonymous_id");
+    }
+
+    [Fact]
+    public async Task The_latest_trait_by_event_time_wins_even_when_it_arrives_first()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "u-t", timestamp = "2026-06-01T00:00:00Z", traits = new { city = "Shenzhen" } });
+        await LookupAsync(b.Test.Client, "user_id", "u-t");
+        await SendAsync(b, new { type = "identify", userId = "u-t", timestamp = "2026-01-01T00:00:00Z", traits = new { city = "Beijing", gender = "f" } });
+
+        var profile = await LookupAsync(b.Test.Client, "user_id", "u-t", p => p.GetProperty("eventCount").GetInt64() == 2);
+        Assert.Equal("Shenzhen", profile.GetProperty("traits").GetProperty("city").GetString());
+        Assert.Equal("f", profile.GetProperty("traits").GetProperty("gender").GetString());
+    }
+
+    [Fact]
+    public async Task Staff_without_pii_read_see_masked_phones_and_emails()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "u-p", traits = new { phone = "13812345678", email = "li.na@example.com", name = "李娜" } });
+        await LookupAsync(b.Test.Client, "user_id", "u-p");
+
+        using var analyst = app.ClientWithKey(await app.NewKeyAsync("analyst", b.Test.Slug));
+        var masked = await LookupAsync(analyst, "user_id", "u-p");
+        Assert.Contains(("phone", "+86138****5678"), Identifiers(masked));
+        Assert.Contains(("email", "l***@example.com"), Identifiers(masked));
+        Assert.Equal("李**", masked.GetProperty("traits").GetProperty("name").GetString());
+        Assert.DoesNotContain("13812345678", masked.GetRawText());
+    }
+
+    [Fact]
+    public async Task Another_brands_key_cannot_find_the_customer()
+    {
+        var a = await NewBrandAsync();
+        var other = await NewBrandAsync();
+        await SendAsync(a, new { type = "identify", userId = "secret-customer" });
+        var profile = await LookupAsync(a.Test.Client, "user_id", "secret-customer");
+
+        await other.Test.Client.GetAsync("/api/v1/profiles/lookup?type=user_id&value=secret-customer").ProblemAsync(404, ProblemTypes.NotFound);
+        await other.Test.Client.GetAsync($"/api/v1/profiles/{profile.GetProperty("id").GetInt64()}").ProblemAsync(404, ProblemTypes.NotFound);
+    }
+
+    [Fact]
+    public async Task A_value_that_cannot_be_normalised_is_a_validation_error_on_lookup()
+    {
+        var b = await NewBrandAsync();
+        var problem = await b.Test.Client.GetAsync("/api/v1/profiles/lookup?type=phone&value=not-a-phone").ProblemAsync(400, ProblemTypes.Validation);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("value", out _));
+    }
+}
+
+public sealed class IdentityResolutionTestsOnSqlite(SqliteApp app) : IdentityResolutionTests(app), IClassFixture<SqliteApp>;
+
+public sealed class IdentityResolutionTestsOnPostgres(PostgresApp app) : IdentityResolutionTests(app), IClassFixture<PostgresApp>;
