@@ -19,6 +19,9 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
 
     internal TenantScope Scope => scope;
 
+    /// <summary>Domain events were saved inside the open transaction: wake the dispatcher when it commits.</summary>
+    internal bool OutboxPending { get; set; }
+
     /// <summary>
     /// Contexts are pooled (creating one per request cost more than the query it ran): each rental gets the
     /// request's scope and starts with no deferred rows left over from a failed unit of work.
@@ -27,6 +30,7 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     {
         scope = requestScope;
         afterKeysAssigned.Clear();
+        OutboxPending = false;
         return this;
     }
 

@@ -115,18 +115,29 @@ public static class DatabaseExtensions
     }
 }
 
-/// <summary>Wakes this node's dispatcher when a unit of work commits, so in-process delivery does not wait for a poll.</summary>
+/// <summary>
+/// Wakes this node's dispatcher when a unit of work that wrote domain events commits, so in-process delivery does
+/// not wait for a poll (and commits without events, such as ingestion, do not wake it for nothing).
+/// </summary>
 internal sealed class OutboxSignalInterceptor(OutboxSignal signal) : ISaveChangesInterceptor, IDbTransactionInterceptor
 {
     public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
     {
-        if (eventData.Context?.Database.CurrentTransaction is null) signal.Notify();
+        if (eventData.Context is MeridianDb db && db.ChangeTracker.Entries<OutboxMessage>().Any())
+        {
+            if (db.Database.CurrentTransaction is null) signal.Notify();
+            else db.OutboxPending = true;
+        }
         return ValueTask.FromResult(result);
     }
 
     public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
     {
-        signal.Notify();
+        if (eventData.Context is MeridianDb { OutboxPending: true } db)
+        {
+            db.OutboxPending = false;
+            signal.Notify();
+        }
         return Task.CompletedTask;
     }
 }

@@ -79,6 +79,11 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         {
             BadHttpRequestException bad => FromBadRequest(bad),
             BusinessRuleException rule => new ProblemDetails { Status = rule.StatusCode, Type = rule.Type, Title = "A business rule prevents this change.", Detail = rule.Message },
+            Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException => new ProblemDetails
+            {
+                Status = 409, Type = ProblemTypes.Conflict, Title = "Conflict.",
+                Detail = "The data changed while this request was working on it (e.g. new events for the same customer); retry the request.",
+            },
             JsonException json => Malformed(json),
             _ => null,
         };

@@ -9,6 +9,8 @@ public static class IngestionModule
     public static IHostApplicationBuilder AddIngestion(this IHostApplicationBuilder builder)
     {
         builder.Services.AddSingleton<WriteKeyStore>();
+        builder.Services.AddSingleton<EventLogSignal>();
+        builder.Services.AddScoped<EventLog>();
         builder.Services.AddScoped<EventStore>();
         return builder;
     }

@@ -30,6 +30,12 @@ public sealed record IdentifierTypeDto(
     [property: Required, MinLength(1)] List<string> Paths,
     List<string>? BlockedValues);
 
+public sealed record TimelineEventDto(long EventId, string Type, string? Name, DateTime Timestamp, long SourceId, JsonNode? Properties);
+
+public sealed record MergeRequest([property: Required] long? ProfileId);
+
+public sealed record ErasureDto(long ProfileId, DateTime ErasedAt);
+
 public sealed record MergeDto(long Id, long KeptProfileId, long MergedProfileId, long? EventId, string IdentifierType, string IdentifierValue, DateTime MergedAt, DateTime? UndoneAt);
 
 public sealed record ConflictDto(long Id, long EventId, long ProfileId, long? OtherProfileId, string IdentifierType, string IdentifierValue, string Reason, DateTime At);
@@ -44,10 +50,15 @@ public static class ProfilesEndpoints
         var profiles = app.MapGroup("/api/v1/profiles").WithTags("Profiles").RequireAuthorization(Permissions.ProfilesRead);
         profiles.MapGet("/lookup", Lookup);
         profiles.MapGet("/{id}", Get);
+        profiles.MapGet("/{id}/timeline", Timeline);
+        profiles.MapPost("/{id}/merge", Merge).RequireAuthorization(Permissions.ProfilesWrite);
+        profiles.MapGet("/{id}/export", Export).RequireAuthorization(Permissions.PiiRead);
+        profiles.MapDelete("/{id}", Erase).RequireAuthorization(Permissions.ProfilesWrite, Permissions.PiiRead);
         var identity = app.MapGroup("/api/v1/identity").WithTags("Identity");
         identity.MapGet("/types", Types).RequireAuthorization(Permissions.ProfilesRead).RequireBrand();
         identity.MapPut("/types", ReplaceTypes).RequireAuthorization(Permissions.PlatformAdmin).RequireBrand();
         identity.MapGet("/merges", Merges).RequireAuthorization(Permissions.ProfilesRead);
+        identity.MapPost("/merges/{id}/undo", Split).RequireAuthorization(Permissions.ProfilesWrite);
         identity.MapGet("/conflicts", Conflicts).RequireAuthorization(Permissions.ProfilesRead);
         return app;
     }
@@ -79,6 +90,73 @@ public static class ProfilesEndpoints
             .Select(i => i.ProfileId).SingleOrDefaultAsync(ct);
         var profile = owner == 0 ? null : await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == owner, ct);
         return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+    }
+
+    /// <summary>The profile's events, newest first. Traits inside events are personal data: shown only with pii.read.</summary>
+    public static async Task<Results<Ok<Page<TimelineEventDto>>, ProblemHttpResult>> Timeline(
+        long id, [AsParameters] PageRequest page, HttpContext http, MeridianDb db, Ingestion.Tracking.EventLog log, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
+        for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
+            profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
+        if (profile is null) return Problems.NotFound($"Profile {id}");
+
+        // Newest first; the cursor is the last event id seen (ties in time are ordered by id).
+        var before = page.Cursor is null ? long.MaxValue : page.After;
+        var query = db.Set<ProfileEvent>().AsNoTracking().Where(pe => pe.ProfileId == profile.Id);
+        if (page.Cursor is not null)
+        {
+            var anchor = await query.Where(pe => pe.EventId == before).Select(pe => (DateTime?)pe.Timestamp).SingleOrDefaultAsync(ct);
+            if (anchor is { } at) query = query.Where(pe => pe.Timestamp < at || (pe.Timestamp == at && pe.EventId < before));
+        }
+        var links = await query.OrderByDescending(pe => pe.Timestamp).ThenByDescending(pe => pe.EventId).Take(page.Take + 1).ToListAsync(ct);
+        var events = (await log.GetAsync(links.Select(l => l.EventId).ToList(), ct)).ToDictionary(e => e.Id);
+        var pii = CanReadPii(http);
+        var items = links.Where(l => events.ContainsKey(l.EventId)).Select(l =>
+        {
+            var e = events[l.EventId];
+            var message = JsonNode.Parse(e.Payload)?.AsObject();
+            var properties = message?[e.Type == "identify" ? "traits" : "properties"]?.DeepClone();
+            if (!pii && e.Type == "identify") properties = null;
+            return new TimelineEventDto(e.Id, e.Type, e.Name, e.Timestamp, e.SourceId, properties);
+        }).ToList();
+        return TypedResults.Ok(page.ToPage(items, i => i.EventId));
+    }
+
+    /// <summary>Merges another profile into this one by hand (the same limits as automatic merges do not apply: staff decide).</summary>
+    public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Merge(
+        long id, MergeRequest request, HttpContext http, MeridianDb db, ProfileSteward steward, CancellationToken ct)
+    {
+        var kept = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id, ct);
+        var merged = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == request.ProfileId, ct);
+        if (kept is null) return Problems.NotFound($"Profile {id}");
+        if (merged is null || merged.TenantId != kept.TenantId) return Problems.NotFound($"Profile {request.ProfileId}");
+        await steward.MergeAsync(kept, merged, ct);
+        return TypedResults.Ok(await ToDtoAsync(db, kept, CanReadPii(http), ct));
+    }
+
+    public static async Task<Results<Ok<MergeDto>, ProblemHttpResult>> Split(long id, MeridianDb db, ProfileSteward steward, CancellationToken ct)
+    {
+        var merge = await db.Set<IdentityMerge>().SingleOrDefaultAsync(m => m.Id == id, ct);
+        if (merge is null) return Problems.NotFound($"Merge {id}");
+        await steward.SplitAsync(merge, ct);
+        return TypedResults.Ok(new MergeDto(merge.Id, merge.KeptProfileId, merge.MergedProfileId, merge.EventId, merge.IdentifierType, merge.IdentifierValue, merge.MergedAt, merge.UndoneAt));
+    }
+
+    /// <summary>Data-subject export: everything held about the person, as JSON.</summary>
+    public static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> Export(long id, MeridianDb db, ProfileSteward steward, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
+        return profile is null ? Problems.NotFound($"Profile {id}") : TypedResults.Ok(await steward.ExportAsync(profile, ct));
+    }
+
+    /// <summary>Data-subject erasure: personal data removed from the profile, its identifiers and its stored events.</summary>
+    public static async Task<Results<Ok<ErasureDto>, ProblemHttpResult>> Erase(long id, MeridianDb db, ProfileSteward steward, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
+        if (profile is null) return Problems.NotFound($"Profile {id}");
+        if (profile.ErasedAt is null) await steward.EraseAsync(profile, ct);
+        return TypedResults.Ok(new ErasureDto(profile.Id, profile.ErasedAt!.Value));
     }
 
     private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);

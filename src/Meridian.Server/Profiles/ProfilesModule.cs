@@ -1,4 +1,3 @@
-using Meridian.Ingestion.Tracking;
 using Meridian.Profiles.Identity;
 
 namespace Meridian.Profiles;
@@ -8,7 +7,7 @@ public static class ProfilesModule
 {
     public static IHostApplicationBuilder AddProfiles(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddScoped<EventLog>();
+        builder.Services.AddScoped<ProfileSteward>();
         builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
         builder.Services.AddSingleton<ProfileProjector>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());

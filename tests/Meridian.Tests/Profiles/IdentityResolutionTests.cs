@@ -11,39 +11,14 @@ namespace Meridian.Tests.Profiles;
 /// <summary>ID-Mapping end to end: events in through the tracking API, profiles out through lookup by any identifier.</summary>
 public abstract class IdentityResolutionTests(MeridianAppFixture app)
 {
-    private sealed record Brand(TestBrand Test, HttpClient Tracker);
+    private Task<ProfileTestBrand> NewBrandAsync() => ProfileTestBrand.CreateAsync(app);
 
-    private async Task<Brand> NewBrandAsync()
-    {
-        var brand = await app.NewBrandAsync();
-        var created = await brand.Client.PostAsJsonAsync("/api/v1/sources", new { name = "app", channel = "app" }).ReadAsync<JsonElement>();
-        var tracker = app.CreateClient();
-        tracker.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes(created.GetProperty("writeKey").GetString() + ":")));
-        return new Brand(brand, tracker);
-    }
+    private static Task SendAsync(ProfileTestBrand brand, params object[] messages) => brand.SendAsync(messages);
 
-    private static async Task SendAsync(Brand brand, params object[] messages) =>
-        await brand.Tracker.PostAsJsonAsync("/v1/batch", new { batch = messages }).ReadAsync<JsonElement>();
+    private static Task<JsonElement> LookupAsync(HttpClient client, string type, string value, Func<JsonElement, bool>? until = null) =>
+        ProfileTestBrand.LookupAsync(client, type, value, until);
 
-    /// <summary>Waits for the projector to reflect an identifier (the log is processed asynchronously, within a second or so).</summary>
-    private static async Task<JsonElement> LookupAsync(HttpClient client, string type, string value, Func<JsonElement, bool>? until = null)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            using var response = await client.GetAsync($"/api/v1/profiles/lookup?type={type}&value={Uri.EscapeDataString(value)}");
-            if (response.StatusCode == HttpStatusCode.OK)
-            {
-                var profile = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
-                if (until is null || until(profile)) return profile;
-            }
-            if (attempt > 150) Assert.Fail($"lookup {type}={value}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-            await Task.Delay(100);
-        }
-    }
-
-    private static IEnumerable<(string, string)> Identifiers(JsonElement profile) =>
-        profile.GetProperty("identifiers").EnumerateArray().Select(i => (i.GetProperty("type").GetString()!, i.GetProperty("value").GetString()!));
+    private static IEnumerable<(string, string)> Identifiers(JsonElement profile) => ProfileTestBrand.Identifiers(profile);
 
     [Fact]
     public async Task Identifiers_are_normalised_so_any_written_form_finds_the_customer()

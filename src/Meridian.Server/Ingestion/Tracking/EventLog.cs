@@ -9,6 +9,9 @@ namespace Meridian.Ingestion.Tracking;
 public sealed record LoggedEvent(long Id, long TxId, long TenantId, long SourceId, string Type, string? Name, string? UserId,
     string? AnonymousId, DateTime Timestamp, string Payload, string? BatchContext);
 
+/// <summary>Raised in this process whenever events are appended to the log, for consumers that follow it.</summary>
+public sealed class EventLogSignal : Hosting.WorkSignal;
+
 /// <summary>A place in the event log. Ordered by (TxId, Id); TxId is always 0 on SQLite.</summary>
 public readonly record struct EventLogPosition(long TxId, long Id);
 
@@ -55,6 +58,31 @@ public sealed class EventLog(MeridianDb db)
         {
             await db.Database.CloseConnectionAsync();
         }
+    }
+
+    /// <summary>The given events (for a profile's timeline), in no particular order; ids not in the scope's brands are skipped.</summary>
+    public async Task<IReadOnlyList<LoggedEvent>> GetAsync(IReadOnlyCollection<long> ids, CancellationToken ct)
+    {
+        if (ids.Count == 0) return [];
+        return await db.Set<RawEvent>().AsNoTracking().Where(e => ids.Contains(e.Id))
+            .Select(e => new LoggedEvent(e.Id, 0, e.TenantId, e.SourceId, e.Type, e.Name, e.UserId, e.AnonymousId, e.Timestamp, e.Payload, e.BatchContext))
+            .ToListAsync(ct);
+    }
+
+    /// <summary>
+    /// Data-subject erasure: the events keep their place (counts and orders stay consistent for accounting) but lose
+    /// everything personal: payload, user and anonymous ids.
+    /// </summary>
+    public async Task<int> EraseAsync(IReadOnlyCollection<long> ids, CancellationToken ct)
+    {
+        var erased = 0;
+        foreach (var chunk in ids.Chunk(500))
+            erased += await db.Set<RawEvent>().Where(e => chunk.Contains(e.Id)).ExecuteUpdateAsync(s => s
+                .SetProperty(e => e.Payload, "{\"erased\":true}")
+                .SetProperty(e => e.BatchContext, (string?)null)
+                .SetProperty(e => e.UserId, (string?)null)
+                .SetProperty(e => e.AnonymousId, (string?)null), ct);
+        return erased;
     }
 
     private static void Add(DbCommand command, string name, object value)

@@ -13,7 +13,7 @@ public sealed record StoreResult(int Accepted, int Duplicates, int Rejected);
 /// inserts on the context's own connection (measured: change tracking would cost more than the inserts). A repeated
 /// messageId of the same source is dropped by the unique key, so client retries are harmless.
 /// </summary>
-public sealed class EventStore(MeridianDb db)
+public sealed class EventStore(MeridianDb db, EventLogSignal appended)
 {
     private const int RowsPerStatement = 200;
 
@@ -32,6 +32,7 @@ public sealed class EventStore(MeridianDb db)
                 await InsertRejectsAsync(tx, source, chunk, receivedAt, ct);
             await CountAsync(tx, source, receivedAt, inserted, accepted.Count - inserted, rejected, accepted.Count > 0 ? accepted.Max(m => m.Timestamp) : null, ct);
             await transaction.CommitAsync(ct);
+            if (inserted > 0) appended.Notify();
             return new StoreResult(inserted, accepted.Count - inserted, rejected.Count);
         }
         finally

@@ -20,17 +20,7 @@ public sealed class OutboxOptions
 }
 
 /// <summary>Wakes the dispatcher as soon as this process commits an event, so in-process delivery needs no polling delay.</summary>
-public sealed class OutboxSignal
-{
-    private readonly SemaphoreSlim signal = new(0, 1);
-
-    public void Notify()
-    {
-        try { signal.Release(); } catch (SemaphoreFullException) { /* already signalled */ }
-    }
-
-    public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => signal.WaitAsync(timeout, ct);
-}
+public sealed class OutboxSignal : Hosting.WorkSignal;
 
 /// <summary>
 /// Delivers outbox events to subscribers, at least once. Work is shared through the database: fan-out inserts are

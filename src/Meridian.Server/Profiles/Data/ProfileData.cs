@@ -21,6 +21,13 @@ public sealed class Profile : ITenantOwned
     public DateTime? FirstSeenAt { get; set; }
     public DateTime? LastSeenAt { get; set; }
     public long EventCount { get; set; }
+    /// <summary>Set when the person's data was erased; the row stays as a pseudonymous tombstone.</summary>
+    public DateTime? ErasedAt { get; set; }
+    /// <summary>
+    /// Optimistic concurrency between the projector and staff actions (merge, split, erase): whichever commits
+    /// second sees the version moved and starts again, so neither overwrites the other.
+    /// </summary>
+    public long Version { get; set; }
 }
 
 /// <summary>An identifier (normalised) and the one profile it belongs to in its brand.</summary>
@@ -100,6 +107,7 @@ internal sealed class ProfileMaps :
     {
         b.ToTable("profiles");
         b.HasIndex(x => x.TenantId);
+        b.Property(x => x.Version).IsConcurrencyToken();
         b.HasOne(x => x.MergedInto).WithMany().HasForeignKey(x => x.MergedIntoId);
     }
 

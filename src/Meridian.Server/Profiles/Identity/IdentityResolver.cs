@@ -50,6 +50,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             ApplyTraits(profile, e, message);
         }
         foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString();
+        foreach (var entry in db.ChangeTracker.Entries<Profile>().Where(p => p.State is EntityState.Modified or EntityState.Added)) entry.Entity.Version++;
     }
 
     /// <summary>After SaveChanges: events keep the profile they were first attributed to, for a later split.</summary>

@@ -21,7 +21,8 @@ public sealed class ProjectorOptions
 /// position commit together, so a crash neither loses nor repeats an event. One node at a time holds the projector's
 /// lease; the others stand by and take over when it lapses.
 /// </summary>
-internal sealed class ProfileProjector(IServiceScopeFactory scopes, IOptions<ProjectorOptions> options, TimeProvider time, ILogger<ProfileProjector> logger)
+internal sealed class ProfileProjector(
+    IServiceScopeFactory scopes, IOptions<ProjectorOptions> options, EventLogSignal appended, TimeProvider time, ILogger<ProfileProjector> logger)
     : BackgroundService
 {
     public const string Name = "profiles";
@@ -31,22 +32,28 @@ internal sealed class ProfileProjector(IServiceScopeFactory scopes, IOptions<Pro
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!opts.Enabled) return;
-        using var timer = new PeriodicTimer(opts.PollInterval, time);
-        do
+        while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 while (await RunOnceAsync(stoppingToken) > 0) { }
+                // Woken at once by ingestion in this process; the poll catches events ingested by other nodes.
+                await appended.WaitAsync(opts.PollInterval, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
             }
+            catch (DbUpdateConcurrencyException)
+            {
+                // A staff action (merge, split, erase) changed a profile this batch touched: run the batch again on fresh state.
+            }
             catch (Exception ex)
             {
-                logger.LogError(ex, "Profile projection failed; retrying on the next tick");
+                logger.LogError(ex, "Profile projection failed; retrying after the poll interval");
+                await Task.Delay(opts.PollInterval, time, stoppingToken);
             }
-        } while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
     }
 
     /// <summary>Projects one batch if this node holds (or can take) the lease. Returns the number of events read.</summary>

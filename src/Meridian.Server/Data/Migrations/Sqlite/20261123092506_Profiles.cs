@@ -1,11 +1,9 @@
 ﻿using System;
-using System.Collections.Generic;
 using Microsoft.EntityFrameworkCore.Migrations;
-using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
-namespace Meridian.Data.Migrations.Postgres
+namespace Meridian.Data.Migrations.Sqlite
 {
     /// <inheritdoc />
     public partial class Profiles : Migration
@@ -17,13 +15,13 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "identifier_types",
                 columns: table => new
                 {
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    name = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    priority = table.Column<int>(type: "integer", nullable: false),
-                    max_per_profile = table.Column<int>(type: "integer", nullable: false),
-                    normalizer = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
-                    paths = table.Column<List<string>>(type: "text[]", nullable: false),
-                    blocked_values = table.Column<List<string>>(type: "text[]", nullable: false)
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    name = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    priority = table.Column<int>(type: "INTEGER", nullable: false),
+                    max_per_profile = table.Column<int>(type: "INTEGER", nullable: false),
+                    normalizer = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
+                    paths = table.Column<string>(type: "TEXT", nullable: false),
+                    blocked_values = table.Column<string>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -40,16 +38,18 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "profiles",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "bigint", nullable: false)
-                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    merged_into_id = table.Column<long>(type: "bigint", nullable: true),
-                    traits = table.Column<string>(type: "text", nullable: false),
-                    created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
-                    updated_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
-                    first_seen_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
-                    last_seen_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
-                    event_count = table.Column<long>(type: "bigint", nullable: false)
+                    id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    merged_into_id = table.Column<long>(type: "INTEGER", nullable: true),
+                    traits = table.Column<string>(type: "TEXT", nullable: false),
+                    created_at = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    updated_at = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    first_seen_at = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    last_seen_at = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    event_count = table.Column<long>(type: "INTEGER", nullable: false),
+                    erased_at = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    version = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -65,11 +65,11 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "projector_state",
                 columns: table => new
                 {
-                    name = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    position_tx = table.Column<long>(type: "bigint", nullable: false),
-                    position_id = table.Column<long>(type: "bigint", nullable: false),
-                    lease_owner = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: true),
-                    lease_until = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                    name = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    position_tx = table.Column<long>(type: "INTEGER", nullable: false),
+                    position_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    lease_owner = table.Column<string>(type: "TEXT", maxLength: 100, nullable: true),
+                    lease_until = table.Column<DateTime>(type: "TEXT", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -80,16 +80,16 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "identity_conflicts",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "bigint", nullable: false)
-                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    event_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    other_profile_id = table.Column<long>(type: "bigint", nullable: true),
-                    identifier_type = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    identifier_value = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: false),
-                    reason = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                    id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    event_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    other_profile_id = table.Column<long>(type: "INTEGER", nullable: true),
+                    identifier_type = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    identifier_value = table.Column<string>(type: "TEXT", maxLength: 500, nullable: false),
+                    reason = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -112,18 +112,18 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "identity_merges",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "bigint", nullable: false)
-                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    kept_profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    merged_profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    event_id = table.Column<long>(type: "bigint", nullable: true),
-                    identifier_type = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    identifier_value = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: false),
-                    kept_snapshot = table.Column<string>(type: "text", nullable: false),
-                    merged_snapshot = table.Column<string>(type: "text", nullable: false),
-                    merged_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
-                    undone_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                    id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    kept_profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    merged_profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    event_id = table.Column<long>(type: "INTEGER", nullable: true),
+                    identifier_type = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    identifier_value = table.Column<string>(type: "TEXT", maxLength: 500, nullable: false),
+                    kept_snapshot = table.Column<string>(type: "TEXT", nullable: false),
+                    merged_snapshot = table.Column<string>(type: "TEXT", nullable: false),
+                    merged_at = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    undone_at = table.Column<DateTime>(type: "TEXT", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -146,11 +146,11 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "profile_events",
                 columns: table => new
                 {
-                    event_id = table.Column<long>(type: "bigint", nullable: false),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    attributed_profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    timestamp = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                    event_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    attributed_profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    timestamp = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -167,15 +167,15 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "profile_identifiers",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "bigint", nullable: false)
-                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    type = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
-                    value = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: false),
-                    source_id = table.Column<long>(type: "bigint", nullable: false),
-                    first_seen_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
-                    last_seen_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                    id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    type = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    value = table.Column<string>(type: "TEXT", maxLength: 500, nullable: false),
+                    source_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    first_seen_at = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    last_seen_at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -243,17 +243,11 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "ix_profiles_tenant_id",
                 table: "profiles",
                 column: "tenant_id");
-                    // The event log is read in commit order (see EventLog): each row records the transaction that wrote it.
-            migrationBuilder.Sql("ALTER TABLE events ADD COLUMN tx_id bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint);");
-            migrationBuilder.Sql("CREATE INDEX ix_events_tx_id_id ON events (tx_id, id);");
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
-            migrationBuilder.Sql("DROP INDEX ix_events_tx_id_id;");
-            migrationBuilder.Sql("ALTER TABLE events DROP COLUMN tx_id;");
-
             migrationBuilder.DropTable(
                 name: "identifier_types");
 

@@ -1,0 +1,25 @@
+namespace Meridian.Hosting;
+
+/// <summary>
+/// Wakes a background worker of this process as soon as there is work for it, so in-process hand-offs do not wait
+/// for a poll. Workers still poll on a timer: work may come from another node.
+/// </summary>
+public class WorkSignal
+{
+    private readonly SemaphoreSlim signal = new(0, 1);
+
+    public void Notify()
+    {
+        try
+        {
+            signal.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // already signalled
+        }
+    }
+
+    /// <summary>Returns when signalled or after <paramref name="timeout"/>, whichever comes first.</summary>
+    public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => signal.WaitAsync(timeout, ct);
+}

@@ -1,0 +1,168 @@
+using System.Text.Json.Nodes;
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Ingestion.Tracking;
+using Meridian.Platform.Audit;
+using Meridian.Profiles.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Profiles;
+
+/// <summary>
+/// What staff do to profiles by hand: merge two, undo a merge (split), export everything about a person, erase it.
+/// Each runs in one transaction, guarded by the profiles' versions against the projector working on them meanwhile.
+/// </summary>
+public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, TimeProvider time)
+{
+    public async Task<IdentityMerge> MergeAsync(Profile kept, Profile merged, CancellationToken ct)
+    {
+        if (kept.Id == merged.Id) throw new BusinessRuleException("A profile cannot be merged with itself.", 422);
+        if (merged.MergedIntoId is not null || kept.MergedIntoId is not null || kept.ErasedAt is not null || merged.ErasedAt is not null)
+            throw new BusinessRuleException("Only live profiles can be merged.", 409);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var keptIds = await IdentifiersAsync(kept.Id, ct);
+        var mergedIds = await IdentifiersAsync(merged.Id, ct);
+        var merge = new IdentityMerge
+        {
+            TenantId = kept.TenantId, KeptProfileId = kept.Id, MergedProfileId = merged.Id, IdentifierType = "manual", IdentifierValue = "",
+            KeptSnapshot = Snapshot(kept, keptIds), MergedSnapshot = Snapshot(merged, mergedIds), MergedAt = time.GetUtcNow().UtcDateTime,
+        };
+        db.Add(merge);
+        await db.Set<ProfileIdentifier>().Where(i => i.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(i => i.ProfileId, kept.Id), ct);
+        await db.Set<ProfileEvent>().Where(e => e.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(e => e.ProfileId, kept.Id), ct);
+        var traits = JsonNode.Parse(kept.Traits)!.AsObject();
+        foreach (var (name, value) in JsonNode.Parse(merged.Traits)!.AsObject())
+            if (value is not null && (traits[name] is not { } current || current["t"]!.GetValue<DateTime>() < value["t"]!.GetValue<DateTime>()))
+                traits[name] = value.DeepClone();
+        kept.Traits = traits.ToJsonString();
+        merged.MergedIntoId = kept.Id;
+        Touch(kept, merged);
+        await RecountAsync(kept, ct);
+        await RecountAsync(merged, ct);
+        audit.Record(kept.TenantId, () => new AuditChange("profile.merged", "profile", kept.Id, new { mergedProfileId = merged.Id }, new { mergeId = merge.Id }));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return merge;
+    }
+
+    /// <summary>
+    /// Undoes a merge: the merged profile gets back the identifiers and the events it held, and its traits as they were;
+    /// what the kept profile learnt since the merge stays with it.
+    /// </summary>
+    public async Task SplitAsync(IdentityMerge merge, CancellationToken ct)
+    {
+        if (merge.UndoneAt is not null) throw new BusinessRuleException("The merge was already undone.", 409);
+        var kept = await db.Set<Profile>().SingleAsync(p => p.Id == merge.KeptProfileId, ct);
+        var merged = await db.Set<Profile>().SingleAsync(p => p.Id == merge.MergedProfileId, ct);
+        if (merged.MergedIntoId != kept.Id) throw new BusinessRuleException("The merged profile has moved on since (merged again or erased); undo the later change first.", 409);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var snapshot = JsonNode.Parse(merge.MergedSnapshot)!.AsObject();
+        foreach (var identifier in snapshot["identifiers"]!.AsArray())
+        {
+            var type = identifier!["type"]!.GetValue<string>();
+            var value = identifier["value"]!.GetValue<string>();
+            await db.Set<ProfileIdentifier>().Where(i => i.ProfileId == kept.Id && i.Type == type && i.Value == value)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.ProfileId, merged.Id), ct);
+        }
+        await db.Set<ProfileEvent>().Where(e => e.ProfileId == kept.Id && e.AttributedProfileId == merged.Id)
+            .ExecuteUpdateAsync(s => s.SetProperty(e => e.ProfileId, merged.Id), ct);
+
+        merged.Traits = snapshot["traits"]!.ToJsonString();
+        var keptTraits = JsonNode.Parse(JsonNode.Parse(merge.KeptSnapshot)!["traits"]!.ToJsonString())!.AsObject();
+        foreach (var (name, value) in JsonNode.Parse(kept.Traits)!.AsObject())
+            if (value is not null && value["t"]!.GetValue<DateTime>() > merge.MergedAt) keptTraits[name] = value.DeepClone();
+        kept.Traits = keptTraits.ToJsonString();
+        merged.MergedIntoId = null;
+        merge.UndoneAt = time.GetUtcNow().UtcDateTime;
+        Touch(kept, merged);
+        await RecountAsync(kept, ct);
+        await RecountAsync(merged, ct);
+        audit.Record(kept.TenantId, () => new AuditChange("profile.split", "profile", merged.Id, new { keptProfileId = kept.Id, mergeId = merge.Id }, null));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    /// <summary>Everything held about the person: profile, identifiers, every event as received, merges and conflicts.</summary>
+    public async Task<JsonObject> ExportAsync(Profile profile, CancellationToken ct)
+    {
+        var identifiers = await IdentifiersAsync(profile.Id, ct);
+        var eventIds = await db.Set<ProfileEvent>().Where(e => e.ProfileId == profile.Id).OrderBy(e => e.Timestamp).Select(e => e.EventId).ToListAsync(ct);
+        var events = new JsonArray();
+        foreach (var chunk in eventIds.Chunk(500))
+            foreach (var e in (await log.GetAsync(chunk, ct)).OrderBy(e => e.Timestamp))
+                events.Add(new JsonObject { ["id"] = e.Id, ["type"] = e.Type, ["timestamp"] = e.Timestamp, ["sourceId"] = e.SourceId, ["message"] = JsonNode.Parse(e.Payload) });
+        var merges = await db.Set<IdentityMerge>().Where(m => m.KeptProfileId == profile.Id || m.MergedProfileId == profile.Id).ToListAsync(ct);
+        audit.Record(profile.TenantId, () => new AuditChange("profile.exported", "profile", profile.Id, null, null));
+        await db.SaveChangesAsync(ct);
+        return new JsonObject
+        {
+            ["exportedAt"] = time.GetUtcNow().UtcDateTime,
+            ["profile"] = new JsonObject
+            {
+                ["id"] = profile.Id, ["brandId"] = profile.TenantId, ["createdAt"] = profile.CreatedAt, ["firstSeenAt"] = profile.FirstSeenAt,
+                ["lastSeenAt"] = profile.LastSeenAt, ["traits"] = JsonNode.Parse(profile.Traits),
+            },
+            ["identifiers"] = new JsonArray([.. identifiers.Select(i => (JsonNode)new JsonObject
+                { ["type"] = i.Type, ["value"] = i.Value, ["firstSeenAt"] = i.FirstSeenAt, ["lastSeenAt"] = i.LastSeenAt, ["sourceId"] = i.SourceId })]),
+            ["events"] = events,
+            ["merges"] = new JsonArray([.. merges.Select(m => (JsonNode)new JsonObject
+                { ["id"] = m.Id, ["keptProfileId"] = m.KeptProfileId, ["mergedProfileId"] = m.MergedProfileId, ["mergedAt"] = m.MergedAt, ["undoneAt"] = m.UndoneAt })]),
+        };
+    }
+
+    /// <summary>
+    /// Removes the person's personal data: traits, identifiers, and the content of their stored events. The profile
+    /// row and the events' places stay, pseudonymous, so counts and what accounting must keep still add up.
+    /// </summary>
+    public async Task EraseAsync(Profile profile, CancellationToken ct)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var eventIds = await db.Set<ProfileEvent>().Where(e => e.ProfileId == profile.Id).Select(e => e.EventId).ToListAsync(ct);
+        await log.EraseAsync(eventIds, ct);
+        await db.Set<ProfileIdentifier>().Where(i => i.ProfileId == profile.Id).ExecuteDeleteAsync(ct);
+        // Profiles merged into this one held the same person's data.
+        foreach (var old in await db.Set<Profile>().Where(p => p.MergedIntoId == profile.Id).ToListAsync(ct))
+        {
+            old.Traits = "{}";
+            old.ErasedAt = time.GetUtcNow().UtcDateTime;
+        }
+        await db.Set<IdentityMerge>().Where(m => m.KeptProfileId == profile.Id || m.MergedProfileId == profile.Id)
+            .ExecuteUpdateAsync(s => s.SetProperty(m => m.KeptSnapshot, "{}").SetProperty(m => m.MergedSnapshot, "{}").SetProperty(m => m.IdentifierValue, "erased"), ct);
+        await db.Set<IdentityConflict>().Where(c => c.ProfileId == profile.Id || c.OtherProfileId == profile.Id)
+            .ExecuteUpdateAsync(s => s.SetProperty(c => c.IdentifierValue, "erased"), ct);
+        profile.Traits = "{}";
+        profile.ErasedAt = time.GetUtcNow().UtcDateTime;
+        Touch(profile);
+        audit.Record(profile.TenantId, () => new AuditChange("profile.erased", "profile", profile.Id, null, new { events = eventIds.Count }));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private Task<List<ProfileIdentifier>> IdentifiersAsync(long profileId, CancellationToken ct) =>
+        db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profileId).OrderBy(i => i.Id).ToListAsync(ct);
+
+    private static string Snapshot(Profile profile, List<ProfileIdentifier> ids) => new JsonObject
+    {
+        ["identifiers"] = new JsonArray([.. ids.Select(i => (JsonNode)new JsonObject { ["type"] = i.Type, ["value"] = i.Value })]),
+        ["traits"] = JsonNode.Parse(profile.Traits),
+        ["eventCount"] = profile.EventCount,
+    }.ToJsonString();
+
+    private void Touch(params Profile[] profiles)
+    {
+        foreach (var p in profiles)
+        {
+            p.UpdatedAt = time.GetUtcNow().UtcDateTime;
+            p.Version++;
+        }
+    }
+
+    private async Task RecountAsync(Profile profile, CancellationToken ct)
+    {
+        var stats = await db.Set<ProfileEvent>().Where(e => e.ProfileId == profile.Id).GroupBy(_ => 1)
+            .Select(g => new { Count = g.LongCount(), First = g.Min(e => e.Timestamp), Last = g.Max(e => e.Timestamp) }).SingleOrDefaultAsync(ct);
+        profile.EventCount = stats?.Count ?? 0;
+        profile.FirstSeenAt = stats?.First;
+        profile.LastSeenAt = stats?.Last;
+    }
+}
