@@ -149,6 +149,48 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task A_brand_can_read_the_tills_user_id_as_a_member_number_so_app_and_store_histories_join()
+    {
+        var b = await NewBrandAsync();
+        var types = await b.Test.Client.GetAsync("/api/v1/identity/types").ReadAsync<List<JsonElement>>();
+        var edited = types.Select(t => t.GetProperty("name").GetString() switch
+        {
+            "user_id" => Replace(t, ["userId?context.channel!=pos"]),
+            "member_no" => Replace(t, ["traits.member_no", "userId?context.channel=pos"]),
+            _ => JsonSerializer.Deserialize<Dictionary<string, object>>(t.GetRawText())!,
+        }).ToList();
+        await b.Test.Client.PutAsJsonAsync("/api/v1/identity/types", edited).ReadAsync<JsonElement>();
+
+        await SendAsync(b,
+            new { type = "identify", userId = "U100", traits = new { member_no = "M1000", phone = "13800001000" } },
+            new { type = "track", userId = "M1000", @event = "Checked In", context = new { channel = "pos" } });
+
+        var profile = await LookupAsync(b.Test.Client, "member_no", "M1000", p => p.GetProperty("eventCount").GetInt64() == 2);
+        Assert.Contains(("user_id", "U100"), Identifiers(profile));
+        Assert.DoesNotContain(("user_id", "M1000"), Identifiers(profile));
+    }
+
+    private static Dictionary<string, object> Replace(JsonElement type, string[] paths)
+    {
+        var copy = JsonSerializer.Deserialize<Dictionary<string, object>>(type.GetRawText())!;
+        copy["paths"] = paths;
+        return copy;
+    }
+
+    [Fact]
+    public async Task WeChat_unionid_in_the_context_identifies_the_customer_across_mini_programs()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b,
+            new { type = "track", anonymousId = "openid-a", @event = "Product Viewed", context = new { wechat = new { appId = "wx1", openid = "openid-a", unionid = "union-1" } } },
+            new { type = "track", anonymousId = "openid-b", @event = "Product Viewed", context = new { wechat = new { appId = "wx2", openid = "openid-b", unionid = "union-1" } } });
+
+        var profile = await LookupAsync(b.Test.Client, "unionid", "union-1", p => p.GetProperty("eventCount").GetInt64() == 2);
+        Assert.Contains(("openid", "openid-a"), Identifiers(profile));
+        Assert.Contains(("openid", "openid-b"), Identifiers(profile));
+    }
+
+    [Fact]
     public async Task A_value_that_cannot_be_normalised_is_a_validation_error_on_lookup()
     {
         var b = await NewBrandAsync();

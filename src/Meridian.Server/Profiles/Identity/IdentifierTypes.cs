@@ -8,7 +8,7 @@ namespace Meridian.Profiles.Identity;
 /// One kind of identifier a brand maps to profiles. <see cref="Priority"/> decides which profile an event belongs to
 /// when its identifiers disagree (1 is strongest); <see cref="MaxPerProfile"/> stops a merge that would give one
 /// customer two user ids (or a family's shared device becoming one person); <see cref="Paths"/> say where in a
-/// message the value is read.
+/// message the value is read, optionally only when a condition holds (<c>userId?context.channel=pos</c>).
 /// </summary>
 public sealed class IdentifierType : ITenantOwned
 {
@@ -42,10 +42,10 @@ public static class DefaultIdentifierTypes
     [
         New(tenantId, "user_id", 1, 1, Normalizers.Trim, "userId"),
         New(tenantId, "member_no", 2, 1, Normalizers.Trim, "traits.member_no", "context.traits.member_no"),
-        New(tenantId, "unionid", 3, 1, Normalizers.Trim, "traits.unionid", "context.traits.unionid"),
+        New(tenantId, "unionid", 3, 1, Normalizers.Trim, "traits.unionid", "context.traits.unionid", "context.wechat.unionid"),
         New(tenantId, "phone", 4, 3, Normalizers.Phone, "traits.phone", "context.traits.phone"),
         New(tenantId, "email", 5, 3, Normalizers.Email, "traits.email", "context.traits.email"),
-        New(tenantId, "openid", 6, 5, Normalizers.Trim, "traits.openid", "context.traits.openid"),
+        New(tenantId, "openid", 6, 5, Normalizers.Trim, "traits.openid", "context.traits.openid", "context.wechat.openid"),
         New(tenantId, "device_id", 7, 5, Normalizers.Trim, "context.device.id"),
         New(tenantId, "anonymous_id", 8, 50, Normalizers.Trim, "anonymousId"),
     ];

@@ -73,15 +73,33 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
         var found = new List<Extracted>();
         foreach (var type in rules.Types)
         {
-            foreach (var path in type.Paths)
+            foreach (var rule in type.Paths)
             {
-                var raw = Read(message, path) ?? (path.StartsWith("context.", StringComparison.Ordinal) && batchContext is { } bc ? Read(bc, path["context.".Length..]) : null);
+                var (path, condition) = rule.Split('?', 2) is [var p, var c] ? (p, c) : (rule, null);
+                if (condition is not null && !Holds(condition, message, batchContext)) continue;
+                var raw = ReadWithBatchContext(message, batchContext, path);
                 if (raw is null || type.BlockedValues.Contains(raw.Trim(), StringComparer.OrdinalIgnoreCase)) continue;
                 var value = Normalizers.Normalize(type.Normalizer, raw, rules.Region);
                 if (value is not null && !found.Any(f => f.Type.Name == type.Name && f.Value == value)) found.Add(new Extracted(type, value));
             }
         }
         return found;
+    }
+
+    private static string? ReadWithBatchContext(JsonElement message, JsonElement? batchContext, string path) =>
+        Read(message, path) ?? (path.StartsWith("context.", StringComparison.Ordinal) && batchContext is { } bc ? Read(bc, path["context.".Length..]) : null);
+
+    /// <summary>
+    /// A path may apply only to some messages: <c>userId?context.channel=pos</c> reads userId from store events only,
+    /// <c>userId?context.channel!=pos</c> from all others (a till's user id is a member number, an app's an account id).
+    /// </summary>
+    private static bool Holds(string condition, JsonElement message, JsonElement? batchContext)
+    {
+        var negated = condition.Contains("!=", StringComparison.Ordinal);
+        var parts = condition.Split(negated ? "!=" : "=", 2);
+        if (parts.Length != 2) return false;
+        var equal = string.Equals(ReadWithBatchContext(message, batchContext, parts[0]), parts[1], StringComparison.Ordinal);
+        return negated ? !equal : equal;
     }
 
     private static string? Read(JsonElement element, string path)
