@@ -34,7 +34,7 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         foreach (var (name, value) in JsonNode.Parse(merged.Traits)!.AsObject())
             if (value is not null && (traits[name] is not { } current || current["t"]!.GetValue<DateTime>() < value["t"]!.GetValue<DateTime>()))
                 traits[name] = value.DeepClone();
-        kept.Traits = traits.ToJsonString();
+        kept.Traits = traits.ToJsonString(Identity.IdentityResolver.TraitJson);
         merged.MergedIntoId = kept.Id;
         Touch(kept, merged);
         await RecountAsync(kept, ct);
@@ -67,11 +67,11 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         await db.Set<ProfileEvent>().Where(e => e.ProfileId == kept.Id && e.AttributedProfileId == merged.Id)
             .ExecuteUpdateAsync(s => s.SetProperty(e => e.ProfileId, merged.Id), ct);
 
-        merged.Traits = snapshot["traits"]!.ToJsonString();
+        merged.Traits = snapshot["traits"]!.ToJsonString(Identity.IdentityResolver.TraitJson);
         var keptTraits = JsonNode.Parse(JsonNode.Parse(merge.KeptSnapshot)!["traits"]!.ToJsonString())!.AsObject();
         foreach (var (name, value) in JsonNode.Parse(kept.Traits)!.AsObject())
             if (value is not null && value["t"]!.GetValue<DateTime>() > merge.MergedAt) keptTraits[name] = value.DeepClone();
-        kept.Traits = keptTraits.ToJsonString();
+        kept.Traits = keptTraits.ToJsonString(Identity.IdentityResolver.TraitJson);
         merged.MergedIntoId = null;
         merge.UndoneAt = time.GetUtcNow().UtcDateTime;
         Touch(kept, merged);

@@ -32,6 +32,13 @@ public sealed record IdentifierTypeDto(
 
 public sealed record TimelineEventDto(long EventId, string Type, string? Name, DateTime Timestamp, long SourceId, JsonNode? Properties);
 
+public sealed record SharedIdentifierDto(string Type, string Value, int Profiles);
+
+public sealed record CrowdedProfileDto(long ProfileId, int Identifiers);
+
+/// <summary>Signs of identity resolution going wrong: identifiers claimed by many people, profiles gathering too many identifiers.</summary>
+public sealed record AnomaliesDto(IReadOnlyList<SharedIdentifierDto> SharedIdentifiers, IReadOnlyList<CrowdedProfileDto> CrowdedProfiles);
+
 public sealed record MergeRequest([property: Required] long? ProfileId);
 
 public sealed record ErasureDto(long ProfileId, DateTime ErasedAt);
@@ -60,6 +67,8 @@ public static class ProfilesEndpoints
         identity.MapGet("/merges", Merges).RequireAuthorization(Permissions.ProfilesRead);
         identity.MapPost("/merges/{id}/undo", Split).RequireAuthorization(Permissions.ProfilesWrite);
         identity.MapGet("/conflicts", Conflicts).RequireAuthorization(Permissions.ProfilesRead);
+        identity.MapGet("/anomalies", Anomalies).RequireAuthorization(Permissions.ProfilesRead);
+        profiles.MapGet("/", Search);
         return app;
     }
 
@@ -157,6 +166,52 @@ public static class ProfilesEndpoints
         if (profile is null) return Problems.NotFound($"Profile {id}");
         if (profile.ErasedAt is null) await steward.EraseAsync(profile, ct);
         return TypedResults.Ok(new ErasureDto(profile.Id, profile.ErasedAt!.Value));
+    }
+
+    public static async Task<Ok<AnomaliesDto>> Anomalies(
+        [FromQuery, Range(2, 1000)] int? sharedBy, [FromQuery, Range(2, 100000)] int? identifiersOver, HttpContext http, MeridianDb db, CancellationToken ct)
+    {
+        var minProfiles = sharedBy ?? 3;
+        var maxIdentifiers = identifiersOver ?? 30;
+        var shared = await db.Set<IdentityConflict>().Where(c => c.OtherProfileId != null)
+            .GroupBy(c => new { c.IdentifierType, c.IdentifierValue })
+            .Select(g => new { g.Key.IdentifierType, g.Key.IdentifierValue, Profiles = g.Select(c => c.ProfileId).Distinct().Count() + 1 })
+            .Where(x => x.Profiles >= minProfiles).OrderByDescending(x => x.Profiles).Take(100).ToListAsync(ct);
+        var crowded = await db.Set<ProfileIdentifier>().GroupBy(i => i.ProfileId)
+            .Select(g => new { ProfileId = g.Key, Count = g.Count() }).Where(x => x.Count > maxIdentifiers)
+            .OrderByDescending(x => x.Count).Take(100).ToListAsync(ct);
+        var pii = CanReadPii(http);
+        return TypedResults.Ok(new AnomaliesDto(
+            shared.Select(s => new SharedIdentifierDto(s.IdentifierType, pii ? s.IdentifierValue : MaskIdentifier(s.IdentifierType, s.IdentifierValue), s.Profiles)).ToList(),
+            crowded.Select(c => new CrowdedProfileDto(c.ProfileId, c.Count)).ToList()));
+    }
+
+    /// <summary>
+    /// Finds customers by phone, email or any identifier value (normalised like incoming data) or by name (a prefix of
+    /// the name trait). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
+    /// </summary>
+    public static async Task<Results<Ok<List<ProfileDto>>, ValidationProblem, ProblemHttpResult>> Search(
+        [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, CancellationToken ct)
+    {
+        if (tenant.ReadableBrandIds is not [var brandId])
+            return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
+                detail: "Customers belong to a brand: a group-level key names it with the 'Meridian-Brand' header.");
+        var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
+        var candidates = new[] { Normalizers.PhoneToE164(q, region), Normalizers.EmailAddress(q), q.Trim() }.OfType<string>().Distinct().ToArray();
+        var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && candidates.Contains(i.Value)).Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
+        var pii = CanReadPii(http);
+        if (ids.Count == 0 && pii)
+        {
+            // Traits are stored as {"name":{"v":"...",...}}: a prefix match on the stored text finds names that start with q.
+            var literal = JsonSerializer.Serialize(q.Trim(), IdentityResolver.TraitJson).TrimEnd('"').Replace("!", "!!").Replace("%", "!%").Replace("_", "!_");
+            var pattern = "%\"name\":{\"v\":" + literal + "%";
+            ids = await db.Set<Profile>().Where(p => p.TenantId == brandId && p.MergedIntoId == null && EF.Functions.Like(p.Traits, pattern, "!"))
+                .OrderByDescending(p => p.LastSeenAt).Select(p => p.Id).Take(50).ToListAsync(ct);
+        }
+        var profiles = await db.Set<Profile>().AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(ct);
+        var result = new List<ProfileDto>();
+        foreach (var profile in profiles) result.Add(await ToDtoAsync(db, profile, pii, ct));
+        return TypedResults.Ok(result);
     }
 
     private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);

@@ -95,6 +95,19 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task An_identifier_claimed_by_several_people_is_flagged_as_an_anomaly()
+    {
+        var b = await NewBrandAsync();
+        foreach (var member in new[] { "grandma", "dad", "daughter" })
+            await SendAsync(b, new { type = "track", userId = member, @event = "Product Viewed", context = new { device = new { id = "living-room-tv" } } });
+        await LookupAsync(b.Test.Client, "user_id", "daughter");
+
+        var anomalies = await b.Test.Client.GetAsync("/api/v1/identity/anomalies?sharedBy=3").ReadAsync<JsonElement>();
+        var shared = Assert.Single(anomalies.GetProperty("sharedIdentifiers").EnumerateArray());
+        Assert.Equal(("device_id", "living-room-tv", 3), (shared.GetProperty("type").GetString(), shared.GetProperty("value").GetString(), shared.GetProperty("profiles").GetInt32()));
+    }
+
+    [Fact]
     public async Task Blocked_values_are_not_identifiers()
     {
         var b = await NewBrandAsync();

@@ -32,6 +32,25 @@ public abstract class ProfileStewardshipTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Staff_find_customers_by_phone_in_any_format_email_or_name()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        await b.SendAsync(
+            new { type = "identify", userId = "s-1", traits = new { name = "张伟", phone = "13811112222", email = "zw@example.com" } },
+            new { type = "identify", userId = "s-2", traits = new { name = "张敏", phone = "13833334444" } },
+            new { type = "identify", userId = "s-3", traits = new { name = "李娜" } });
+        await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", "s-3");
+
+        async Task<string[]> Find(string q) => (await b.Test.Client.GetAsync($"/api/v1/profiles?q={Uri.EscapeDataString(q)}").ReadAsync<JsonElement>())
+            .EnumerateArray().Select(p => p.GetProperty("traits").GetProperty("name").GetString()!).Order().ToArray();
+
+        Assert.Equal(["张伟"], await Find("+86 138-1111-2222"));
+        Assert.Equal(["张伟"], await Find("ZW@example.com"));
+        Assert.Equal(["张伟", "张敏"], await Find("张"));
+        Assert.Empty(await Find("王"));
+    }
+
+    [Fact]
     public async Task A_manual_merge_can_be_undone_giving_each_side_back_its_identifiers_events_and_traits()
     {
         var b = await ProfileTestBrand.CreateAsync(app);

@@ -15,6 +15,9 @@ namespace Meridian.Profiles.Identity;
 /// </summary>
 public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
 {
+    /// <summary>Traits are stored with their characters as written (张伟, not \u5F20\u4F1F), so that they read and search as text.</summary>
+    public static readonly JsonSerializerOptions TraitJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private readonly Dictionary<(long Tenant, string Type, string Value), ProfileIdentifier> owners = [];
     private readonly Dictionary<Profile, List<ProfileIdentifier>> identifiersOf = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<Profile, JsonObject> traitsOf = new(ReferenceEqualityComparer.Instance);
@@ -49,7 +52,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             profile.UpdatedAt = time.GetUtcNow().UtcDateTime;
             ApplyTraits(profile, e, message);
         }
-        foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString();
+        foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString(TraitJson);
         foreach (var entry in db.ChangeTracker.Entries<Profile>().Where(p => p.State is EntityState.Modified or EntityState.Added)) entry.Entity.Version++;
     }
 
