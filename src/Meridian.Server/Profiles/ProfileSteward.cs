@@ -30,6 +30,7 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         db.Add(merge);
         await db.Set<ProfileIdentifier>().Where(i => i.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(i => i.ProfileId, kept.Id), ct);
         await db.Set<ProfileEvent>().Where(e => e.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(e => e.ProfileId, kept.Id), ct);
+        await db.Set<ConsentChange>().Where(c => c.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(c => c.ProfileId, kept.Id), ct);
         var traits = JsonNode.Parse(kept.Traits)!.AsObject();
         foreach (var (name, value) in JsonNode.Parse(merged.Traits)!.AsObject())
             if (value is not null && (traits[name] is not { } current || current["t"]!.GetValue<DateTime>() < value["t"]!.GetValue<DateTime>()))
@@ -92,6 +93,7 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
             foreach (var e in (await log.GetAsync(chunk, ct)).OrderBy(e => e.Timestamp))
                 events.Add(new JsonObject { ["id"] = e.Id, ["type"] = e.Type, ["timestamp"] = e.Timestamp, ["sourceId"] = e.SourceId, ["message"] = JsonNode.Parse(e.Payload) });
         var merges = await db.Set<IdentityMerge>().Where(m => m.KeptProfileId == profile.Id || m.MergedProfileId == profile.Id).ToListAsync(ct);
+        var consents = await db.Set<ConsentChange>().Where(c => c.ProfileId == profile.Id).OrderBy(c => c.ChangedAt).ToListAsync(ct);
         audit.Record(profile.TenantId, () => new AuditChange("profile.exported", "profile", profile.Id, null, null));
         await db.SaveChangesAsync(ct);
         return new JsonObject
@@ -105,6 +107,8 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
             ["identifiers"] = new JsonArray([.. identifiers.Select(i => (JsonNode)new JsonObject
                 { ["type"] = i.Type, ["value"] = i.Value, ["firstSeenAt"] = i.FirstSeenAt, ["lastSeenAt"] = i.LastSeenAt, ["sourceId"] = i.SourceId })]),
             ["events"] = events,
+            ["consents"] = new JsonArray([.. consents.Select(c => (JsonNode)new JsonObject
+                { ["channel"] = c.Channel, ["purpose"] = c.Purpose, ["granted"] = c.Granted, ["changedAt"] = c.ChangedAt, ["origin"] = c.Origin })]),
             ["merges"] = new JsonArray([.. merges.Select(m => (JsonNode)new JsonObject
                 { ["id"] = m.Id, ["keptProfileId"] = m.KeptProfileId, ["mergedProfileId"] = m.MergedProfileId, ["mergedAt"] = m.MergedAt, ["undoneAt"] = m.UndoneAt })]),
         };

@@ -39,6 +39,13 @@ public sealed record CrowdedProfileDto(long ProfileId, int Identifiers);
 /// <summary>Signs of identity resolution going wrong: identifiers claimed by many people, profiles gathering too many identifiers.</summary>
 public sealed record AnomaliesDto(IReadOnlyList<SharedIdentifierDto> SharedIdentifiers, IReadOnlyList<CrowdedProfileDto> CrowdedProfiles);
 
+public sealed record ConsentDto(string Channel, string Purpose, bool Granted, DateTime ChangedAt, string Origin);
+
+public sealed record ConsentRequest(
+    [property: Required, RegularExpression("^(sms|email|push|wechat|phone|in_app)$", ErrorMessage = "Use sms, email, push, wechat, phone or in_app.")] string Channel,
+    [property: Required, RegularExpression("^(marketing|service|analytics|personalisation)$", ErrorMessage = "Use marketing, service, analytics or personalisation.")] string Purpose,
+    [property: Required] bool? Granted);
+
 public sealed record MergeRequest([property: Required] long? ProfileId);
 
 public sealed record ErasureDto(long ProfileId, DateTime ErasedAt);
@@ -59,6 +66,8 @@ public static class ProfilesEndpoints
         profiles.MapGet("/{id}", Get);
         profiles.MapGet("/{id}/timeline", Timeline);
         profiles.MapPost("/{id}/merge", Merge).RequireAuthorization(Permissions.ProfilesWrite);
+        profiles.MapGet("/{id}/consents", ConsentsOf);
+        profiles.MapPost("/{id}/consents", ChangeConsent).RequireAuthorization(Permissions.ProfilesWrite);
         profiles.MapGet("/{id}/export", Export).RequireAuthorization(Permissions.PiiRead);
         profiles.MapDelete("/{id}", Erase).RequireAuthorization(Permissions.ProfilesWrite, Permissions.PiiRead);
         var identity = app.MapGroup("/api/v1/identity").WithTags("Identity");
@@ -212,6 +221,31 @@ public static class ProfilesEndpoints
         var result = new List<ProfileDto>();
         foreach (var profile in profiles) result.Add(await ToDtoAsync(db, profile, pii, ct));
         return TypedResults.Ok(result);
+    }
+
+    /// <summary>The current consent per channel and purpose; <c>?history=true</c> lists every change, the evidence.</summary>
+    public static async Task<Results<Ok<List<ConsentDto>>, ProblemHttpResult>> ConsentsOf(long id, [FromQuery] bool? history, MeridianDb db, CancellationToken ct)
+    {
+        if (!await db.Set<Profile>().AnyAsync(p => p.Id == id, ct)) return Problems.NotFound($"Profile {id}");
+        var changes = await db.Set<ConsentChange>().AsNoTracking().Where(c => c.ProfileId == id).OrderBy(c => c.ChangedAt).ThenBy(c => c.Id).ToListAsync(ct);
+        var shown = history == true ? changes : changes.GroupBy(c => (c.Channel, c.Purpose)).Select(g => g.Last()).ToList();
+        return TypedResults.Ok(shown.Select(c => new ConsentDto(c.Channel, c.Purpose, c.Granted, c.ChangedAt, c.Origin)).ToList());
+    }
+
+    public static async Task<Results<Ok<ConsentDto>, ProblemHttpResult>> ChangeConsent(
+        long id, ConsentRequest request, HttpContext http, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
+        if (profile is null) return Problems.NotFound($"Profile {id}");
+        var change = new ConsentChange
+        {
+            TenantId = profile.TenantId, ProfileId = profile.Id, Channel = request.Channel, Purpose = request.Purpose, Granted = request.Granted!.Value,
+            ChangedAt = time.GetUtcNow().UtcDateTime, Origin = $"key:{http.Caller().KeyId}",
+        };
+        db.Add(change);
+        audit.Record(profile.TenantId, () => new AuditChange("profile.consent-changed", "profile", profile.Id, null, new { change.Channel, change.Purpose, change.Granted }));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(new ConsentDto(change.Channel, change.Purpose, change.Granted, change.ChangedAt, change.Origin));
     }
 
     private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);

@@ -51,6 +51,29 @@ public abstract class ProfileStewardshipTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Consent_changes_from_front_ends_and_staff_are_kept_with_time_and_origin()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        await b.SendAsync(
+            new { type = "track", userId = "c-1", @event = "Consent Updated", timestamp = "2026-03-01T00:00:00Z", properties = new { channel = "sms", purpose = "marketing", granted = true } },
+            new { type = "track", userId = "c-1", @event = "Consent Updated", timestamp = "2026-04-01T00:00:00Z", properties = new { channel = "email", purpose = "marketing", granted = true } });
+        var profile = await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", "c-1", p => p.GetProperty("eventCount").GetInt64() == 2);
+
+        var withdrawn = await b.Test.Client.PostAsJsonAsync($"/api/v1/profiles/{Id(profile)}/consents", new { channel = "sms", purpose = "marketing", granted = false }).ReadAsync<JsonElement>();
+        Assert.StartsWith("key:", withdrawn.GetProperty("origin").GetString());
+
+        var current = await b.Test.Client.GetAsync($"/api/v1/profiles/{Id(profile)}/consents").ReadAsync<JsonElement>();
+        var byChannel = current.EnumerateArray().ToDictionary(c => c.GetProperty("channel").GetString()!, c => c.GetProperty("granted").GetBoolean());
+        Assert.Equal(new Dictionary<string, bool> { ["sms"] = false, ["email"] = true }, byChannel);
+        var history = await b.Test.Client.GetAsync($"/api/v1/profiles/{Id(profile)}/consents?history=true").ReadAsync<JsonElement>();
+        Assert.Equal(3, history.GetArrayLength());
+        Assert.StartsWith("source:", history[0].GetProperty("origin").GetString());
+
+        await b.Test.Client.PostAsJsonAsync($"/api/v1/profiles/{Id(profile)}/consents", new { channel = "fax", purpose = "marketing", granted = true })
+            .ProblemAsync(400, ProblemTypes.Validation);
+    }
+
+    [Fact]
     public async Task A_manual_merge_can_be_undone_giving_each_side_back_its_identifiers_events_and_traits()
     {
         var b = await ProfileTestBrand.CreateAsync(app);

@@ -51,6 +51,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             profile.LastSeenAt = profile.LastSeenAt is { } last && last >= e.Timestamp ? last : e.Timestamp;
             profile.UpdatedAt = time.GetUtcNow().UtcDateTime;
             ApplyTraits(profile, e, message);
+            if (e.Type == "track" && e.Name == Consents.EventName) ApplyConsent(profile, e, message);
         }
         foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString(TraitJson);
         foreach (var entry in db.ChangeTracker.Entries<Profile>().Where(p => p.State is EntityState.Modified or EntityState.Added)) entry.Entity.Version++;
@@ -224,6 +225,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
         identifiersOf[kept] = keptIds;
         identifiersOf[merged] = [];
         foreach (var link in attributed.Where(l => ReferenceEquals(l.Profile, merged))) link.Profile = kept;
+        foreach (var consent in db.ChangeTracker.Entries<ConsentChange>().Select(c => c.Entity).Where(c => ReferenceEquals(c.Profile, merged))) consent.Profile = kept;
         if (merged.Id != 0) pendingMoves.Add((merged, kept));
 
         var keptTraits = TraitsOf(kept);
@@ -248,6 +250,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             var fromId = from.Id;
             var toId = to.Id;
             await db.Set<ProfileEvent>().Where(pe => pe.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(pe => pe.ProfileId, toId), ct);
+            await db.Set<ConsentChange>().Where(c => c.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ProfileId, toId), ct);
         }
         pendingMoves.Clear();
     }
@@ -294,6 +297,21 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             if (!current.TryGetPropertyValue(trait.Name, out var existing) || existing is null || !Later(existing, incoming))
                 current[trait.Name] = incoming;
         }
+    }
+
+    /// <summary>A front end reports a consent change as <c>track "Consent Updated"</c> {channel, purpose, granted}.</summary>
+    private void ApplyConsent(Profile profile, LoggedEvent e, JsonElement message)
+    {
+        if (!message.TryGetProperty("properties", out var p) || p.ValueKind != JsonValueKind.Object) return;
+        var channel = p.TryGetProperty("channel", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+        var purpose = p.TryGetProperty("purpose", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : "marketing";
+        if (!p.TryGetProperty("granted", out var g) || g.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) return;
+        if (channel is null || !Consents.Channels.Contains(channel) || purpose is null || !Consents.Purposes.Contains(purpose)) return;
+        db.Add(new ConsentChange
+        {
+            TenantId = e.TenantId, Profile = profile, Channel = channel, Purpose = purpose, Granted = g.GetBoolean(), ChangedAt = e.Timestamp,
+            Origin = $"source:{e.SourceId}", EventId = e.Id,
+        });
     }
 
     private static bool Later(JsonNode a, JsonNode b) => a["t"]!.GetValue<DateTime>() > b["t"]!.GetValue<DateTime>();
