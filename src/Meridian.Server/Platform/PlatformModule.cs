@@ -1,6 +1,7 @@
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Bootstrap;
+using Meridian.Platform.CustomFields;
 using Meridian.Platform.Outbox;
 using Meridian.Platform.Tenancy;
 using Meridian.Platform.Webhooks;
@@ -15,6 +16,7 @@ public static class PlatformModule
         var services = builder.Services;
         services.AddScoped<AuditLog>();
         services.AddScoped<EventPublisher>();
+        services.AddScoped<CustomFieldCatalog>();
         services.AddOptions<OutboxOptions>().BindConfiguration("Meridian:Outbox");
         services.AddOptions<BootstrapOptions>().BindConfiguration("Meridian:Bootstrap");
         services.AddHostedService<OutboxDispatcher>();
@@ -27,5 +29,6 @@ public static class PlatformModule
         .MapBrands()
         .MapAccess()
         .MapAudit()
-        .MapWebhooks();
+        .MapWebhooks()
+        .MapCustomFields();
 }

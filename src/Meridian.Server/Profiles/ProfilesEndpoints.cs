@@ -66,6 +66,7 @@ public static class ProfilesEndpoints
         profiles.MapGet("/{id}", Get);
         profiles.MapGet("/{id}/timeline", Timeline);
         profiles.MapPost("/{id}/merge", Merge).RequireAuthorization(Permissions.ProfilesWrite);
+        profiles.MapPatch("/{id}/traits", SetTraits).RequireAuthorization(Permissions.ProfilesWrite);
         profiles.MapGet("/{id}/consents", ConsentsOf);
         profiles.MapPost("/{id}/consents", ChangeConsent).RequireAuthorization(Permissions.ProfilesWrite);
         profiles.MapGet("/{id}/export", Export).RequireAuthorization(Permissions.PiiRead);
@@ -221,6 +222,40 @@ public static class ProfilesEndpoints
         var result = new List<ProfileDto>();
         foreach (var profile in profiles) result.Add(await ToDtoAsync(db, profile, pii, ct));
         return TypedResults.Ok(result);
+    }
+
+    /// <summary>
+    /// Staff set or clear (null) traits by hand. Custom fields are checked against their type; the change is kept with
+    /// its provenance (the key that made it) like any other trait value.
+    /// </summary>
+    public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> SetTraits(
+        long id, Dictionary<string, JsonElement> traits, HttpContext http, MeridianDb db, Platform.CustomFields.CustomFieldCatalog fields,
+        AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
+        if (profile is null) return Problems.NotFound($"Profile {id}");
+        var known = await fields.ForAsync(profile.TenantId, "profile", ct);
+        var errors = new Dictionary<string, string[]>();
+        foreach (var (name, value) in traits)
+        {
+            if (name.Length is 0 or > 64) errors[name] = ["A trait name has 1 to 64 characters."];
+            else if (known.TryGetValue(name, out var field) && field.Check(value) is { } problem) errors[name] = [problem];
+        }
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors, type: ProblemTypes.Validation, title: "One or more fields are invalid.");
+
+        var current = JsonNode.Parse(profile.Traits)!.AsObject();
+        var now = time.GetUtcNow().UtcDateTime;
+        foreach (var (name, value) in traits)
+        {
+            if (value.ValueKind == JsonValueKind.Null) current.Remove(name);
+            else current[name] = new JsonObject { ["v"] = JsonNode.Parse(value.GetRawText()), ["t"] = now, ["s"] = 0, ["by"] = $"key:{http.Caller().KeyId}" };
+        }
+        profile.Traits = current.ToJsonString(IdentityResolver.TraitJson);
+        profile.UpdatedAt = now;
+        profile.Version++;
+        audit.Record(profile.TenantId, () => new AuditChange("profile.traits-set", "profile", profile.Id, null, new { traits = traits.Keys }));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
     }
 
     /// <summary>The current consent per channel and purpose; <c>?history=true</c> lists every change, the evidence.</summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Meridian.Data;
 using Meridian.Ingestion.Tracking;
+using Meridian.Platform.CustomFields;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Data;
 using Microsoft.EntityFrameworkCore;
@@ -13,7 +14,7 @@ namespace Meridian.Profiles.Identity;
 /// the brand's identifier rules allow, and folding the event's traits into the profile. Works on a batch of events in
 /// one unit of work; the caller saves and commits it together with its place in the event log.
 /// </summary>
-public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
+public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, TimeProvider time)
 {
     /// <summary>Traits are stored with their characters as written (张伟, not \u5F20\u4F1F), so that they read and search as text.</summary>
     public static readonly JsonSerializerOptions TraitJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
@@ -23,6 +24,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
     private readonly Dictionary<Profile, JsonObject> traitsOf = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<long, Profile> profilesById = [];
     private readonly Dictionary<long, (IReadOnlyList<IdentifierType> Types, string Region)> rules = [];
+    private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
     private readonly List<ProfileEvent> attributed = [];
 
     public sealed record Extracted(IdentifierType Type, string Value);
@@ -69,6 +71,7 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
         var configured = await db.Set<IdentifierType>().Where(t => t.TenantId == tenantId).ToListAsync(ct);
         var region = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => b.DefaultPhoneRegion).SingleOrDefaultAsync(ct) ?? "CN";
         rules[tenantId] = ((configured.Count > 0 ? configured : DefaultIdentifierTypes.For(tenantId)).OrderBy(t => t.Priority).ToList(), region);
+        customFields[tenantId] = await fields.ForAsync(tenantId, "profile", ct);
     }
 
     /// <summary>The event's identifiers, normalised, blocked values dropped, strongest first.</summary>
@@ -291,8 +294,11 @@ public sealed class IdentityResolver(MeridianDb db, TimeProvider time)
             return;
         if (traits.ValueKind != JsonValueKind.Object) return;
         var current = TraitsOf(profile);
+        var known = customFields[e.TenantId];
         foreach (var trait in traits.EnumerateObject())
         {
+            // A custom field's value must fit its type; one that does not is left out rather than stored wrong.
+            if (known.TryGetValue(trait.Name, out var field) && field.Check(trait.Value) is not null) continue;
             var incoming = new JsonObject { ["v"] = JsonNode.Parse(trait.Value.GetRawText()), ["t"] = e.Timestamp, ["s"] = e.SourceId };
             if (!current.TryGetPropertyValue(trait.Name, out var existing) || existing is null || !Later(existing, incoming))
                 current[trait.Name] = incoming;

@@ -71,7 +71,7 @@ internal sealed class ProfileProjector(
         if (events.Count == 0) return 0;
 
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
-        var resolver = new IdentityResolver(db, time);
+        var resolver = new IdentityResolver(db, scope.ServiceProvider.GetRequiredService<Platform.CustomFields.CustomFieldCatalog>(), time);
         await resolver.ResolveAsync(events, ct);
         await db.SaveChangesAsync(ct);
         await resolver.MoveMergedTimelinesAsync(ct);
