@@ -129,6 +129,13 @@ internal sealed class RequestShape
         // Roles and permissions must name existing ones; these exist in every group.
         FieldKind.String when name == "role" => () => Json("analyst"),
         FieldKind.StringList when name == "permissions" => () => Json(new[] { "brands.read" }),
+        // A pattern-constrained string gets the first candidate its pattern accepts (custom field keys, entity names...).
+        FieldKind.String when property.GetCustomAttribute<RegularExpressionAttribute>() is { } pattern => () =>
+        {
+            var n = Interlocked.Increment(ref counter);
+            string[] candidates = [$"corpus-{n}", $"corpus_{n}", "profile", "trim", "sms", "marketing", "CN", "CNY"];
+            return Json(candidates.FirstOrDefault(c => System.Text.RegularExpressions.Regex.IsMatch(c, pattern.Pattern)) ?? $"corpus-{n}");
+        },
         FieldKind.String => () => Json($"corpus-{Interlocked.Increment(ref counter)}"),
         FieldKind.Enum => () => Json(JsonNamingPolicy.SnakeCaseLower.ConvertName(Enum.GetNames(type)[0])),
         FieldKind.Boolean => () => "true",
