@@ -168,5 +168,15 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         profile.EventCount = stats?.Count ?? 0;
         profile.FirstSeenAt = stats?.First;
         profile.LastSeenAt = stats?.Last;
+
+        // Order facts are replayed from the profile's own order events, in time order.
+        (profile.OrderCount, profile.TotalSpendMinor, profile.FirstOrderAt, profile.LastOrderAt, profile.PreviousOrderAt) = (0, 0, null, null, null);
+        var currency = await db.Set<Platform.Tenancy.Brand>().Where(b => b.Id == profile.TenantId).Select(b => b.Currency).SingleAsync(ct);
+        var ids = await db.Set<ProfileEvent>().Where(e => e.ProfileId == profile.Id).Select(e => e.EventId).ToListAsync(ct);
+        var orders = new List<LoggedEvent>();
+        foreach (var chunk in ids.Chunk(500))
+            orders.AddRange((await log.GetAsync(chunk, ct)).Where(e => e.Type == "track" && e.Name is Identity.OrderFacts.Completed or Identity.OrderFacts.Refunded));
+        foreach (var order in orders.OrderBy(e => e.Timestamp))
+            Identity.OrderFacts.Apply(profile, order.Name, order.Timestamp, System.Text.Json.JsonDocument.Parse(order.Payload).RootElement, currency);
     }
 }

@@ -20,7 +20,10 @@ public sealed record TraitSourceDto(long SourceId, DateTime At);
 
 public sealed record ProfileDto(long Id, long BrandId, IReadOnlyList<IdentifierDto> Identifiers, IReadOnlyDictionary<string, JsonNode?> Traits,
     IReadOnlyDictionary<string, TraitSourceDto> TraitSources, DateTime? FirstSeenAt, DateTime? LastSeenAt, long EventCount, DateTime CreatedAt,
-    DateTime UpdatedAt);
+    DateTime UpdatedAt, ComputedTraitsDto Computed);
+
+/// <summary>Traits Meridian computes from behaviour, kept current as events arrive (the lifecycle stage as of the request).</summary>
+public sealed record ComputedTraitsDto(long OrderCount, long TotalSpendMinor, DateTime? FirstOrderAt, DateTime? LastOrderAt, string LifecycleStage);
 
 public sealed record IdentifierTypeDto(
     [property: Required, RegularExpression("^[a-z][a-z0-9_]{0,63}$", ErrorMessage = "Use lower-case letters, digits and '_'.")] string Name,
@@ -57,7 +60,7 @@ public sealed record ConflictDto(long Id, long EventId, long ProfileId, long? Ot
 /// <summary>The unified profile: get, look up by any identifier, the identity rules, and the merge and conflict log.</summary>
 public static class ProfilesEndpoints
 {
-    private static readonly HashSet<string> PiiTraits = ["email", "phone", "mobile", "name", "first_name", "last_name", "firstName", "lastName", "address", "birthday", "id_card"];
+    internal static readonly HashSet<string> PiiTraits = ["email", "phone", "mobile", "name", "first_name", "last_name", "firstName", "lastName", "address", "birthday", "id_card"];
 
     public static IEndpointRouteBuilder MapProfileRoutes(this IEndpointRouteBuilder app)
     {
@@ -82,18 +85,18 @@ public static class ProfilesEndpoints
         return app;
     }
 
-    public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Get(long id, HttpContext http, MeridianDb db, CancellationToken ct)
+    public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Get(long id, HttpContext http, MeridianDb db, ProfileViews views, CancellationToken ct)
     {
         // A merged profile's id keeps working: it answers with the profile it became part of.
         var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
             profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
-        return profile is null ? Problems.NotFound($"Profile {id}") : TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+        return profile is null ? Problems.NotFound($"Profile {id}") : TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
     }
 
     public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> Lookup(
         [FromQuery, Required, StringLength(64)] string type, [FromQuery, Required, StringLength(500)] string value,
-        HttpContext http, MeridianDb db, TenantScope tenant, CancellationToken ct)
+        HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
     {
         if (tenant.ReadableBrandIds is not [var brandId])
             return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
@@ -108,7 +111,7 @@ public static class ProfilesEndpoints
         var owner = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.TenantId == brandId && i.Type == type && i.Value == normalized)
             .Select(i => i.ProfileId).SingleOrDefaultAsync(ct);
         var profile = owner == 0 ? null : await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == owner, ct);
-        return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+        return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
     }
 
     /// <summary>The profile's events, newest first. Traits inside events are personal data: shown only with pii.read.</summary>
@@ -144,14 +147,14 @@ public static class ProfilesEndpoints
 
     /// <summary>Merges another profile into this one by hand (the same limits as automatic merges do not apply: staff decide).</summary>
     public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Merge(
-        long id, MergeRequest request, HttpContext http, MeridianDb db, ProfileSteward steward, CancellationToken ct)
+        long id, MergeRequest request, HttpContext http, MeridianDb db, ProfileSteward steward, ProfileViews views, CancellationToken ct)
     {
         var kept = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id, ct);
         var merged = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == request.ProfileId, ct);
         if (kept is null) return Problems.NotFound($"Profile {id}");
         if (merged is null || merged.TenantId != kept.TenantId) return Problems.NotFound($"Profile {request.ProfileId}");
         await steward.MergeAsync(kept, merged, ct);
-        return TypedResults.Ok(await ToDtoAsync(db, kept, CanReadPii(http), ct));
+        return TypedResults.Ok(await views.ToDtoAsync(kept, CanReadPii(http), ct));
     }
 
     public static async Task<Results<Ok<MergeDto>, ProblemHttpResult>> Split(long id, MeridianDb db, ProfileSteward steward, CancellationToken ct)
@@ -201,7 +204,7 @@ public static class ProfilesEndpoints
     /// the name trait). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
     /// </summary>
     public static async Task<Results<Ok<List<ProfileDto>>, ValidationProblem, ProblemHttpResult>> Search(
-        [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, CancellationToken ct)
+        [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
     {
         if (tenant.ReadableBrandIds is not [var brandId])
             return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
@@ -220,7 +223,7 @@ public static class ProfilesEndpoints
         }
         var profiles = await db.Set<Profile>().AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(ct);
         var result = new List<ProfileDto>();
-        foreach (var profile in profiles) result.Add(await ToDtoAsync(db, profile, pii, ct));
+        foreach (var profile in profiles) result.Add(await views.ToDtoAsync(profile, pii, ct));
         return TypedResults.Ok(result);
     }
 
@@ -230,7 +233,7 @@ public static class ProfilesEndpoints
     /// </summary>
     public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> SetTraits(
         long id, Dictionary<string, JsonElement> traits, HttpContext http, MeridianDb db, Platform.CustomFields.CustomFieldCatalog fields,
-        AuditLog audit, TimeProvider time, CancellationToken ct)
+        AuditLog audit, TimeProvider time, ProfileViews views, CancellationToken ct)
     {
         var profile = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
         if (profile is null) return Problems.NotFound($"Profile {id}");
@@ -255,7 +258,7 @@ public static class ProfilesEndpoints
         profile.Version++;
         audit.Record(profile.TenantId, () => new AuditChange("profile.traits-set", "profile", profile.Id, null, new { traits = traits.Keys }));
         await db.SaveChangesAsync(ct);
-        return TypedResults.Ok(await ToDtoAsync(db, profile, CanReadPii(http), ct));
+        return TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
     }
 
     /// <summary>The current consent per channel and purpose; <c>?history=true</c> lists every change, the evidence.</summary>
@@ -285,30 +288,14 @@ public static class ProfilesEndpoints
 
     private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);
 
-    private static async Task<ProfileDto> ToDtoAsync(MeridianDb db, Profile profile, bool pii, CancellationToken ct)
-    {
-        var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
-        var traits = new Dictionary<string, JsonNode?>();
-        var sources = new Dictionary<string, TraitSourceDto>();
-        foreach (var (name, node) in JsonNode.Parse(profile.Traits)!.AsObject())
-        {
-            if (node is null) continue;
-            traits[name] = pii || !PiiTraits.Contains(name) ? node["v"]?.DeepClone() : JsonValue.Create(Mask(name, node["v"]));
-            sources[name] = new TraitSourceDto(node["s"]!.GetValue<long>(), node["t"]!.GetValue<DateTime>());
-        }
-        return new ProfileDto(profile.Id, profile.TenantId,
-            identifiers.Select(i => new IdentifierDto(i.Type, pii ? i.Value : MaskIdentifier(i.Type, i.Value), i.FirstSeenAt, i.LastSeenAt)).ToList(),
-            traits, sources, profile.FirstSeenAt, profile.LastSeenAt, profile.EventCount, profile.CreatedAt, profile.UpdatedAt);
-    }
-
-    private static string MaskIdentifier(string type, string value) => type switch
+    internal static string MaskIdentifier(string type, string value) => type switch
     {
         "email" => Pii.MaskEmail(value),
         "phone" => Pii.MaskPhone(value),
         _ => value,
     };
 
-    private static string Mask(string trait, JsonNode? value)
+    internal static string Mask(string trait, JsonNode? value)
     {
         var text = value is JsonValue v && v.TryGetValue<string>(out var s) ? s : value?.ToJsonString() ?? "";
         return trait switch
@@ -359,4 +346,27 @@ public static class ProfilesEndpoints
             .Select(c => new ConflictDto(c.Id, c.EventId, c.ProfileId, c.OtherProfileId, c.IdentifierType, c.IdentifierValue, c.Reason, c.At)).ToListAsync(ct);
         return TypedResults.Ok(page.ToPage(rows, c => c.Id));
     }
+}
+
+/// <summary>How a profile is shown: masked for staff without pii.read, with its computed traits as of now.</summary>
+public sealed class ProfileViews(MeridianDb db, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
+{
+    public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
+    {
+        var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
+        var traits = new Dictionary<string, JsonNode?>();
+        var sources = new Dictionary<string, TraitSourceDto>();
+        foreach (var (name, node) in JsonNode.Parse(profile.Traits)!.AsObject())
+        {
+            if (node is null) continue;
+            traits[name] = pii || !ProfilesEndpoints.PiiTraits.Contains(name) ? node["v"]?.DeepClone() : JsonValue.Create(ProfilesEndpoints.Mask(name, node["v"]));
+            sources[name] = new TraitSourceDto(node["s"]!.GetValue<long>(), node["t"]!.GetValue<DateTime>());
+        }
+        return new ProfileDto(profile.Id, profile.TenantId,
+            identifiers.Select(i => new IdentifierDto(i.Type, pii ? i.Value : ProfilesEndpoints.MaskIdentifier(i.Type, i.Value), i.FirstSeenAt, i.LastSeenAt)).ToList(),
+            traits, sources, profile.FirstSeenAt, profile.LastSeenAt, profile.EventCount, profile.CreatedAt, profile.UpdatedAt,
+            new ComputedTraitsDto(profile.OrderCount, profile.TotalSpendMinor, profile.FirstOrderAt, profile.LastOrderAt,
+                OrderFacts.LifecycleStage(profile, time.GetUtcNow().UtcDateTime, lifecycle.Value)));
+    }
+
 }

@@ -8,6 +8,8 @@ public static class ProfilesModule
     public static IHostApplicationBuilder AddProfiles(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<ProfileSteward>();
+        builder.Services.AddScoped<ProfileViews>();
+        builder.Services.AddOptions<LifecycleThresholds>().BindConfiguration("Meridian:Profiles:Lifecycle");
         builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
         builder.Services.AddSingleton<ProfileProjector>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());

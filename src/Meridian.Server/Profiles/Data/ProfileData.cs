@@ -21,6 +21,13 @@ public sealed class Profile : ITenantOwned
     public DateTime? FirstSeenAt { get; set; }
     public DateTime? LastSeenAt { get; set; }
     public long EventCount { get; set; }
+    public long OrderCount { get; set; }
+    /// <summary>Completed orders less refunds, in minor units of the brand's currency.</summary>
+    public long TotalSpendMinor { get; set; }
+    public DateTime? FirstOrderAt { get; set; }
+    public DateTime? LastOrderAt { get; set; }
+    /// <summary>The order before the last, to tell a customer won back after a long gap.</summary>
+    public DateTime? PreviousOrderAt { get; set; }
     /// <summary>Set when the person's data was erased; the row stays as a pseudonymous tombstone.</summary>
     public DateTime? ErasedAt { get; set; }
     /// <summary>

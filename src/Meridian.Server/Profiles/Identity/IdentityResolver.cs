@@ -24,6 +24,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly Dictionary<Profile, JsonObject> traitsOf = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<long, Profile> profilesById = [];
     private readonly Dictionary<long, (IReadOnlyList<IdentifierType> Types, string Region)> rules = [];
+    private readonly Dictionary<long, string> currencies = [];
     private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
     private readonly List<ProfileEvent> attributed = [];
 
@@ -53,6 +54,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             profile.LastSeenAt = profile.LastSeenAt is { } last && last >= e.Timestamp ? last : e.Timestamp;
             profile.UpdatedAt = time.GetUtcNow().UtcDateTime;
             ApplyTraits(profile, e, message);
+            if (e.Type == "track") OrderFacts.Apply(profile, e.Name, e.Timestamp, message, currencies[e.TenantId]);
             if (e.Type == "track" && e.Name == Consents.EventName) ApplyConsent(profile, e, message);
         }
         foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString(TraitJson);
@@ -69,7 +71,9 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     {
         if (rules.ContainsKey(tenantId)) return;
         var configured = await db.Set<IdentifierType>().Where(t => t.TenantId == tenantId).ToListAsync(ct);
-        var region = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => b.DefaultPhoneRegion).SingleOrDefaultAsync(ct) ?? "CN";
+        var brand = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => new { b.DefaultPhoneRegion, b.Currency }).SingleOrDefaultAsync(ct);
+        var region = brand?.DefaultPhoneRegion ?? "CN";
+        currencies[tenantId] = brand?.Currency ?? "CNY";
         rules[tenantId] = ((configured.Count > 0 ? configured : DefaultIdentifierTypes.For(tenantId)).OrderBy(t => t.Priority).ToList(), region);
         customFields[tenantId] = await fields.ForAsync(tenantId, "profile", ct);
     }
@@ -236,6 +240,14 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             if (value is not null && (keptTraits[name] is not { } keptValue || Later(value, keptValue))) keptTraits[name] = value.DeepClone();
         traitsOf[merged] = [];
         kept.EventCount += merged.EventCount;
+        kept.OrderCount += merged.OrderCount;
+        kept.TotalSpendMinor += merged.TotalSpendMinor;
+        var orderDates = new[] { kept.LastOrderAt, kept.PreviousOrderAt, merged.LastOrderAt, merged.PreviousOrderAt }.OfType<DateTime>().OrderDescending().ToList();
+        kept.LastOrderAt = orderDates.ElementAtOrDefault(0) is var lastOrder && lastOrder != default ? lastOrder : null;
+        kept.PreviousOrderAt = orderDates.ElementAtOrDefault(1) is var previousOrder && previousOrder != default ? previousOrder : null;
+        kept.FirstOrderAt = Min(kept.FirstOrderAt, merged.FirstOrderAt);
+        merged.OrderCount = 0;
+        merged.TotalSpendMinor = 0;
         kept.FirstSeenAt = Min(kept.FirstSeenAt, merged.FirstSeenAt);
         kept.LastSeenAt = Max(kept.LastSeenAt, merged.LastSeenAt);
         merged.EventCount = 0;

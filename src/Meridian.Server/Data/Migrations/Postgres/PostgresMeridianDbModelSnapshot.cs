@@ -1076,9 +1076,17 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("event_count");
 
+                    b.Property<DateTime?>("FirstOrderAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("first_order_at");
+
                     b.Property<DateTime?>("FirstSeenAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("first_seen_at");
+
+                    b.Property<DateTime?>("LastOrderAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_order_at");
 
                     b.Property<DateTime?>("LastSeenAt")
                         .HasColumnType("timestamp with time zone")
@@ -1088,9 +1096,21 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("merged_into_id");
 
+                    b.Property<long>("OrderCount")
+                        .HasColumnType("bigint")
+                        .HasColumnName("order_count");
+
+                    b.Property<DateTime?>("PreviousOrderAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("previous_order_at");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalSpendMinor")
+                        .HasColumnType("bigint")
+                        .HasColumnName("total_spend_minor");
 
                     b.Property<string>("Traits")
                         .IsRequired()

@@ -1036,9 +1036,17 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("event_count");
 
+                    b.Property<DateTime?>("FirstOrderAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("first_order_at");
+
                     b.Property<DateTime?>("FirstSeenAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("first_seen_at");
+
+                    b.Property<DateTime?>("LastOrderAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_order_at");
 
                     b.Property<DateTime?>("LastSeenAt")
                         .HasColumnType("TEXT")
@@ -1048,9 +1056,21 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("merged_into_id");
 
+                    b.Property<long>("OrderCount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("order_count");
+
+                    b.Property<DateTime?>("PreviousOrderAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("previous_order_at");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalSpendMinor")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("total_spend_minor");
 
                     b.Property<string>("Traits")
                         .IsRequired()
