@@ -140,7 +140,7 @@ public sealed class DemoDataGeneratorTests(DemoDataSet data) : IClassFixture<Dem
     }
 
     [Fact]
-    public void Completed_orders_carry_an_id_a_total_in_fen_that_adds_up_and_their_products()
+    public void Completed_orders_carry_an_id_a_total_in_yuan_that_adds_up_and_their_products()
     {
         var orders = data.Events.Select(e => e.Json).Where(e => e.TryGetProperty("event", out var name) && name.GetString() == "Order Completed").ToList();
         Assert.NotEmpty(orders);
@@ -152,7 +152,9 @@ public sealed class DemoDataGeneratorTests(DemoDataSet data) : IClassFixture<Dem
             var products = p.GetProperty("products").EnumerateArray().ToList();
             Assert.NotEmpty(products);
             Assert.All(products, i => Assert.False(string.IsNullOrEmpty(i.GetProperty("sku").GetString() + i.GetProperty("category").GetString())));
-            Assert.Equal(products.Sum(i => i.GetProperty("price").GetInt64() * i.GetProperty("quantity").GetInt32()), p.GetProperty("total").GetInt64());
+            // Segment e-commerce amounts are in major units (yuan), with at most two decimals (whole fen).
+            Assert.Equal(products.Sum(i => i.GetProperty("price").GetDecimal() * i.GetProperty("quantity").GetInt32()), p.GetProperty("total").GetDecimal());
+            Assert.Equal(p.GetProperty("total").GetDecimal(), decimal.Round(p.GetProperty("total").GetDecimal(), 2));
         }
     }
 

@@ -82,7 +82,8 @@ public static class DemoDataGenerator
         never send real SMS or e-mail to this data set (e-mails use the reserved `example.com`/`.net`/`.org` domains).
 
         The demo group has two brands, `demo` and `demo-outlet`, in the Chinese market: time zone Asia/Shanghai (UTC+8),
-        currency CNY. **All money is in fen** (minor units, integers): `total: 12900` is ¥129.00. Events cover the UTC year
+        currency CNY. Money in events follows the Segment e-commerce spec, in yuan (`total: 129.5` is ¥129.50); the CSV
+        files use fen (minor units, integers) in columns that say so (`total_fen`, item `price`). Events cover the UTC year
         2026 (2026-01-01T00:00:00Z to 2027-01-01T00:00:00Z), with peaks around 618, Singles' Day and New Year and a dip at
         Spring Festival. All files are UTF-8 without BOM with `\n` line ends.
 

@@ -450,7 +450,7 @@ internal sealed partial class DemoSimulation
         w.WriteString("sku", product.Sku);
         w.WriteString("name", product.Name);
         w.WriteString("category", product.Category.Key);
-        w.WriteNumber("price", product.PriceFen);
+        w.WriteNumber("price", product.PriceFen / 100m);
         w.WriteString("currency", "CNY");
         if (quantity is { } q)
             w.WriteNumber("quantity", q);
@@ -471,7 +471,7 @@ internal sealed partial class DemoSimulation
         Track(visit, "Order Completed", w =>
         {
             w.WriteString("order_id", orderId);
-            w.WriteNumber("total", total);
+            w.WriteNumber("total", total / 100m);
             w.WriteString("currency", "CNY");
             w.WriteString("payment_method", payment);
             w.WriteStartArray("products");
@@ -480,7 +480,7 @@ internal sealed partial class DemoSimulation
                 w.WriteStartObject();
                 w.WriteString("sku", product.Sku);
                 w.WriteString("category", product.Category.Key);
-                w.WriteNumber("price", product.PriceFen);
+                w.WriteNumber("price", product.PriceFen / 100m);
                 w.WriteNumber("quantity", quantity);
                 w.WriteEndObject();
             }
@@ -528,7 +528,7 @@ internal sealed partial class DemoSimulation
         Track(visit, "Order Refunded", w =>
         {
             w.WriteString("order_id", order.Id);
-            w.WriteNumber("total", order.TotalFen);
+            w.WriteNumber("total", order.TotalFen / 100m);
             w.WriteString("currency", "CNY");
             w.WriteString("reason", reason);
         });
