@@ -35,6 +35,9 @@ public sealed record IdentifierTypeDto(
 
 public sealed record TimelineEventDto(long EventId, string Type, string? Name, DateTime Timestamp, long SourceId, JsonNode? Properties);
 
+/// <summary>How far identity resolution is behind ingestion (all brands: the projector follows one log).</summary>
+public sealed record ProjectionStatusDto(long EventsBehind, string? Node, DateTime? LeaseUntil);
+
 public sealed record SharedIdentifierDto(string Type, string Value, int Profiles);
 
 public sealed record CrowdedProfileDto(long ProfileId, int Identifiers);
@@ -81,6 +84,7 @@ public static class ProfilesEndpoints
         identity.MapPost("/merges/{id}/undo", Split).RequireAuthorization(Permissions.ProfilesWrite);
         identity.MapGet("/conflicts", Conflicts).RequireAuthorization(Permissions.ProfilesRead);
         identity.MapGet("/anomalies", Anomalies).RequireAuthorization(Permissions.ProfilesRead);
+        identity.MapGet("/status", Status).RequireAuthorization(Permissions.ProfilesRead);
         profiles.MapGet("/", Search);
         return app;
     }
@@ -179,6 +183,13 @@ public static class ProfilesEndpoints
         if (profile is null) return Problems.NotFound($"Profile {id}");
         if (profile.ErasedAt is null) await steward.EraseAsync(profile, ct);
         return TypedResults.Ok(new ErasureDto(profile.Id, profile.ErasedAt!.Value));
+    }
+
+    public static async Task<Ok<ProjectionStatusDto>> Status(MeridianDb db, Ingestion.Tracking.EventLog log, CancellationToken ct)
+    {
+        var state = await db.Set<ProjectorState>().AsNoTracking().SingleOrDefaultAsync(s => s.Name == Identity.ProfileProjector.Name, ct);
+        var behind = await log.BacklogAsync(new Ingestion.Tracking.EventLogPosition(state?.PositionTx ?? 0, state?.PositionId ?? 0), ct);
+        return TypedResults.Ok(new ProjectionStatusDto(behind, state?.LeaseOwner, state?.LeaseUntil));
     }
 
     public static async Task<Ok<AnomaliesDto>> Anomalies(

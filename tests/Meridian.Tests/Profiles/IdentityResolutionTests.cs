@@ -108,6 +108,21 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task The_status_shows_identity_resolution_catching_up_with_ingestion()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "status-1" });
+        await LookupAsync(b.Test.Client, "user_id", "status-1");
+        for (var i = 0; i < 100; i++)
+        {
+            var status = await b.Test.Client.GetAsync("/api/v1/identity/status").ReadAsync<JsonElement>();
+            if (status.GetProperty("eventsBehind").GetInt64() == 0) return;
+            await Task.Delay(100);
+        }
+        Assert.Fail("The projector did not catch up.");
+    }
+
+    [Fact]
     public async Task Blocked_values_are_not_identifiers()
     {
         var b = await NewBrandAsync();

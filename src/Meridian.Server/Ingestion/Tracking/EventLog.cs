@@ -60,6 +60,27 @@ public sealed class EventLog(MeridianDb db)
         }
     }
 
+    /// <summary>How many events lie after a position: a consumer's backlog.</summary>
+    public async Task<long> BacklogAsync(EventLogPosition after, CancellationToken ct)
+    {
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+            command.CommandText = db.Database.IsNpgsql()
+                ? "SELECT count(*) FROM events WHERE (tx_id, id) > (@tx, @id)"
+                : "SELECT count(*) FROM events WHERE id > @id";
+            Add(command, "tx", after.TxId);
+            Add(command, "id", after.Id);
+            return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
     /// <summary>The given events (for a profile's timeline), in no particular order; ids not in the scope's brands are skipped.</summary>
     public async Task<IReadOnlyList<LoggedEvent>> GetAsync(IReadOnlyCollection<long> ids, CancellationToken ct)
     {

@@ -21,7 +21,7 @@ public sealed class ProjectorOptions
 /// position commit together, so a crash neither loses nor repeats an event. One node at a time holds the projector's
 /// lease; the others stand by and take over when it lapses.
 /// </summary>
-internal sealed class ProfileProjector(
+public sealed class ProfileProjector(
     IServiceScopeFactory scopes, IOptions<ProjectorOptions> options, EventLogSignal appended, TimeProvider time, ILogger<ProfileProjector> logger)
     : BackgroundService
 {
