@@ -77,6 +77,21 @@ internal sealed class PostgresCluster : IAsyncDisposable
 
     private string Data => Path.Combine(owned!.Value.Dir, "data");
 
+    /// <summary>CPU time used so far by the cluster's processes (postmaster, backends, WAL writer, checkpointer); null for a server that is not ours.</summary>
+    public TimeSpan? ProcessorTime()
+    {
+        if (owned is null) return null;
+        var pidFile = Path.Combine(Data, "postmaster.pid");
+        try
+        {
+            return int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var postmaster) ? ProcFs.TreeProcessorTime(postmaster) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (owned is not { } cluster)
