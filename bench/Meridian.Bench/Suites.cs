@@ -121,6 +121,7 @@ internal static class Suites
         Console.WriteLine("PostgreSQL: starting a server on a fresh database for ingestion");
         var database = await cluster.CreateDatabaseAsync("bench_ingest", ct);
         await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, database, Path.GetTempPath(), ct);
+        await using var waits = PostgresWaitSampler.Start(database);
         var result = await IngestAsync(server, events, Provider.Postgres, options, async ct =>
         {
             await using var connection = new NpgsqlConnection(database);
@@ -128,6 +129,7 @@ internal static class Suites
             await using var count = new NpgsqlCommand("SELECT count(*) FROM events", connection);
             return (long)(await count.ExecuteScalarAsync(ct))!;
         }, cluster.ProcessorTime, ct);
+        report.Note($"PostgreSQL: during ingestion the server's backends were (sampled every 100 ms, idle connections left out): {await waits.StopAsync()}.");
         ReportIngest(report, Provider.Postgres, baseline, result);
     }
 
