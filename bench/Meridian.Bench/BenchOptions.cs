@@ -11,9 +11,30 @@ internal static class ProviderNames
     public static string Title(this Provider provider) => provider == Provider.Sqlite ? "SQLite" : "PostgreSQL";
 }
 
-/// <summary>The command line: <c>--rows N --seconds S --concurrency C --only sqlite|postgres --server PATH --quick</c>.</summary>
+/// <summary>The command line: see <see cref="Usage"/>.</summary>
 internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Provider? Only, string? ServerDll, bool Quick)
 {
+    /// <summary>Events sent through <c>/v1/batch</c> (and inserted by their baseline); 0 skips the ingest measure.</summary>
+    public int IngestEvents { get; init; } = Quick ? 20_000 : 1_000_000;
+
+    /// <summary>
+    /// People in the generated demo data set. About 18.8 events each (seed 42), so 55,000 is the smallest round figure
+    /// whose two event files hold a million events (50,000 hold 940,000).
+    /// </summary>
+    public int Customers { get; init; } = Quick ? 2_000 : 55_000;
+
+    /// <summary>Events per <c>/v1/batch</c> request, and per transaction of the baseline they are divided by.</summary>
+    public int IngestBatch { get; init; } = 100;
+
+    /// <summary>Concurrent clients sending batches.</summary>
+    public int IngestConcurrency { get; init; } = 8;
+
+    /// <summary>A folder that already holds <c>events-demo.jsonl</c> (from <c>meridian demo-data</c>), instead of generating one.</summary>
+    public string? DemoData { get; init; }
+
+    /// <summary>Only the ingest measure and its baseline.</summary>
+    public bool IngestOnly { get; init; }
+
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
           --rows N            rows inserted by the raw-insert baselines (default 200000)
@@ -21,7 +42,14 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --concurrency C     concurrent workers of each read load (default 16)
           --only sqlite|postgres
           --server PATH       the meridian.dll to start (default: src/Meridian.Server/bin/Release/net10.0/meridian.dll)
-          --quick             a smoke run: 20000 rows, 2 s
+          --ingest-events N   events sent through POST /v1/batch, and inserted raw as their baseline (default 1000000; 0 skips)
+          --customers N       people in the generated demo data set the events come from (default 55000, about 1.03 M events)
+          --demo-data DIR     take the events from DIR (meridian demo-data --out DIR) instead of generating them
+          --ingest-batch B    events per /v1/batch request and per baseline transaction (default 100)
+          --ingest-concurrency C
+                              concurrent clients sending batches (default 8)
+          --ingest-only       skip the raw insert/select and GET measures
+          --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
     /// <summary>Each read load first runs this long unmeasured, so that JIT, connection pools and caches are warm.</summary>
@@ -43,6 +71,24 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
             {
                 case "--quick":
                     continue;
+                case "--ingest-only":
+                    options = options with { IngestOnly = true };
+                    continue;
+                case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
+                    options = options with { IngestEvents = e };
+                    break;
+                case "--customers" when int.TryParse(value, out var people) && people is > 0 and <= 10_000_000:
+                    options = options with { Customers = people };
+                    break;
+                case "--demo-data" when value is not null:
+                    options = options with { DemoData = Path.GetFullPath(value) };
+                    break;
+                case "--ingest-batch" when int.TryParse(value, out var b) && b is > 0 and <= 10_000:
+                    options = options with { IngestBatch = b };
+                    break;
+                case "--ingest-concurrency" when int.TryParse(value, out var ic) && ic > 0:
+                    options = options with { IngestConcurrency = ic };
+                    break;
                 case "--rows" when int.TryParse(value, out var n) && n > 0:
                     options = options with { Rows = n };
                     break;

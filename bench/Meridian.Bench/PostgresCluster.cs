@@ -77,6 +77,21 @@ internal sealed class PostgresCluster : IAsyncDisposable
 
     private string Data => Path.Combine(owned!.Value.Dir, "data");
 
+    /// <summary>CPU time used so far by the cluster's processes (postmaster, backends, WAL writer, checkpointer); null for a server that is not ours.</summary>
+    public TimeSpan? ProcessorTime()
+    {
+        if (owned is null) return null;
+        var pidFile = Path.Combine(Data, "postmaster.pid");
+        try
+        {
+            return int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var postmaster) ? ProcFs.TreeProcessorTime(postmaster) : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (owned is not { } cluster)
@@ -144,5 +159,73 @@ internal sealed class PostgresCluster : IAsyncDisposable
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// What the database's client backends are doing, sampled from <c>pg_stat_activity</c> every 100 ms while a load runs:
+/// running, waiting for a lock (<c>Lock:transactionid</c> is a row lock), for the WAL to reach the disk, or for the
+/// application to send its next statement (<c>idle in transaction</c>). Shows whether the database or the server is the wait.
+/// </summary>
+internal sealed class PostgresWaitSampler : IAsyncDisposable
+{
+    private readonly CancellationTokenSource stop = new();
+    private readonly Dictionary<string, long> samples = [];
+    private readonly Task loop;
+    private string? error;
+
+    private PostgresWaitSampler(string connectionString) => loop = Task.Run(() => SampleAsync(connectionString));
+
+    public static PostgresWaitSampler Start(string connectionString) => new(connectionString);
+
+    private async Task SampleAsync(string connectionString)
+    {
+        try
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(stop.Token);
+            await using var query = new NpgsqlCommand("""
+                SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'running')
+                            ELSE state || coalesce(' (' || wait_event || ')', '') END
+                  FROM pg_stat_activity
+                 WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+                """, connection);
+            await query.PrepareAsync(stop.Token);
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+            while (await timer.WaitForNextTickAsync(stop.Token))
+            {
+                await using var reader = await query.ExecuteReaderAsync(stop.Token);
+                while (await reader.ReadAsync(stop.Token))
+                {
+                    var what = reader.IsDBNull(0) ? "?" : reader.GetString(0);
+                    samples[what] = samples.GetValueOrDefault(what) + 1;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // stopped
+        }
+        catch (NpgsqlException ex)
+        {
+            error = ex.Message;
+        }
+    }
+
+    /// <summary>Stops sampling; returns each state's share of the backend samples, the largest first, leaving out idle connections.</summary>
+    public async Task<string> StopAsync()
+    {
+        await stop.CancelAsync();
+        await loop;
+        var busy = samples.Where(s => !s.Key.StartsWith("idle (", StringComparison.Ordinal) && s.Key != "idle").ToList();
+        var total = busy.Sum(s => s.Value);
+        if (error is not null) return $"not sampled ({error})";
+        return total == 0 ? "no busy backends sampled" : string.Join(", ", busy.OrderByDescending(s => s.Value).Select(s => $"{s.Key} {100.0 * s.Value / total:0}%"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!stop.IsCancellationRequested) await StopAsync();
+        stop.Dispose();
     }
 }

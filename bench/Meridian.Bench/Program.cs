@@ -15,18 +15,24 @@ var failed = false;
 try
 {
     string serverDll;
+    DemoEvents? events;
     try
     {
         serverDll = await ServerProcess.LocateAsync(options, cancel.Token);
+        Console.WriteLine($"server: {serverDll} (built {File.GetLastWriteTime(serverDll):yyyy-MM-dd HH:mm})");
+        // One data set for both databases, so that both ingest the same events.
+        events = options.IngestEvents > 0 ? await DemoEvents.PrepareAsync(options, cancel.Token) : null;
     }
     catch (Exception ex) when (ex is IOException or InvalidOperationException)
     {
         Console.Error.WriteLine($"meridian-bench: {ex.Message}");
         return 2;
     }
-    Console.WriteLine($"server: {serverDll} (built {File.GetLastWriteTime(serverDll):yyyy-MM-dd HH:mm})");
-    if (options.Runs(Provider.Sqlite)) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, report, cancel.Token));
-    if (options.Runs(Provider.Postgres)) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, report, cancel.Token));
+    using var _ = events;
+    if (events is not null)
+        report.Note($"ingest: {events.Count:N0} events from {events.Description}{(events.Count < options.IngestEvents ? $" (all it holds; {options.IngestEvents:N0} were asked for)" : "")}.");
+    if (options.Runs(Provider.Sqlite)) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Postgres)) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {

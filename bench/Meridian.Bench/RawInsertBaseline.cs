@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
@@ -121,6 +122,98 @@ internal static class RawInsertBaseline
         }
         return rows / Stopwatch.GetElapsedTime(started).TotalSeconds;
     }
+
+    /// <summary>
+    /// The ingest measure's divisor on SQLite: the same event lines, <paramref name="batchSize"/> per transaction, each
+    /// batch one multi-row INSERT (prepared once per batch size) into a table with only a primary key. Only the
+    /// inserts and commits are timed, not reading the file.
+    /// </summary>
+    public static double SqliteEvents(string connectionString, DemoEvents events, int batchSize, CancellationToken ct)
+    {
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        Execute(connection, "PRAGMA journal_mode=WAL;");
+        Execute(connection, RawEventsTable("INTEGER PRIMARY KEY"));
+
+        var statements = new Dictionary<int, SqliteCommand>();
+        long rows = 0, ticks = 0;
+        try
+        {
+            foreach (var batch in events.Batches(batchSize))
+            {
+                ct.ThrowIfCancellationRequested();
+                if (!statements.TryGetValue(batch.Length, out var insert))
+                {
+                    insert = connection.CreateCommand();
+                    insert.CommandText = RawEventsInsert(batch.Length, r => $"$p{r}");
+                    for (var r = 0; r < batch.Length; r++) insert.Parameters.Add($"$p{r}", SqliteType.Text);
+                    insert.Prepare();
+                    statements[batch.Length] = insert;
+                }
+                for (var r = 0; r < batch.Length; r++) insert.Parameters[r].Value = Encoding.UTF8.GetString(batch[r]);
+
+                var started = Stopwatch.GetTimestamp();
+                using (var tx = connection.BeginTransaction())
+                {
+                    insert.Transaction = tx;
+                    insert.ExecuteNonQuery();
+                    tx.Commit();
+                }
+                ticks += Stopwatch.GetTimestamp() - started;
+                rows += batch.Length;
+            }
+        }
+        finally
+        {
+            foreach (var statement in statements.Values) statement.Dispose();
+        }
+        return rows / ((double)ticks / Stopwatch.Frequency);
+    }
+
+    /// <summary>The ingest measure's divisor on PostgreSQL: as <see cref="SqliteEvents"/>, on one connection, statements prepared on the server.</summary>
+    public static async Task<double> PostgresEventsAsync(NpgsqlDataSource db, DemoEvents events, int batchSize, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await ExecuteAsync(connection, RawEventsTable("bigserial PRIMARY KEY"), ct);
+
+        var statements = new Dictionary<int, NpgsqlCommand>();
+        long rows = 0, ticks = 0;
+        try
+        {
+            foreach (var batch in events.Batches(batchSize))
+            {
+                if (!statements.TryGetValue(batch.Length, out var insert))
+                {
+                    insert = connection.CreateCommand();
+                    insert.CommandText = RawEventsInsert(batch.Length, r => $"${r + 1}");
+                    for (var r = 0; r < batch.Length; r++) insert.Parameters.Add(new NpgsqlParameter<string> { NpgsqlDbType = NpgsqlDbType.Text });
+                    await insert.PrepareAsync(ct);
+                    statements[batch.Length] = insert;
+                }
+                for (var r = 0; r < batch.Length; r++) insert.Parameters[r].Value = Encoding.UTF8.GetString(batch[r]);
+
+                var started = Stopwatch.GetTimestamp();
+                await using (var tx = await connection.BeginTransactionAsync(ct))
+                {
+                    insert.Transaction = tx;
+                    await insert.ExecuteNonQueryAsync(ct);
+                    await tx.CommitAsync(ct);
+                }
+                ticks += Stopwatch.GetTimestamp() - started;
+                rows += batch.Length;
+            }
+        }
+        finally
+        {
+            foreach (var statement in statements.Values) await statement.DisposeAsync();
+        }
+        return rows / ((double)ticks / Stopwatch.Frequency);
+    }
+
+    private static string RawEventsTable(string key) => $"CREATE TABLE raw_events (id {key}, payload text NOT NULL)";
+
+    private static string RawEventsInsert(int rows, Func<int, string> parameter) =>
+        "INSERT INTO raw_events (payload) VALUES " + string.Join(", ", Enumerable.Range(0, rows).Select(r => $"({parameter(r)})"));
 
     private static async Task<NpgsqlCommand> PrepareMultiRowAsync(NpgsqlConnection connection, int count, CancellationToken ct)
     {

@@ -39,21 +39,29 @@ internal sealed class Report(BenchOptions options)
 
     public static string Ratio(double measured, double baseline) => (measured / baseline).ToString(measured / baseline < 0.1 ? "0.000" : "0.00", CultureInfo.InvariantCulture);
 
-    private static string Ms(double ms) => ms.ToString(ms < 1 ? "0.000" : ms < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture);
+    public static string Megabytes(long bytes) => (bytes / 1048576.0).ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Ms(double ms) => ms.ToString(ms < 1 ? "0.000" : ms < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture);
 
     public string Render()
     {
         var providers = Enum.GetValues<Provider>().Where(options.Runs).ToList();
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"Meridian bench, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}");
-        text.AppendLine(CultureInfo.InvariantCulture, $"rows {options.Rows:N0} in batches of {BenchRows.BatchSize:N0} per transaction; read loads: {options.Concurrency} workers, {options.WarmUp.TotalSeconds:0.#} s warm-up + {options.Seconds} s measured{(options.Quick ? " (--quick)" : "")}");
+        if (!options.IngestOnly)
+            text.AppendLine(CultureInfo.InvariantCulture, $"rows {options.Rows:N0} in batches of {BenchRows.BatchSize:N0} per transaction; read loads: {options.Concurrency} workers, {options.WarmUp.TotalSeconds:0.#} s warm-up + {options.Seconds} s measured{(options.Quick ? " (--quick)" : "")}");
+        if (options.IngestEvents > 0)
+            text.AppendLine(CultureInfo.InvariantCulture, $"ingest: up to {options.IngestEvents:N0} demo events, {options.IngestBatch} per POST {IngestBench.Path} and per baseline transaction, {options.IngestConcurrency} clients{(options.Quick ? " (--quick)" : "")}");
         text.AppendLine();
         text.AppendLine("| measure | " + string.Join(" | ", providers.Select(p => p.Title())) + " |");
         text.AppendLine("|---|" + string.Concat(providers.Select(_ => "---:|")));
         foreach (var measure in measures)
             text.AppendLine($"| {measure} | " + string.Join(" | ", providers.Select(p => cells.GetValueOrDefault((measure, p), "–"))) + " |");
         text.AppendLine();
-        text.AppendLine($"Read loads are closed loops: each worker sends its next call when the last one answers. Raw selects run in the bench process on their own connections; the HTTP client runs in the bench process too, sharing the {Environment.ProcessorCount} cores with the server.");
+        if (!options.IngestOnly)
+            text.AppendLine($"Read loads are closed loops: each worker sends its next call when the last one answers. Raw selects run in the bench process on their own connections; the HTTP client runs in the bench process too, sharing the {Environment.ProcessorCount} cores with the server.");
+        if (options.IngestEvents > 0)
+            text.AppendLine($"Ingest: events/s counts the events of every request answered 200 over the whole run, wall clock, the clients (in the bench process, sharing the {Environment.ProcessorCount} cores) included; the baseline times only its inserts and commits, on one connection. RSS is the server's VmRSS, sampled every 100 ms.");
         foreach (var note in notes) text.AppendLine(note);
         return text.ToString();
     }

@@ -17,6 +17,19 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The server's process id (<c>dotnet meridian.dll</c> runs the app in the host process itself), for sampling its memory.</summary>
+    public int Pid => process.Id;
+
+    /// <summary>CPU time (user and kernel) the server has used since it started.</summary>
+    public TimeSpan ProcessorTime
+    {
+        get
+        {
+            process.Refresh();
+            return process.TotalProcessorTime;
+        }
+    }
+
     private ServerProcess(Process process, Uri baseAddress)
     {
         this.process = process;
@@ -59,6 +72,8 @@ internal sealed class ServerProcess : IAsyncDisposable
                 ["Meridian__Bootstrap__AdminApiKey"] = AdminKey,
                 ["Meridian__RateLimit__PermitsPerSecond"] = "1000000",
                 ["Meridian__RateLimit__Burst"] = "1000000",
+                ["Meridian__RateLimit__IngestPermitsPerSecond"] = "1000000",
+                ["Meridian__RateLimit__IngestBurst"] = "1000000",
                 ["Logging__LogLevel__Default"] = "Warning",
             },
         };

@@ -16,25 +16,22 @@ internal static class Suites
     private const string Get = $"GET {HttpGetBench.Path} req/s";
     private const string GetRatio = "… ratio to raw select";
     private const string GetLatency = "GET p50 ms / p99 ms";
+    private const string IngestBaseline = "raw insert event rows/s, PK only (baseline)";
+    private const string Ingest = $"ingest POST {IngestBench.Path} events/s";
+    private const string IngestRatio = "… ratio to raw insert (PK-only)";
+    private const string IngestLatency = "batch p50 ms / p99 ms";
+    private const string IngestMemory = "server RSS MB idle / peak during ingest";
+    private const string IngestRows = "events rows = accepted";
+    private const string IngestLosses = "duplicates / rejected events / failed requests";
+    private const string IngestCpu = "CPU ms per 1,000 events: server / database / bench client";
 
-    public static async Task SqliteAsync(string serverDll, BenchOptions options, Report report, CancellationToken ct)
+    public static async Task SqliteAsync(string serverDll, BenchOptions options, DemoEvents? events, Report report, CancellationToken ct)
     {
         var dir = Directory.CreateTempSubdirectory("meridian-bench-sqlite-").FullName;
         try
         {
-            var raw = $"Data Source={Path.Combine(dir, "raw.db")}";
-            Console.WriteLine($"SQLite: inserting {options.Rows:N0} rows (prepared INSERT, WAL) into {dir}");
-            report.Set(InsertBaseline, Provider.Sqlite, Report.Rate(RawInsertBaseline.Sqlite(raw, options.Rows, ct)));
-            report.Set(CopyInsert, Provider.Sqlite, "n/a");
-            report.Note($"SQLite baseline: prepared single-row INSERT, {BenchRows.BatchSize:N0} per transaction, journal_mode=WAL, synchronous={Pragma(raw, "synchronous")} (the driver's default; 2 = FULL).");
-
-            Console.WriteLine("SQLite: raw select by id");
-            var select = await RawSelectBaseline.SqliteAsync(raw, options.Rows, options, ct);
-            report.Load(SelectBaseline, SelectLatency, Provider.Sqlite, select);
-
-            Console.WriteLine("SQLite: starting the server");
-            await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "server.db")}", dir, ct);
-            await GetAsync(server, select, Provider.Sqlite, options, report, ct);
+            if (!options.IngestOnly) await SqliteReadsAsync(serverDll, dir, options, report, ct);
+            if (events is not null) await SqliteIngestAsync(serverDll, dir, events, options, report, ct);
         }
         finally
         {
@@ -43,7 +40,43 @@ internal static class Suites
         }
     }
 
-    public static async Task PostgresAsync(string serverDll, BenchOptions options, Report report, CancellationToken ct)
+    private static async Task SqliteReadsAsync(string serverDll, string dir, BenchOptions options, Report report, CancellationToken ct)
+    {
+        var raw = $"Data Source={Path.Combine(dir, "raw.db")}";
+        Console.WriteLine($"SQLite: inserting {options.Rows:N0} rows (prepared INSERT, WAL) into {dir}");
+        report.Set(InsertBaseline, Provider.Sqlite, Report.Rate(RawInsertBaseline.Sqlite(raw, options.Rows, ct)));
+        report.Set(CopyInsert, Provider.Sqlite, "n/a");
+        report.Note($"SQLite baseline: prepared single-row INSERT, {BenchRows.BatchSize:N0} per transaction, journal_mode=WAL, synchronous={Pragma(raw, "synchronous")} (the driver's default; 2 = FULL).");
+
+        Console.WriteLine("SQLite: raw select by id");
+        var select = await RawSelectBaseline.SqliteAsync(raw, options.Rows, options, ct);
+        report.Load(SelectBaseline, SelectLatency, Provider.Sqlite, select);
+
+        Console.WriteLine("SQLite: starting the server");
+        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "server.db")}", dir, ct);
+        await GetAsync(server, select, Provider.Sqlite, options, report, ct);
+    }
+
+    private static async Task SqliteIngestAsync(string serverDll, string dir, DemoEvents events, BenchOptions options, Report report, CancellationToken ct)
+    {
+        Console.WriteLine($"SQLite: inserting {events.Count:N0} event lines raw, {options.IngestBatch} per multi-row INSERT and transaction");
+        var baseline = RawInsertBaseline.SqliteEvents($"Data Source={Path.Combine(dir, "raw-events.db")}", events, options.IngestBatch, ct);
+        report.Set(IngestBaseline, Provider.Sqlite, Report.Rate(baseline));
+
+        Console.WriteLine("SQLite: starting a server on a fresh database for ingestion");
+        var database = $"Data Source={Path.Combine(dir, "ingest.db")}";
+        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, database, dir, ct);
+        var result = await IngestAsync(server, events, Provider.Sqlite, options, async ct =>
+        {
+            await using var connection = new SqliteConnection(database + ";Pooling=False");
+            await connection.OpenAsync(ct);
+            await using var count = new SqliteCommand("SELECT count(*) FROM events", connection);
+            return Convert.ToInt64(await count.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        }, () => null, ct);
+        ReportIngest(report, Provider.Sqlite, baseline, result);
+    }
+
+    public static async Task PostgresAsync(string serverDll, BenchOptions options, DemoEvents? events, Report report, CancellationToken ct)
     {
         await using var cluster = await PostgresCluster.StartAsync(ct);
         if (cluster is null)
@@ -52,6 +85,12 @@ internal static class Suites
             return;
         }
         Console.WriteLine($"PostgreSQL: {cluster.Description}");
+        if (!options.IngestOnly) await PostgresReadsAsync(serverDll, cluster, options, report, ct);
+        if (events is not null) await PostgresIngestAsync(serverDll, cluster, events, options, report, ct);
+    }
+
+    private static async Task PostgresReadsAsync(string serverDll, PostgresCluster cluster, BenchOptions options, Report report, CancellationToken ct)
+    {
         report.Note($"PostgreSQL: {cluster.Description}; baseline: one prepared {BenchRows.BatchSize:N0}-row INSERT per transaction; COPY: one binary COPY per {BenchRows.BatchSize:N0} rows.");
         await using var db = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("bench_raw", ct));
 
@@ -67,6 +106,61 @@ internal static class Suites
         var serverDb = await cluster.CreateDatabaseAsync("bench_server", ct);
         await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, serverDb, Path.GetTempPath(), ct);
         await GetAsync(server, select, Provider.Postgres, options, report, ct);
+    }
+
+    private static async Task PostgresIngestAsync(string serverDll, PostgresCluster cluster, DemoEvents events, BenchOptions options, Report report, CancellationToken ct)
+    {
+        double baseline;
+        await using (var raw = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("bench_raw_events", ct)))
+        {
+            Console.WriteLine($"PostgreSQL: inserting {events.Count:N0} event lines raw, {options.IngestBatch} per multi-row INSERT and transaction");
+            baseline = await RawInsertBaseline.PostgresEventsAsync(raw, events, options.IngestBatch, ct);
+        }
+        report.Set(IngestBaseline, Provider.Postgres, Report.Rate(baseline));
+
+        Console.WriteLine("PostgreSQL: starting a server on a fresh database for ingestion");
+        var database = await cluster.CreateDatabaseAsync("bench_ingest", ct);
+        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, database, Path.GetTempPath(), ct);
+        await using var waits = PostgresWaitSampler.Start(database);
+        var result = await IngestAsync(server, events, Provider.Postgres, options, async ct =>
+        {
+            await using var connection = new NpgsqlConnection(database);
+            await connection.OpenAsync(ct);
+            await using var count = new NpgsqlCommand("SELECT count(*) FROM events", connection);
+            return (long)(await count.ExecuteScalarAsync(ct))!;
+        }, cluster.ProcessorTime, ct);
+        report.Note($"PostgreSQL: during ingestion the server's backends were (sampled every 100 ms, idle connections left out): {await waits.StopAsync()}.");
+        ReportIngest(report, Provider.Postgres, baseline, result);
+    }
+
+    private static async Task<IngestResult> IngestAsync(ServerProcess server, DemoEvents events, Provider provider, BenchOptions options,
+        Func<CancellationToken, Task<long>> countEventRows, Func<TimeSpan?> databaseCpu, CancellationToken ct)
+    {
+        Console.WriteLine($"{provider.Title()}: POST {IngestBench.Path}, {events.Count:N0} events, {options.IngestBatch} per request, {options.IngestConcurrency} clients, at {server.BaseAddress}");
+        var result = await IngestBench.RunAsync(server, events, options, countEventRows, databaseCpu, ct);
+        Console.WriteLine($"{provider.Title()}: {result.Answered:N0} events answered in {result.Elapsed.TotalSeconds:0.0} s: {result.Accepted:N0} accepted, "
+            + $"{result.Duplicates:N0} duplicates, {result.Rejects.Values.Sum():N0} rejected, {result.FailedRequests:N0} failed requests; {result.RowsInTable:N0} rows in events");
+        return result;
+    }
+
+    private static void ReportIngest(Report report, Provider provider, double baseline, IngestResult result)
+    {
+        report.Set(Ingest, provider, Report.Rate(result.EventsPerSecond));
+        report.Set(IngestRatio, provider, Report.Ratio(result.EventsPerSecond, baseline));
+        report.Set(IngestLatency, provider, $"{Report.Ms(result.PercentileMs(50))} / {Report.Ms(result.PercentileMs(99))}");
+        var cpu = result.CpuMsPerThousand;
+        // SQLite runs inside the server; an external PostgreSQL's processes are not ours to see.
+        var database = cpu.Database is { } ms ? Report.Rate(ms) : provider == Provider.Sqlite ? "in server" : "?";
+        report.Set(IngestCpu, provider, $"{Report.Rate(cpu.Server)} / {database} / {Report.Rate(cpu.Client)}");
+        report.Set(IngestMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
+        report.Set(IngestRows, provider, result.RowsInTable == result.Accepted
+            ? $"yes, {Report.Rate(result.RowsInTable)}"
+            : $"NO: {Report.Rate(result.RowsInTable)} rows, {Report.Rate(result.Accepted)} accepted");
+        report.Set(IngestLosses, provider, $"{Report.Rate(result.Duplicates)} / {Report.Rate(result.Rejects.Values.Sum())} / {Report.Rate(result.FailedRequests)}");
+        if (result.Rejects.Count > 0)
+            report.Note($"{provider.Title()}: rejects by reason: " + string.Join(", ", result.Rejects.OrderByDescending(r => r.Value).Select(r => $"{r.Key} {r.Value:N0}")));
+        if (result.FailedRequests > 0)
+            report.Note($"{provider.Title()}: first failed ingest request: {result.FirstFailure}");
     }
 
     private static string Pragma(string connectionString, string name)
