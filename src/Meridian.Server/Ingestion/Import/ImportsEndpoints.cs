@@ -125,7 +125,8 @@ internal static class ImportsEndpoints
                 {
                     while (await reader.ReadNextSectionAsync(ct) is { } section)
                     {
-                        if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.IsFormDisposition())
+                        if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                            || !disposition.DispositionType.Equals("form-data", StringComparison.OrdinalIgnoreCase))
                             return Problems.Validation("file", "Every part of the multipart body must be form-data.");
                         if (disposition.IsFileDisposition())
                         {
