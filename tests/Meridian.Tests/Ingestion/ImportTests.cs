@@ -368,6 +368,35 @@ public abstract class ImportTests(MeridianAppFixture app)
         await PostFileAsync(analyst, $"kind=customers&sourceId={owner.SourceId}", "member_no\nM1\n").ProblemAsync(403, ProblemTypes.Forbidden);
     }
 
+    [Fact]
+    public async Task The_demo_data_files_import_with_the_default_mappings_and_no_reject()
+    {
+        var folder = Directory.CreateTempSubdirectory("meridian-import-demo-").FullName;
+        try
+        {
+            await Meridian.Platform.DemoData.DemoDataGenerator.WriteAsync(new(40, 7, folder), CancellationToken.None);
+            // The files carry the demo group's brand slugs: import into the bootstrapped brand demo, through a source of this test's own.
+            var demo = new TestBrand(0, "demo", MeridianAppFixture.AdminKey, app.ClientWithKey(MeridianAppFixture.AdminKey, "demo"));
+            var created = await demo.Client.PostAsJsonAsync("/api/v1/sources", new { name = "demo-" + Guid.NewGuid().ToString("N")[..8], channel = "import" })
+                .ReadAsync<JsonElement>();
+            var importer = new Importer(demo, created.GetProperty("source").GetProperty("id").GetInt64());
+
+            foreach (var (kind, file, type) in new[] { ("customers", "customers-pos.csv", "text/csv"), ("orders", "orders-pos.csv", "text/csv"), ("events", "events-demo.jsonl", "application/x-ndjson") })
+            {
+                var lines = File.ReadAllLines(Path.Combine(folder, file)).Where(l => l.Length > 0).ToList();
+                var ofDemo = kind == "events" ? lines.Count : lines.Skip(1).Count(l => l.Split(',')[1] == "demo");
+                var import = await RunAsync(importer, await UploadAsync(importer, kind, string.Join('\n', lines) + "\n", type));
+                Assert.Equal(0, import.GetProperty("rejected").GetInt64());
+                Assert.Equal(ofDemo, import.GetProperty("accepted").GetInt64());
+                Assert.Equal(kind == "events" ? 0 : lines.Count - 1 - ofDemo, import.GetProperty("skipped").GetInt64());
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     /// <summary>
     /// The real thing: <c>meridian import</c> in a process of its own, killed mid-file; a server on the same database
     /// then claims the job once the CLI's lease lapses and finishes it. The server also takes an upload over 1 MiB
