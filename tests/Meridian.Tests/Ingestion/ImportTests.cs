@@ -235,8 +235,51 @@ public abstract class ImportTests(MeridianAppFixture app)
         Assert.Equal(Enumerable.Range(1, 20).Select(i => $"M{i}"), events.Select(e => e.UserId));
         Assert.Equal(20, events.Select(e => e.MessageId).Distinct().Count());
         var job = await DbAsync(db => db.Set<ImportJob>().SingleAsync(j => j.Id == id));
-        Assert.Equal((ImportStatus.Completed, 20, 20, 0, 2, "node-b"), (job.Status, job.RowsRead, job.Accepted, job.Duplicates, job.Attempts, job.LeaseOwner));
+        Assert.Equal((ImportStatus.Completed, 20, 20, 0, "node-b"), (job.Status, job.RowsRead, job.Accepted, job.Duplicates, job.LeaseOwner));
         Assert.False(File.Exists(job.FilePath)); // an upload is deleted once imported
+    }
+
+    [Fact]
+    public async Task An_import_whose_source_was_deleted_fails_with_the_reason_and_its_upload_is_removed()
+    {
+        var importer = await NewImporterAsync();
+        var id = await UploadAsync(importer, "customers", "member_no\nM1\n");
+        var path = await DbAsync(db => db.Set<ImportJob>().Where(j => j.Id == id).Select(j => j.FilePath).SingleAsync());
+        using (var deleted = await importer.Brand.Client.DeleteAsync($"/api/v1/sources/{importer.SourceId}")) Assert.True(deleted.IsSuccessStatusCode);
+
+        Assert.Equal(ImportRunOutcome.Failed, await Processor.RunAsync(id, "test-node", null, null, CancellationToken.None));
+
+        var failed = await importer.Brand.Client.GetAsync($"/api/v1/imports/{id}").ReadAsync<JsonElement>();
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Contains("was deleted", failed.GetProperty("error").GetString());
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public async Task An_import_that_keeps_failing_shows_the_error_backs_off_and_gives_up_after_its_attempts()
+    {
+        var importer = await NewImporterAsync();
+        var id = await UploadAsync(importer, "customers", "member_no\nM1\n");
+        File.Delete(await DbAsync(db => db.Set<ImportJob>().Where(j => j.Id == id).Select(j => j.FilePath).SingleAsync()));
+
+        Assert.Equal(ImportRunOutcome.Stopped, await Processor.RunAsync(id, "test-node", null, null, CancellationToken.None));
+        var retrying = await importer.Brand.Client.GetAsync($"/api/v1/imports/{id}").ReadAsync<JsonElement>();
+        Assert.Equal("running", retrying.GetProperty("status").GetString());
+        Assert.Contains("The file to import is not on node", retrying.GetProperty("error").GetString());
+        // The failing node keeps the lease through the backoff: nobody retries at once.
+        Assert.Equal(ImportRunOutcome.NotClaimed, await Processor.RunAsync(id, "other-node", null, null, CancellationToken.None));
+
+        var outcomes = new List<ImportRunOutcome>();
+        for (var attempt = 2; attempt <= 6; attempt++)
+        {
+            var lapsed = DateTime.UtcNow.AddSeconds(-1);
+            await DbAsync(db => db.Set<ImportJob>().Where(j => j.Id == id).ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseUntil, lapsed)));
+            outcomes.Add(await Processor.RunAsync(id, "test-node", null, null, CancellationToken.None));
+        }
+        Assert.Equal([ImportRunOutcome.Stopped, ImportRunOutcome.Stopped, ImportRunOutcome.Stopped, ImportRunOutcome.Stopped, ImportRunOutcome.Failed], outcomes);
+        var failed = await importer.Brand.Client.GetAsync($"/api/v1/imports/{id}").ReadAsync<JsonElement>();
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.StartsWith("Gave up after 5 attempts", failed.GetProperty("error").GetString());
     }
 
     [Fact]

@@ -107,7 +107,7 @@ internal sealed class LineReader
 /// <summary>A CSV record (one or more physical lines), or why it could not be read; <see cref="End"/> is where the next one starts.</summary>
 internal sealed record CsvRecord(long Line, long End, long NextLine, string[]? Fields, string? Reason, string? Error, string Raw)
 {
-    public bool IsBlank => Fields is [""] && Raw.Length == 0;
+    public bool IsBlank => Fields is [var only] && string.IsNullOrWhiteSpace(only) && string.IsNullOrWhiteSpace(Raw);
 }
 
 /// <summary>

@@ -82,6 +82,7 @@ internal sealed class ImportJob : ITenantOwned
     public long NextOffset { get; set; }
     /// <summary>Line number (1-based) at <see cref="NextOffset"/>.</summary>
     public long NextLine { get; set; }
+    /// <summary>Claims since the last committed chunk: one while all goes well; past <see cref="ImportOptions.MaxAttempts"/> the import fails.</summary>
     public int Attempts { get; set; }
     public string? LeaseOwner { get; set; }
     public DateTime? LeaseUntil { get; set; }

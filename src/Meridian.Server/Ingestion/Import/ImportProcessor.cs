@@ -120,7 +120,17 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
         if (source is null) throw new ImportFailedException($"Source {job.SourceId} was deleted before the import finished.");
         if (!source.Enabled) throw new ImportFailedException($"Source {job.SourceId} is disabled: enable it and import the file again.");
 
-        await using var stream = new FileStream(job.FilePath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(job.FilePath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Retried like any passing failure: with several nodes, another one may hold the upload (unless they share the folder).
+            throw new IOException($"The file to import is not on node {Node}: it was removed, or the upload went to another node.");
+        }
+        await using var _ = stream;
         if (stream.Length != job.FileBytes)
             throw new ImportFailedException($"The file changed since the import was created ({job.FileBytes} bytes then, {stream.Length} now).");
         var reader = ImportReader.Open(job, stream, brandSlug!);
@@ -192,7 +202,10 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
 
     private sealed record Chunk(long Rows, long Skipped, long End, long NextLine, ImportStatus Status, DateTime At);
 
-    /// <summary>Adds the chunk's counts and moves the job's position, if this node still holds its lease; renews the lease.</summary>
+    /// <summary>
+    /// Adds the chunk's counts and moves the job's position, if this node still holds its lease; renews the lease. Progress
+    /// resets the attempts: they count claims that got nowhere, so a long import survives any number of restarts.
+    /// </summary>
     private async Task RecordAsync(DbConnection connection, DbTransaction? tx, long id, string owner, Chunk chunk, StoreResult stored, CancellationToken ct)
     {
         await using var command = connection.CreateCommand();
@@ -201,7 +214,7 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
             UPDATE imports
                SET rows_read = rows_read + @rows, accepted = accepted + @accepted, duplicates = duplicates + @duplicates,
                    rejected = rejected + @rejected, skipped = skipped + @skipped, next_offset = @offset, next_line = @line,
-                   status = @status, lease_until = @until, finished_at = @finished, error = NULL
+                   status = @status, lease_until = @until, finished_at = @finished, error = NULL, attempts = 1
              WHERE id = @id AND lease_owner = @owner AND status = @running
             """;
         var completed = chunk.Status == ImportStatus.Completed;
