@@ -164,13 +164,15 @@ public static class HostingModule
     /// <summary>
     /// Turns away, before any endpoint runs, what no endpoint can read: a body over the limit (Kestrel enforces it too
     /// while streaming; this answers early from Content-Length), a charset other than UTF-8, and NUL characters in the
-    /// query string (no text field may hold one, and PostgreSQL cannot store one).
+    /// query string (no text field may hold one, and PostgreSQL cannot store one). An endpoint that declares its own
+    /// limit (the import upload, with <c>RequestSizeLimitAttribute</c>) is held to that one instead.
     /// </summary>
     private static async Task RejectUnreadableRequests(HttpContext http, RequestDelegate next)
     {
         var request = http.Request;
-        if (request.ContentLength > MaxRequestBodyBytes)
-            throw new BadHttpRequestException($"The body is {request.ContentLength} bytes; the limit is {MaxRequestBodyBytes} bytes.", StatusCodes.Status413PayloadTooLarge);
+        var limit = http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>()?.MaxRequestBodySize ?? MaxRequestBodyBytes;
+        if (request.ContentLength > limit)
+            throw new BadHttpRequestException($"The body is {request.ContentLength} bytes; the limit is {limit} bytes.", StatusCodes.Status413PayloadTooLarge);
         if (request.ContentType is { } contentType && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)
             && media.Charset.HasValue && !media.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !media.Charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
             throw new BadHttpRequestException($"The body's charset is '{media.Charset}'; send JSON as UTF-8.", StatusCodes.Status415UnsupportedMediaType);

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Meridian.Data;
 using Meridian.Ingestion;
+using Meridian.Ingestion.Import;
+using Meridian.Ingestion.Sources;
+using Meridian.Ingestion.Tracking;
 using Meridian.Platform;
 using Meridian.Platform.Access;
 using Meridian.Platform.Bootstrap;
@@ -12,12 +15,12 @@ using Microsoft.Extensions.Options;
 namespace Meridian.Hosting;
 
 /// <summary>
-/// The <c>meridian</c> verbs besides <c>serve</c>: <c>migrate</c>, <c>keys create|list|revoke</c>, <c>demo-data</c>.
+/// The <c>meridian</c> verbs besides <c>serve</c>: <c>migrate</c>, <c>keys create|list|revoke</c>, <c>import</c>, <c>demo-data</c>.
 /// They use the same configuration (appsettings, <c>Meridian__...</c> environment variables, <c>--Meridian:...=</c> switches) as the server.
 /// </summary>
 public static class MeridianCli
 {
-    private static readonly string[] Verbs = ["migrate", "keys", "demo-data", "bench", "--help", "-h", "-?"];
+    private static readonly string[] Verbs = ["migrate", "keys", "import", "demo-data", "bench", "--help", "-h", "-?"];
 
     public static bool IsVerb(string[] args) => args.Length > 0 && Verbs.Contains(args[0]);
 
@@ -35,6 +38,7 @@ public static class MeridianCli
         root.Subcommands.Add(new Command("serve", "Start the server (default). ASP.NET Core switches such as --urls apply."));
         root.Subcommands.Add(MigrateCommand());
         root.Subcommands.Add(KeysCommand());
+        root.Subcommands.Add(ImportCommand());
         root.Subcommands.Add(DemoDataCommand());
         root.Subcommands.Add(new Command("bench", "Benchmarks live in bench/: run `./meridian bench` from the repository.")
         {
@@ -55,13 +59,14 @@ public static class MeridianCli
     }
 
     /// <summary>A host with the database and platform services but no web server, for the verbs.</summary>
-    private static async Task<IHost> BuildToolHostAsync(ParseResult parse, bool migrate = true)
+    private static async Task<IHost> BuildToolHostAsync(ParseResult parse, bool migrate = true, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder(parse.UnmatchedTokens.ToArray());
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddMeridianDatabase();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddOptions<BootstrapOptions>().BindConfiguration("Meridian:Bootstrap");
+        services?.Invoke(builder.Services);
         var host = builder.Build();
         if (migrate) await DatabaseExtensions.MigrateAsync(host.Services);
         return host;
@@ -189,6 +194,167 @@ public static class MeridianCli
         keys.Subcommands.Add(revoke);
         foreach (var c in keys.Subcommands) c.TreatUnmatchedTokensAsErrors = false;
         return keys;
+    }
+
+    private static Command ImportCommand()
+    {
+        var brand = new Option<string?>("--brand") { Description = "Slug of the brand the rows belong to (rows of another brand, by a brand column, are skipped)." };
+        var group = new Option<string?>("--group") { Description = "Group slug; needed only when the database holds several groups." };
+        var source = new Option<string?>("--source") { Description = "The brand's source to store the rows under: its name or id." };
+        var createSource = new Option<bool>("--create-source") { Description = "Create the source (channel import) if the brand has none of that name." };
+        var kind = new Option<string?>("--kind") { Description = "customers, orders or events." };
+        var format = new Option<string?>("--format") { Description = "csv or jsonl; by default from the file's extension, else csv (jsonl for events)." };
+        var file = new Option<string?>("--file") { Description = "The file to import. It is read in place, streamed, and must not change until the import is done." };
+        var map = new Option<string[]>("--map") { Description = "CSV column mapping, header=field; repeat for each column (e.g. --map mobile=phone)." };
+        var resume = new Option<long?>("--resume") { Description = "Resume an interrupted import by id; the other options are then not needed." };
+        var command = new Command("import", "Import a CSV or JSON lines file into a source, in this process, printing progress. Resumable.")
+        {
+            brand, group, source, createSource, kind, format, file, map, resume,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var host = await BuildToolHostAsync(parse, services: s => s.AddScoped<EventStore>().AddImports());
+            var processor = host.Services.GetRequiredService<ImportProcessor>();
+            var id = parse.GetValue(resume);
+            if (id is null)
+            {
+                var (created, error) = await CreateImportAsync(host, processor.Node, parse.GetValue(group), parse.GetValue(brand), parse.GetValue(source),
+                    parse.GetValue(createSource), parse.GetValue(kind), parse.GetValue(format), parse.GetValue(file), parse.GetValue(map) ?? [], ct);
+                if (error is not null)
+                {
+                    Console.Error.WriteLine($"meridian: {error}");
+                    return 1;
+                }
+                id = created;
+            }
+            if (id is not { } importId) return 1;
+
+            var progress = new ConsoleImportProgress();
+            ImportRunOutcome outcome;
+            try
+            {
+                outcome = await processor.RunAsync(importId, processor.Node, null, progress, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                outcome = ImportRunOutcome.Stopped;
+            }
+            var last = progress.Last;
+            switch (outcome)
+            {
+                case ImportRunOutcome.Completed:
+                    progress.Summary(Console.Out);
+                    return 0;
+                case ImportRunOutcome.Failed:
+                    Console.Error.WriteLine($"meridian: import {id} failed: {last?.Error}");
+                    return 1;
+                case ImportRunOutcome.NotClaimed:
+                    Console.Error.WriteLine($"meridian: import {id} does not exist, is finished, or is being run by another process (see GET /api/v1/imports/{id}).");
+                    return 1;
+                default:
+                    Console.Error.WriteLine($"meridian: import {id} stopped at line {last?.NextLine}: `meridian import --resume {id}` (or a running server) resumes it there.");
+                    return 1;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>Creates the CLI's import, already leased to this process so that no server takes it first; returns its id or what is wrong.</summary>
+    private static async Task<(long? Id, string? Error)> CreateImportAsync(IHost host, string owner, string? groupSlug, string? brandSlug, string? sourceName,
+        bool createSource, string? kindText, string? formatText, string? file, string[] map, CancellationToken ct)
+    {
+        if (brandSlug is null || sourceName is null || kindText is null || file is null)
+            return (null, "name --brand, --source, --kind and --file (or --resume an import).");
+        if (!ImportSetup.TryParseKind(kindText, out var kind)) return (null, $"--kind '{kindText}' is not customers, orders or events.");
+        var format = ImportSetup.FormatOf(null, file) ?? ImportSetup.DefaultFormat(kind);
+        if (formatText is not null && !ImportSetup.TryParseFormat(formatText, out format)) return (null, $"--format '{formatText}' is not csv or jsonl.");
+        if (ImportSetup.CheckCombination(kind, format) is { } combination) return (null, combination);
+        var path = Path.GetFullPath(file);
+        if (!File.Exists(path)) return (null, $"no file {path}.");
+        var (overrides, mapError) = CsvPlan.ParsePairs(map);
+        if (mapError is not null) return (null, "--map " + mapError);
+
+        var db = SystemDb(host, out var scope);
+        using var _ = scope;
+        var groups = await db.Set<Group>().Where(g => groupSlug == null || g.Slug == groupSlug).ToListAsync(ct);
+        if (groups.Count != 1) return (null, groups.Count == 0 ? "no such group." : "several groups exist; name one with --group.");
+        var brand = await db.Set<Brand>().SingleOrDefaultAsync(b => b.GroupId == groups[0].Id && b.Slug == brandSlug, ct);
+        if (brand is null) return (null, $"no brand '{brandSlug}' in group {groups[0].Slug}.");
+        var sources = db.Set<Source>().Where(s => s.TenantId == brand.Id);
+        var target = await sources.SingleOrDefaultAsync(s => s.Name == sourceName, ct)
+            ?? (long.TryParse(sourceName, out var sourceId) ? await sources.SingleOrDefaultAsync(s => s.Id == sourceId, ct) : null);
+        var now = DateTime.UtcNow;
+        if (target is null && createSource)
+        {
+            var writeKey = Secrets.NewKey(Secrets.WriteKeyPrefix);
+            target = new Source
+            {
+                TenantId = brand.Id, Name = sourceName, Channel = Channel.Import, WriteKeyPrefix = Secrets.Display(writeKey),
+                WriteKeyHash = Secrets.Hash(writeKey), CreatedAt = now, UpdatedAt = now,
+            };
+            db.Add(target);
+            await db.SaveChangesAsync(ct);
+            Console.WriteLine($"Created source {target.Id} '{sourceName}' (channel import) in brand {brandSlug}.");
+        }
+        if (target is null)
+        {
+            var names = await sources.OrderBy(s => s.Id).Select(s => s.Name).ToListAsync(ct);
+            return (null, $"brand {brandSlug} has no source '{sourceName}' (it has: {string.Join(", ", names)}); add --create-source to create it.");
+        }
+        if (!target.Enabled) return (null, $"source '{target.Name}' is disabled.");
+
+        var (mapping, _, planError) = ImportSetup.Plan(kind, format, path, overrides);
+        if (planError is not null) return (null, planError);
+        var sha = await ImportSetup.Sha256Async(path, ct);
+        var options = host.Services.GetRequiredService<IOptions<ImportOptions>>().Value;
+        var job = new ImportJob
+        {
+            TenantId = brand.Id, SourceId = target.Id, Kind = kind, Format = format, Mapping = mapping, FileName = Path.GetFileName(path),
+            FilePath = path, OwnsFile = false, FileBytes = new FileInfo(path).Length, FileSha256 = sha,
+            MessageIdPrefix = ImportSetup.MessageIdPrefix(sha, kind, mapping), Status = ImportStatus.Queued, NextLine = 1,
+            LeaseOwner = owner, LeaseUntil = now + options.Lease, CreatedBy = "cli", CreatedAt = now,
+        };
+        db.Add(job);
+        db.AfterKeysAssigned(() => db.Add(new Platform.Audit.AuditEntry
+        {
+            GroupId = groups[0].Id, BrandId = brand.Id, OccurredAt = now, Actor = "cli", Action = "import.created",
+            EntityType = "import", EntityId = job.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }));
+        await db.SaveChangesAsync(ct);
+        Console.WriteLine($"Import {job.Id}: {kind.ToString().ToLowerInvariant()} from {job.FileName} ({job.FileBytes:N0} bytes) into source '{target.Name}' of brand {brandSlug}.");
+        if (mapping is not null)
+            Console.WriteLine("Columns: " + string.Join(", ", System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, string>>(mapping)!.Select(m => $"{m.Key}→{m.Value}")));
+        return (job.Id, null);
+    }
+
+    /// <summary>Prints progress at most once a second (and the summary at the end), synchronously, in order.</summary>
+    private sealed class ConsoleImportProgress : IProgress<ImportProgress>
+    {
+        private readonly System.Diagnostics.Stopwatch clock = System.Diagnostics.Stopwatch.StartNew();
+        private ImportProgress? first;
+        private TimeSpan? printed;
+
+        public ImportProgress? Last { get; private set; }
+
+        public void Report(ImportProgress value)
+        {
+            first ??= value;
+            Last = value;
+            if (value == first || clock.Elapsed - printed < TimeSpan.FromSeconds(1) || value.Status != ImportStatus.Running) return;
+            printed = clock.Elapsed;
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"  {value.Percent,5:F1}%  line {value.NextLine:N0}  rows {value.RowsRead:N0}: accepted {value.Accepted:N0}, duplicates {value.Duplicates:N0}, rejected {value.Rejected:N0}, skipped {value.Skipped:N0}"));
+        }
+
+        public void Summary(TextWriter output)
+        {
+            var p = Last!;
+            var rows = p.RowsRead - first!.RowsRead;
+            var seconds = Math.Max(clock.Elapsed.TotalSeconds, 0.001);
+            output.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"Import {p.Id} completed: {p.RowsRead:N0} rows: {p.Accepted:N0} accepted, {p.Duplicates:N0} duplicates, {p.Rejected:N0} rejected, {p.Skipped:N0} skipped ({rows:N0} rows in {seconds:F1} s, {rows / seconds:N0} rows/s)."));
+            if (p.Rejected > 0) output.WriteLine("Rejected rows are kept with their line number and reason: GET /api/v1/sources/{id}/rejects.");
+        }
     }
 
     private static MeridianDb SystemDb(IHost host, out IServiceScope scope)

@@ -19,6 +19,13 @@ public static class RejectReasons
     public const string BatchTooLarge = "batch_too_large";
     public const string EmptyBatch = "empty_batch";
     public const string SourceDisabled = "source_disabled";
+
+    // Bulk import: a row of a file that cannot become a message.
+    public const string InvalidCsv = "invalid_csv";
+    public const string InvalidEncoding = "invalid_encoding";
+    public const string InvalidNumber = "invalid_number";
+    public const string InvalidDate = "invalid_date";
+    public const string MissingOrderId = "missing_order_id";
 }
 
 /// <summary>A message that passed validation, ready to store.</summary>

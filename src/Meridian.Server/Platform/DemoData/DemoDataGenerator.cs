@@ -141,6 +141,19 @@ public static class DemoDataGenerator
         | `completed_at` | local time with offset `+08:00` |
         | `items` | JSON array of {`sku`, `category`, `price` (fen), `quantity`} |
 
+        ## Importing the files
+
+        `meridian import` reads them as they are, without a column mapping (the same through `POST /api/v1/imports`). Each
+        row becomes a Segment message in the brand's event log: a member an `identify`, a receipt an `Order Completed`, an
+        event line itself. Rows whose `brand` column names the other brand are skipped, so import each brand in turn:
+
+        ```bash
+        meridian import --brand demo --source pos --create-source --kind customers --file customers-pos.csv
+        meridian import --brand demo --source pos --kind orders --file orders-pos.csv
+        meridian import --brand demo --source events --create-source --kind events --file events-demo.jsonl
+        meridian import --brand demo-outlet --source pos --create-source --kind customers --file customers-pos.csv
+        ```
+
         ## truth.jsonl
 
         Who is who, one line per person: `personId`, `householdId`, `name`, `namePinyin`, `gender`, `birthday`, `city`,
