@@ -213,7 +213,7 @@ public static class MeridianCli
         };
         command.SetAction(async (parse, ct) =>
         {
-            using var host = await BuildToolHostAsync(parse, services: s => s.AddScoped<EventStore>().AddImports());
+            using var host = await BuildToolHostAsync(parse, services: s => s.AddScoped<EventStore>().AddSingleton<EventLogSignal>().AddImports());
             var processor = host.Services.GetRequiredService<ImportProcessor>();
             var id = parse.GetValue(resume);
             if (id is null)
