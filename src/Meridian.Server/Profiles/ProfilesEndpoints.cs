@@ -91,10 +91,7 @@ public static class ProfilesEndpoints
 
     public static async Task<Results<Ok<ProfileDto>, ProblemHttpResult>> Get(long id, HttpContext http, MeridianDb db, ProfileViews views, CancellationToken ct)
     {
-        // A merged profile's id keeps working: it answers with the profile it became part of.
-        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
-        for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
-            profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
+        var profile = await SurvivorAsync(db, id, ct);
         return profile is null ? Problems.NotFound($"Profile {id}") : TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
     }
 
@@ -122,9 +119,7 @@ public static class ProfilesEndpoints
     public static async Task<Results<Ok<Page<TimelineEventDto>>, ProblemHttpResult>> Timeline(
         long id, [AsParameters] PageRequest page, HttpContext http, MeridianDb db, Ingestion.Tracking.EventLog log, CancellationToken ct)
     {
-        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
-        for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
-            profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
+        var profile = await SurvivorAsync(db, id, ct);
         if (profile is null) return Problems.NotFound($"Profile {id}");
 
         // Newest first; the cursor is the last event id seen (ties in time are ordered by id).
@@ -295,6 +290,15 @@ public static class ProfilesEndpoints
         audit.Record(profile.TenantId, () => new AuditChange("profile.consent-changed", "profile", profile.Id, null, new { change.Channel, change.Purpose, change.Granted }));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(new ConsentDto(change.Channel, change.Purpose, change.Granted, change.ChangedAt, change.Origin));
+    }
+
+    /// <summary>A merged profile's id keeps working: it answers with the profile it became part of.</summary>
+    private static async Task<Profile?> SurvivorAsync(MeridianDb db, long id, CancellationToken ct)
+    {
+        var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
+        for (var hops = 0; profile?.MergedIntoId is { } next && hops < 100; hops++)
+            profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == next, ct);
+        return profile;
     }
 
     private static bool CanReadPii(HttpContext http) => http.Caller().Permissions.Contains(Permissions.PiiRead);
