@@ -71,7 +71,7 @@ public static class DatabaseExtensions
         services.AddPooledDbContextFactory<SqliteMeridianDb>((sp, o) => o
             .UseSqlite(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
             .UseSnakeCaseNamingConvention()
-            .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>()));
+            .AddInterceptors(sp.GetRequiredService<OutboxSignalInterceptor>(), SqliteBusyTimeout.Instance));
         services.AddPooledDbContextFactory<PostgresMeridianDb>((sp, o) => o
             .UseNpgsql(sp.GetRequiredService<DatabaseSettings>().ConnectionString)
             .UseSnakeCaseNamingConvention()
@@ -112,6 +112,31 @@ public static class DatabaseExtensions
             var reason = (ex.InnerException as DbException ?? ex).Message.Split('\n')[0];
             throw new StartupException($"cannot use the {settings.Describe()}: {reason}", ex);
         }
+    }
+}
+
+/// <summary>
+/// Lets SQLite itself wait for the write lock (retrying within milliseconds) instead of failing at once: the driver's
+/// own retry sleeps 150 ms between attempts, so a writer that meets a busy database (ingestion, the projector, the
+/// import worker and staff writes all write) lost every race to writers that retry sooner, and could time out.
+/// </summary>
+internal sealed class SqliteBusyTimeout : DbConnectionInterceptor
+{
+    public static readonly SqliteBusyTimeout Instance = new();
+    private const string Pragma = "PRAGMA busy_timeout = 30000;";
+
+    public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = Pragma;
+        command.ExecuteNonQuery();
+    }
+
+    public override async Task ConnectionOpenedAsync(DbConnection connection, ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = Pragma;
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }
 

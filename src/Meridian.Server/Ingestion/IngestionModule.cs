@@ -13,6 +13,9 @@ public static class IngestionModule
         builder.Services.AddSingleton<EventLogSignal>();
         builder.Services.AddScoped<EventLog>();
         builder.Services.AddScoped<EventStore>();
+        builder.Services.AddOptions<IngestOptions>().BindConfiguration("Meridian:Ingestion");
+        builder.Services.AddSingleton<IngestWriter>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<IngestWriter>());
         builder.Services.AddImports();
         builder.Services.AddHostedService<ImportWorker>();
         return builder;

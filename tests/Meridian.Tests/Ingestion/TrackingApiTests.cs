@@ -213,6 +213,33 @@ public abstract class TrackingApiTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Concurrent_batches_are_each_answered_for_themselves_and_counted_once()
+    {
+        // Requests that arrive together share a commit: each must still get its own counts, and a messageId sent by two
+        // requests at once must be stored once, whichever of them wins.
+        var t = await NewSourceAsync();
+        const int requests = 24;
+        var sent = Enumerable.Range(0, requests).Select(r => t.Client.PostAsync("/v1/batch", Json(JsonSerializer.Serialize(new
+        {
+            batch = Enumerable.Range(0, 20).Select(i => new { type = "track", userId = $"u{r}", @event = "Viewed", messageId = $"r{r}-{i}" })
+                .Append(new { type = "track", userId = "shared", @event = "Viewed", messageId = "sent-by-all" })
+                .Append(new { type = "track", userId = $"u{r}", @event = "", messageId = $"bad-{r}" }),
+        }))).ReadAsync<JsonElement>()).ToList();
+        var answers = await Task.WhenAll(sent);
+
+        Assert.All(answers, a => Assert.Equal(1, a.GetProperty("rejected").GetArrayLength()));
+        Assert.All(answers, a => Assert.Equal(21, a.GetProperty("accepted").GetInt32() + a.GetProperty("duplicates").GetInt32()));
+        Assert.Equal(requests - 1, answers.Sum(a => a.GetProperty("duplicates").GetInt32()));
+        Assert.Equal(requests * 20 + 1, (await EventsAsync(t.SourceId)).Count);
+        Assert.Equal(requests, (await RejectsAsync(t.SourceId)).Count);
+        var report = await t.Brand.Client.GetAsync("/api/v1/data-quality?days=7").ReadAsync<JsonElement>();
+        var day = report.EnumerateArray().Single(s => s.GetProperty("sourceId").GetInt64() == t.SourceId).GetProperty("days").EnumerateArray().Single();
+        Assert.Equal(requests * 20 + 1, day.GetProperty("accepted").GetInt64());
+        Assert.Equal(requests - 1, day.GetProperty("duplicates").GetInt64());
+        Assert.Equal(requests, day.GetProperty("rejected").GetInt64());
+    }
+
+    [Fact]
     public async Task Reject_payloads_are_shown_only_to_keys_with_pii_read()
     {
         var t = await NewSourceAsync();

@@ -166,8 +166,8 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
             {
                 if (accepted.Count + rejected.Count > 0)
                 {
-                    stored = await scope.ServiceProvider.GetRequiredService<EventStore>().StoreAsync(source, accepted, rejected, receivedAt, null,
-                        (tx, result, c) => RecordAsync(tx.Connection!, tx, id, owner, chunk, result, c), ct);
+                    stored = (await scope.ServiceProvider.GetRequiredService<EventStore>().StoreAsync([new IngestBatch(source, accepted, rejected, receivedAt, null)],
+                        (tx, results, c) => RecordAsync(tx.Connection!, tx, id, owner, chunk, results[0], c), ct))[0];
                 }
                 else
                 {

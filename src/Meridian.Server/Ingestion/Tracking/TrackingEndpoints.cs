@@ -24,7 +24,7 @@ public static class TrackingEndpoints
     {
         var v1 = app.MapGroup("/v1").WithTags("Tracking API").RequireRateLimiting(RateLimitPolicy);
         foreach (var type in SegmentMessages.Types)
-            v1.MapPost("/" + type, (HttpContext http, WriteKeyStore keys, EventStore store, TenantScope tenant, TimeProvider time, CancellationToken ct) =>
+            v1.MapPost("/" + type, (HttpContext http, WriteKeyStore keys, IngestWriter store, TenantScope tenant, TimeProvider time, CancellationToken ct) =>
                 Receive(http, type, keys, store, tenant, time, ct)).WithName("track-" + type);
         v1.MapPost("/batch", Batch);
         v1.MapPost("/import", Batch).WithName("import");
@@ -32,11 +32,11 @@ public static class TrackingEndpoints
     }
 
     public static Task<Results<Ok<TrackResponse>, ProblemHttpResult>> Batch(
-        HttpContext http, WriteKeyStore keys, EventStore store, TenantScope tenant, TimeProvider time, CancellationToken ct) =>
+        HttpContext http, WriteKeyStore keys, IngestWriter store, TenantScope tenant, TimeProvider time, CancellationToken ct) =>
         Receive(http, null, keys, store, tenant, time, ct);
 
     private static async Task<Results<Ok<TrackResponse>, ProblemHttpResult>> Receive(
-        HttpContext http, string? type, WriteKeyStore keys, EventStore store, TenantScope tenant, TimeProvider time, CancellationToken ct)
+        HttpContext http, string? type, WriteKeyStore keys, IngestWriter store, TenantScope tenant, TimeProvider time, CancellationToken ct)
     {
         var receivedAt = time.GetUtcNow().UtcDateTime;
         var limit = type is null ? SegmentMessages.MaxBatchBytes : SegmentMessages.MaxEventBytes;
@@ -65,7 +65,7 @@ public static class TrackingEndpoints
 
         async Task<ProblemHttpResult> RejectWhole(string reason, string detail)
         {
-            await store.StoreAsync(source, [], [new RejectedMessage(null, null, reason, detail, text)], receivedAt, null, ct);
+            await store.StoreAsync(new IngestBatch(source, [], [new RejectedMessage(null, null, reason, detail, text)], receivedAt, null));
             var problem = TypedResults.Problem(statusCode: 400, type: ProblemTypes.Validation, title: "The message was not accepted.", detail: detail,
                 extensions: new Dictionary<string, object?> { ["reason"] = reason });
             return problem;
@@ -103,7 +103,7 @@ public static class TrackingEndpoints
             }
         }
 
-        var result = await store.StoreAsync(source, accepted, rejected, receivedAt, batchContext, ct);
+        var result = await store.StoreAsync(new IngestBatch(source, accepted, rejected, receivedAt, batchContext));
         return TypedResults.Ok(new TrackResponse(true, result.Accepted, result.Duplicates,
             rejected.Select(r => new RejectedItem(r.Index, r.MessageId, r.Reason, r.Detail)).ToList()));
     }
