@@ -222,7 +222,7 @@ public static class ProfilesEndpoints
 
     /// <summary>
     /// Finds customers by phone, email or any identifier value (normalised like incoming data) or by name (a prefix of
-    /// the name trait). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
+    /// the name as written, folded as <see cref="ProfileNames"/> does; in name order). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
     /// </summary>
     public static async Task<Results<Ok<List<ProfileDto>>, ValidationProblem, ProblemHttpResult>> Search(
         [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
@@ -234,17 +234,17 @@ public static class ProfilesEndpoints
         var candidates = new[] { Normalizers.PhoneToE164(q, region), Normalizers.EmailAddress(q), q.Trim() }.OfType<string>().Distinct().ToArray();
         var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && candidates.Contains(i.Value)).Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
         var pii = CanReadPii(http);
-        if (ids.Count == 0 && pii)
+        if (ids.Count == 0 && pii && ProfileNames.Fold(q) is { } prefix)
         {
-            // Traits are stored as {"name":{"v":"...",...}}: a prefix match on the stored text finds names that start with q.
-            var literal = JsonSerializer.Serialize(q.Trim(), IdentityResolver.TraitJson).TrimEnd('"').Replace("!", "!!").Replace("%", "!%").Replace("_", "!_");
-            var pattern = "%\"name\":{\"v\":" + literal + "%";
-            ids = await db.Set<Profile>().Where(p => p.TenantId == brandId && p.MergedIntoId == null && EF.Functions.Like(p.Traits, pattern, "!"))
-                .OrderByDescending(p => p.LastSeenAt).Select(p => p.Id).Take(50).ToListAsync(ct);
+            // Every name that starts with the prefix lies in [prefix, UpperBound(prefix)): one range of the (tenant_id, search_name) index.
+            var upper = ProfileNames.UpperBound(prefix);
+            ids = await db.Set<Profile>()
+                .Where(p => p.TenantId == brandId && string.Compare(p.SearchName, prefix) >= 0 && string.Compare(p.SearchName, upper) < 0 && p.MergedIntoId == null)
+                .OrderBy(p => p.SearchName).ThenBy(p => p.Id).Select(p => p.Id).Take(50).ToListAsync(ct);
         }
         var profiles = await db.Set<Profile>().AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(ct);
         var result = new List<ProfileDto>();
-        foreach (var profile in profiles) result.Add(await views.ToDtoAsync(profile, pii, ct));
+        foreach (var profile in profiles.OrderBy(p => ids.IndexOf(p.Id))) result.Add(await views.ToDtoAsync(profile, pii, ct));
         return TypedResults.Ok(result);
     }
 
@@ -379,8 +379,11 @@ public static class ProfilesEndpoints
 }
 
 /// <summary>How a profile is shown: masked for staff without pii.read, with its computed traits as of now.</summary>
-public sealed class ProfileViews(MeridianDb db, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
+public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
 {
+    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
+    private static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+
     public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
     {
         var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
