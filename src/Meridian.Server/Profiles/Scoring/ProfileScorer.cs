@@ -12,7 +12,10 @@ public sealed class ScoringOptions
 {
     public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMinutes(1);
-    /// <summary>Longer than one brand's run takes (about 10 s for a million profiles on PostgreSQL), or a second node may start it too.</summary>
+    /// <summary>
+    /// Longer than one brand's run takes, or a second node may start it too. Measured with a million profiles (800,000
+    /// buying) on 2 shared cores: 10–15 s a run on either database, 25–40 s for the first, which writes every score.
+    /// </summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(10);
     public bool Enabled { get; set; } = true;
     public string? NodeName { get; set; }
@@ -93,6 +96,26 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
         if (!await TakeLeaseAsync(db, brandId, dueBefore, ct)) return false;
 
         var clock = Stopwatch.StartNew();
+        // Ranking reads the whole brand; it fills a temporary table outside the transaction, so that the write lock
+        // (all of SQLite's, while it lasts) is held only to apply what changed.
+        await db.Database.OpenConnectionAsync(ct);
+        db.Database.SetCommandTimeout(opts.Lease); // a brand's first run rewrites every score: longer than a request's 30 s
+        await db.Database.ExecuteSqlRawAsync("DROP TABLE IF EXISTS profile_scores_run", ct);
+        await db.Database.ExecuteSqlRawAsync("CREATE TEMP TABLE profile_scores_run (id bigint NOT NULL, r int NOT NULL, f int NOT NULL, m int NOT NULL, v int NOT NULL)", ct);
+        await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO profile_scores_run (id, r, f, m, v)
+            SELECT id,
+                   1 + 5 * (RANK() OVER (ORDER BY last_order_at) - 1) / COUNT(*) OVER (),
+                   1 + 5 * (RANK() OVER (ORDER BY order_count) - 1) / COUNT(*) OVER (),
+                   1 + 5 * (RANK() OVER (ORDER BY total_spend_minor) - 1) / COUNT(*) OVER (),
+                   100 * COUNT(*) OVER (ORDER BY total_spend_minor) / COUNT(*) OVER ()
+              FROM profiles
+             WHERE tenant_id = {brandId} AND merged_into_id IS NULL AND erased_at IS NULL AND order_count > 0
+            """, ct);
+        if (db.Database.IsNpgsql()) await db.Database.ExecuteSqlRawAsync("ANALYZE profile_scores_run", ct); // else it hashes the whole profiles table
+        var ranked = clock.ElapsedMilliseconds;
+        var eligible = await db.Database.SqlQueryRaw<long>("SELECT COUNT(*) AS \"Value\" FROM profile_scores_run").SingleAsync(ct);
+
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await db.Database.ExecuteSqlAsync($"""
             UPDATE profiles
@@ -100,7 +123,7 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
              WHERE tenant_id = {brandId} AND recency_score IS NOT NULL
                AND (merged_into_id IS NOT NULL OR erased_at IS NOT NULL OR order_count = 0)
             """, ct);
-        var changed = await db.Database.ExecuteSqlAsync($"""
+        var changed = await db.Database.ExecuteSqlRawAsync("""
             UPDATE profiles
                SET recency_score = s.r, frequency_score = s.f, monetary_score = s.m, value_score = s.v,
                    rfm_segment = CASE
@@ -111,18 +134,11 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
                        WHEN s.r = 3 THEN 'need_attention'
                        WHEN s.f >= 3 THEN 'at_risk'
                        ELSE 'hibernating' END
-              FROM (SELECT id,
-                           1 + 5 * (RANK() OVER (ORDER BY last_order_at) - 1) / COUNT(*) OVER () AS r,
-                           1 + 5 * (RANK() OVER (ORDER BY order_count) - 1) / COUNT(*) OVER () AS f,
-                           1 + 5 * (RANK() OVER (ORDER BY total_spend_minor) - 1) / COUNT(*) OVER () AS m,
-                           100 * COUNT(*) OVER (ORDER BY total_spend_minor) / COUNT(*) OVER () AS v
-                      FROM profiles
-                     WHERE tenant_id = {brandId} AND merged_into_id IS NULL AND erased_at IS NULL AND order_count > 0) AS s
+              FROM profile_scores_run AS s
              WHERE profiles.id = s.id
                AND (COALESCE(profiles.recency_score, 0) <> s.r OR COALESCE(profiles.frequency_score, 0) <> s.f
                     OR COALESCE(profiles.monetary_score, 0) <> s.m OR COALESCE(profiles.value_score, -1) <> s.v)
             """, ct);
-        var eligible = await db.Set<Profile>().LongCountAsync(p => p.TenantId == brandId && p.RecencyScore != null, ct);
 
         // Record the run only while still holding the lease: a node that lost it (paused past its lease) must not commit.
         var recorded = await db.Set<ProfileScoring>().Where(s => s.TenantId == brandId && s.LeaseOwner == node)
@@ -134,7 +150,9 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
             return false;
         }
         await transaction.CommitAsync(ct);
-        logger.LogInformation("Scored {Profiles} profiles of brand {Brand} ({Changed} changed) in {Elapsed} ms", eligible, brandId, changed, clock.ElapsedMilliseconds);
+        await db.Database.ExecuteSqlRawAsync("DROP TABLE profile_scores_run", ct);
+        logger.LogInformation("Scored {Profiles} profiles of brand {Brand} ({Changed} changed) in {Elapsed} ms, {Ranking} ms of it ranking",
+            eligible, brandId, changed, clock.ElapsedMilliseconds, ranked);
         return true;
     }
 
