@@ -119,4 +119,12 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
 
 public sealed class SqliteMeridianDb(DbContextOptions<SqliteMeridianDb> options) : MeridianDb(options);
 
-public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> options) : MeridianDb(options);
+public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> options) : MeridianDb(options)
+{
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        base.OnModelCreating(modelBuilder);
+        // Name search takes a prefix as a range of the index, which needs code point order (SQLite's BINARY already is).
+        modelBuilder.Entity<Profiles.Data.Profile>().Property(p => p.SearchName).UseCollation("C");
+    }
+}

@@ -20,10 +20,25 @@ public sealed record TraitSourceDto(long SourceId, DateTime At);
 
 public sealed record ProfileDto(long Id, long BrandId, IReadOnlyList<IdentifierDto> Identifiers, IReadOnlyDictionary<string, JsonNode?> Traits,
     IReadOnlyDictionary<string, TraitSourceDto> TraitSources, DateTime? FirstSeenAt, DateTime? LastSeenAt, long EventCount, DateTime CreatedAt,
-    DateTime UpdatedAt, ComputedTraitsDto Computed);
+    DateTime UpdatedAt, ComputedTraitsDto Computed, GroupTotalsDto? Group);
 
-/// <summary>Traits Meridian computes from behaviour, kept current as events arrive (the lifecycle stage as of the request).</summary>
-public sealed record ComputedTraitsDto(long OrderCount, long TotalSpendMinor, DateTime? FirstOrderAt, DateTime? LastOrderAt, string LifecycleStage);
+/// <summary>
+/// Traits Meridian computes from behaviour: order facts kept current as events arrive, the lifecycle stage as of the
+/// request, and the RFM and value scores of the brand's last scoring run (<see cref="ScoredAt"/>; null before a customer's first order).
+/// </summary>
+public sealed record ComputedTraitsDto(long OrderCount, long TotalSpendMinor, DateTime? FirstOrderAt, DateTime? LastOrderAt, string LifecycleStage,
+    RfmDto? Rfm, int? ValueScore, DateTime? ScoredAt);
+
+/// <summary>Quintile scores (1–5) within the brand and the segment they put the customer in; see <see cref="Scoring.ProfileScorer"/>.</summary>
+public sealed record RfmDto(int Recency, int Frequency, int Monetary, string Segment);
+
+/// <summary>
+/// Shown to a group-level key reading across brands: the same person's orders in each of the group's brands (profiles
+/// sharing a phone, email or unionid with this one) and their sum; spend is summed per currency.
+/// </summary>
+public sealed record GroupTotalsDto(long OrderCount, IReadOnlyDictionary<string, long> TotalSpendMinor, IReadOnlyList<BrandTotalsDto> Profiles);
+
+public sealed record BrandTotalsDto(long BrandId, string Brand, long ProfileId, long OrderCount, long TotalSpendMinor, string Currency);
 
 public sealed record IdentifierTypeDto(
     [property: Required, RegularExpression("^[a-z][a-z0-9_]{0,63}$", ErrorMessage = "Use lower-case letters, digits and '_'.")] string Name,
@@ -207,7 +222,7 @@ public static class ProfilesEndpoints
 
     /// <summary>
     /// Finds customers by phone, email or any identifier value (normalised like incoming data) or by name (a prefix of
-    /// the name trait). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
+    /// the name as written, folded as <see cref="ProfileNames"/> does; in name order). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
     /// </summary>
     public static async Task<Results<Ok<List<ProfileDto>>, ValidationProblem, ProblemHttpResult>> Search(
         [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
@@ -219,17 +234,17 @@ public static class ProfilesEndpoints
         var candidates = new[] { Normalizers.PhoneToE164(q, region), Normalizers.EmailAddress(q), q.Trim() }.OfType<string>().Distinct().ToArray();
         var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && candidates.Contains(i.Value)).Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
         var pii = CanReadPii(http);
-        if (ids.Count == 0 && pii)
+        if (ids.Count == 0 && pii && ProfileNames.Fold(q) is { } prefix)
         {
-            // Traits are stored as {"name":{"v":"...",...}}: a prefix match on the stored text finds names that start with q.
-            var literal = JsonSerializer.Serialize(q.Trim(), IdentityResolver.TraitJson).TrimEnd('"').Replace("!", "!!").Replace("%", "!%").Replace("_", "!_");
-            var pattern = "%\"name\":{\"v\":" + literal + "%";
-            ids = await db.Set<Profile>().Where(p => p.TenantId == brandId && p.MergedIntoId == null && EF.Functions.Like(p.Traits, pattern, "!"))
-                .OrderByDescending(p => p.LastSeenAt).Select(p => p.Id).Take(50).ToListAsync(ct);
+            // Every name that starts with the prefix lies in [prefix, UpperBound(prefix)): one range of the (tenant_id, search_name) index.
+            var upper = ProfileNames.UpperBound(prefix);
+            ids = await db.Set<Profile>()
+                .Where(p => p.TenantId == brandId && string.Compare(p.SearchName, prefix) >= 0 && string.Compare(p.SearchName, upper) < 0 && p.MergedIntoId == null)
+                .OrderBy(p => p.SearchName).ThenBy(p => p.Id).Select(p => p.Id).Take(50).ToListAsync(ct);
         }
         var profiles = await db.Set<Profile>().AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(ct);
         var result = new List<ProfileDto>();
-        foreach (var profile in profiles) result.Add(await views.ToDtoAsync(profile, pii, ct));
+        foreach (var profile in profiles.OrderBy(p => ids.IndexOf(p.Id))) result.Add(await views.ToDtoAsync(profile, pii, ct));
         return TypedResults.Ok(result);
     }
 
@@ -364,8 +379,11 @@ public static class ProfilesEndpoints
 }
 
 /// <summary>How a profile is shown: masked for staff without pii.read, with its computed traits as of now.</summary>
-public sealed class ProfileViews(MeridianDb db, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
+public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
 {
+    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
+    private static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+
     public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
     {
         var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
@@ -377,11 +395,35 @@ public sealed class ProfileViews(MeridianDb db, TimeProvider time, Microsoft.Ext
             traits[name] = pii || !ProfilesEndpoints.PiiTraits.Contains(name) ? node["v"]?.DeepClone() : JsonValue.Create(ProfilesEndpoints.Mask(name, node["v"]));
             sources[name] = new TraitSourceDto(node["s"]!.GetValue<long>(), node["t"]!.GetValue<DateTime>());
         }
+        var scoredAt = await db.Set<ProfileScoring>().Where(s => s.TenantId == profile.TenantId).Select(s => s.ScoredAt).SingleOrDefaultAsync(ct);
+        var rfm = profile is { RecencyScore: { } r, FrequencyScore: { } f, MonetaryScore: { } m, RfmSegment: { } segment } ? new RfmDto(r, f, m, segment) : null;
         return new ProfileDto(profile.Id, profile.TenantId,
             identifiers.Select(i => new IdentifierDto(i.Type, pii ? i.Value : ProfilesEndpoints.MaskIdentifier(i.Type, i.Value), i.FirstSeenAt, i.LastSeenAt)).ToList(),
             traits, sources, profile.FirstSeenAt, profile.LastSeenAt, profile.EventCount, profile.CreatedAt, profile.UpdatedAt,
             new ComputedTraitsDto(profile.OrderCount, profile.TotalSpendMinor, profile.FirstOrderAt, profile.LastOrderAt,
-                OrderFacts.LifecycleStage(profile, time.GetUtcNow().UtcDateTime, lifecycle.Value)));
+                OrderFacts.LifecycleStage(profile, time.GetUtcNow().UtcDateTime, lifecycle.Value), rfm, profile.ValueScore, scoredAt),
+            await GroupTotalsAsync(profile, identifiers, ct));
     }
 
+    /// <summary>
+    /// Only for a caller reading across brands (a group-level key that named no brand). The tenant filter still
+    /// applies, so the profiles summed are those of brands the caller may read.
+    /// </summary>
+    private async Task<GroupTotalsDto?> GroupTotalsAsync(Profile profile, List<ProfileIdentifier> identifiers, CancellationToken ct)
+    {
+        var otherBrands = tenant.ReadableBrandIds.Where(b => b != profile.TenantId).ToArray();
+        if (tenant.Unrestricted || otherBrands.Length == 0) return null;
+        var values = identifiers.Where(i => PersonIdentifiers.Contains(i.Type)).Select(i => i.Value).ToArray();
+        var ids = await db.Set<ProfileIdentifier>()
+            .Where(i => otherBrands.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && values.Contains(i.Value))
+            .Select(i => i.ProfileId).Distinct().ToListAsync(ct);
+        ids.Add(profile.Id);
+        var rows = await (from p in db.Set<Profile>()
+                          join b in db.Set<Brand>() on p.TenantId equals b.Id
+                          where ids.Contains(p.Id) && p.MergedIntoId == null
+                          orderby p.Id == profile.Id descending, b.Id, p.Id
+                          select new BrandTotalsDto(b.Id, b.Slug, p.Id, p.OrderCount, p.TotalSpendMinor, b.Currency)).ToListAsync(ct);
+        return new GroupTotalsDto(rows.Sum(r => r.OrderCount),
+            rows.GroupBy(r => r.Currency).ToDictionary(g => g.Key, g => g.Sum(r => r.TotalSpendMinor)), rows);
+    }
 }

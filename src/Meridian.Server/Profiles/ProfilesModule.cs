@@ -1,4 +1,5 @@
 using Meridian.Profiles.Identity;
+using Meridian.Profiles.Scoring;
 
 namespace Meridian.Profiles;
 
@@ -13,6 +14,9 @@ public static class ProfilesModule
         builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
         builder.Services.AddSingleton<ProfileProjector>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());
+        builder.Services.AddOptions<ScoringOptions>().BindConfiguration("Meridian:Profiles:Scoring");
+        builder.Services.AddSingleton<ProfileScorer>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileScorer>());
         return builder;
     }
 

@@ -15,7 +15,21 @@ public sealed class Profile : ITenantOwned
     public long TenantId { get; init; }
     public long? MergedIntoId { get; set; }
     public Profile? MergedInto { get; set; }
-    public string Traits { get; set; } = "{}";
+
+    /// <summary>Setting the traits also sets <see cref="SearchName"/>, so every path that changes a name (events, staff, merge, split, erasure) keeps the search index right.</summary>
+    public string Traits
+    {
+        get => traits;
+        set
+        {
+            traits = value;
+            SearchName = ProfileNames.SearchKey(value);
+        }
+    }
+    private string traits = "{}";
+
+    /// <summary>The name trait folded for prefix search (see <see cref="ProfileNames"/>); indexed with the tenant.</summary>
+    public string? SearchName { get; private set; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; set; }
     public DateTime? FirstSeenAt { get; set; }
@@ -30,6 +44,15 @@ public sealed class Profile : ITenantOwned
     public DateTime? PreviousOrderAt { get; set; }
     /// <summary>Set when the person's data was erased; the row stays as a pseudonymous tombstone.</summary>
     public DateTime? ErasedAt { get; set; }
+
+    // RFM and value scores, relative to the brand's other buying customers; written by the periodic ProfileScorer.
+    // Null for a profile the last run did not score (no order yet, merged, erased).
+    public int? RecencyScore { get; private set; }
+    public int? FrequencyScore { get; private set; }
+    public int? MonetaryScore { get; private set; }
+    public string? RfmSegment { get; private set; }
+    public int? ValueScore { get; private set; }
+
     /// <summary>
     /// Optimistic concurrency between the projector and staff actions (merge, split, erase): whichever commits
     /// second sees the version moved and starts again, so neither overwrites the other.
@@ -96,6 +119,17 @@ public sealed class IdentityConflict : ITenantOwned
     public DateTime At { get; init; }
 }
 
+/// <summary>A brand's scoring runs: when its profiles were last scored, and which node holds the run's lease.</summary>
+public sealed class ProfileScoring : ITenantOwned
+{
+    public long TenantId { get; init; }
+    public DateTime? ScoredAt { get; set; }
+    /// <summary>How many profiles the last run scored.</summary>
+    public long Scored { get; set; }
+    public string? LeaseOwner { get; set; }
+    public DateTime? LeaseUntil { get; set; }
+}
+
 /// <summary>Where the profile projector has got to in the event log, and which node holds it.</summary>
 public sealed class ProjectorState
 {
@@ -108,7 +142,8 @@ public sealed class ProjectorState
 
 internal sealed class ProfileMaps :
     IEntityTypeConfiguration<Profile>, IEntityTypeConfiguration<ProfileIdentifier>, IEntityTypeConfiguration<ProfileEvent>,
-    IEntityTypeConfiguration<IdentityMerge>, IEntityTypeConfiguration<IdentityConflict>, IEntityTypeConfiguration<ProjectorState>
+    IEntityTypeConfiguration<IdentityMerge>, IEntityTypeConfiguration<IdentityConflict>, IEntityTypeConfiguration<ProjectorState>,
+    IEntityTypeConfiguration<ProfileScoring>
 {
     public void Configure(EntityTypeBuilder<Profile> b)
     {
@@ -116,6 +151,9 @@ internal sealed class ProfileMaps :
         b.HasIndex(x => x.TenantId);
         b.Property(x => x.Version).IsConcurrencyToken();
         b.HasOne(x => x.MergedInto).WithMany().HasForeignKey(x => x.MergedIntoId);
+        b.Property(x => x.SearchName).HasMaxLength(ProfileNames.MaxLength);
+        b.HasIndex(x => new { x.TenantId, x.SearchName });
+        b.Property(x => x.RfmSegment).HasMaxLength(32);
     }
 
     public void Configure(EntityTypeBuilder<ProfileIdentifier> b)
@@ -155,6 +193,14 @@ internal sealed class ProfileMaps :
         b.Property(x => x.IdentifierType).HasMaxLength(64);
         b.Property(x => x.IdentifierValue).HasMaxLength(500);
         b.Property(x => x.Reason).HasMaxLength(64);
+    }
+
+    public void Configure(EntityTypeBuilder<ProfileScoring> b)
+    {
+        b.ToTable("profile_scoring");
+        b.HasKey(x => x.TenantId);
+        b.Property(x => x.TenantId).ValueGeneratedNever();
+        b.Property(x => x.LeaseOwner).HasMaxLength(100);
     }
 
     public void Configure(EntityTypeBuilder<ProjectorState> b)

@@ -1230,6 +1230,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("first_seen_at");
 
+                    b.Property<int?>("FrequencyScore")
+                        .HasColumnType("integer")
+                        .HasColumnName("frequency_score");
+
                     b.Property<DateTime?>("LastOrderAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("last_order_at");
@@ -1242,6 +1246,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("merged_into_id");
 
+                    b.Property<int?>("MonetaryScore")
+                        .HasColumnType("integer")
+                        .HasColumnName("monetary_score");
+
                     b.Property<long>("OrderCount")
                         .HasColumnType("bigint")
                         .HasColumnName("order_count");
@@ -1249,6 +1257,21 @@ namespace Meridian.Data.Migrations.Postgres
                     b.Property<DateTime?>("PreviousOrderAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("previous_order_at");
+
+                    b.Property<int?>("RecencyScore")
+                        .HasColumnType("integer")
+                        .HasColumnName("recency_score");
+
+                    b.Property<string>("RfmSegment")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("rfm_segment");
+
+                    b.Property<string>("SearchName")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("search_name")
+                        .UseCollation("C");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
@@ -1267,6 +1290,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("updated_at");
 
+                    b.Property<int?>("ValueScore")
+                        .HasColumnType("integer")
+                        .HasColumnName("value_score");
+
                     b.Property<long>("Version")
                         .IsConcurrencyToken()
                         .HasColumnType("bigint")
@@ -1280,6 +1307,9 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasIndex("TenantId")
                         .HasDatabaseName("ix_profiles_tenant_id");
+
+                    b.HasIndex("TenantId", "SearchName")
+                        .HasDatabaseName("ix_profiles_tenant_id_search_name");
 
                     b.ToTable("profiles", (string)null);
                 });
@@ -1367,6 +1397,35 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_profile_identifiers_tenant_id_type_value");
 
                     b.ToTable("profile_identifiers", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileScoring", b =>
+                {
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("Scored")
+                        .HasColumnType("bigint")
+                        .HasColumnName("scored");
+
+                    b.Property<DateTime?>("ScoredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("scored_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("pk_profile_scoring");
+
+                    b.ToTable("profile_scoring", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Profiles.Data.ProjectorState", b =>

@@ -1188,6 +1188,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("first_seen_at");
 
+                    b.Property<int?>("FrequencyScore")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("frequency_score");
+
                     b.Property<DateTime?>("LastOrderAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("last_order_at");
@@ -1200,6 +1204,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("merged_into_id");
 
+                    b.Property<int?>("MonetaryScore")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("monetary_score");
+
                     b.Property<long>("OrderCount")
                         .HasColumnType("INTEGER")
                         .HasColumnName("order_count");
@@ -1207,6 +1215,20 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.Property<DateTime?>("PreviousOrderAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("previous_order_at");
+
+                    b.Property<int?>("RecencyScore")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("recency_score");
+
+                    b.Property<string>("RfmSegment")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("rfm_segment");
+
+                    b.Property<string>("SearchName")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("search_name");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
@@ -1225,6 +1247,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("updated_at");
 
+                    b.Property<int?>("ValueScore")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("value_score");
+
                     b.Property<long>("Version")
                         .IsConcurrencyToken()
                         .HasColumnType("INTEGER")
@@ -1238,6 +1264,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasIndex("TenantId")
                         .HasDatabaseName("ix_profiles_tenant_id");
+
+                    b.HasIndex("TenantId", "SearchName")
+                        .HasDatabaseName("ix_profiles_tenant_id_search_name");
 
                     b.ToTable("profiles", (string)null);
                 });
@@ -1323,6 +1352,35 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_profile_identifiers_tenant_id_type_value");
 
                     b.ToTable("profile_identifiers", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Profiles.Data.ProfileScoring", b =>
+                {
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("Scored")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("scored");
+
+                    b.Property<DateTime?>("ScoredAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("scored_at");
+
+                    b.HasKey("TenantId")
+                        .HasName("pk_profile_scoring");
+
+                    b.ToTable("profile_scoring", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Profiles.Data.ProjectorState", b =>
