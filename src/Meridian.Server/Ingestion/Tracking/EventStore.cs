@@ -1,6 +1,6 @@
 using System.Data.Common;
-using System.Text;
 using Meridian.Data;
+using Meridian.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 
@@ -24,8 +24,6 @@ public sealed record IngestBatch(WriteKeySource Source, IReadOnlyList<AcceptedMe
 /// </summary>
 public sealed class EventStore(MeridianDb db, EventLogSignal appended)
 {
-    private const int RowsPerStatement = 200;
-
     public async Task<StoreResult> StoreAsync(IngestBatch batch, CancellationToken ct) => (await StoreAsync([batch], null, ct))[0];
 
     /// <summary>
@@ -45,8 +43,8 @@ public sealed class EventStore(MeridianDb db, EventLogSignal appended)
             for (var b = 0; b < batches.Count; b++)
             {
                 var batch = batches[b];
-                var inserted = await InsertAsync(tx, "events", EventColumns, EventRows(batch), " ON CONFLICT (source_id, message_id) DO NOTHING", ct);
-                await InsertAsync(tx, "rejected_events", RejectColumns, RejectRows(batch), "", ct);
+                var inserted = await BulkInsert.InsertAsync(tx, "events", EventColumns, EventRows(batch), " ON CONFLICT (source_id, message_id) DO NOTHING", ct);
+                await BulkInsert.InsertAsync(tx, "rejected_events", RejectColumns, RejectRows(batch), "", ct);
                 results[b] = new StoreResult(inserted, batch.Accepted.Count - inserted, batch.Rejected.Count);
             }
             await CountAsync(tx, batches, results, ct);
@@ -80,53 +78,6 @@ public sealed class EventStore(MeridianDb db, EventLogSignal appended)
         // A rejected payload may be invalid UTF-16 or hold NULs (which PostgreSQL refuses): keep it readable instead.
         m.Payload.Replace('\0', '\uFFFD'),
     });
-
-    /// <summary>
-    /// Inserts rows and returns how many were written (a conflicting event is skipped by <paramref name="suffix"/>).
-    /// SQLite: one prepared single-row statement, rebound for every row. Binding there is by name and SQLite finds each
-    /// name by a linear search, so one statement with hundreds of parameters costs time quadratic in its rows (measured:
-    /// the largest single cost of a 200-row insert), while a rebound statement costs no round trip in an embedded
-    /// database. PostgreSQL: multi-row statements of positional parameters, one round trip per 200 rows.
-    /// </summary>
-    private async Task<int> InsertAsync(DbTransaction tx, string table, string[] columns, IEnumerable<object?[]> rows, string suffix, CancellationToken ct)
-    {
-        var insert = $"INSERT INTO {table} ({string.Join(", ", columns)}) VALUES ";
-        var written = 0;
-        if (!db.Database.IsNpgsql())
-        {
-            await using var command = tx.Connection!.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = insert + "(" + string.Join(", ", columns.Select((_, c) => "@p" + c)) + ")" + suffix;
-            for (var c = 0; c < columns.Length; c++) Add(command, "p" + c, null);
-            foreach (var row in rows)
-            {
-                for (var c = 0; c < columns.Length; c++) command.Parameters[c].Value = row[c] ?? DBNull.Value;
-                written += await command.ExecuteNonQueryAsync(ct);
-            }
-            return written;
-        }
-        foreach (var chunk in rows.Chunk(RowsPerStatement))
-        {
-            await using var command = tx.Connection!.CreateCommand();
-            command.Transaction = tx;
-            var sql = new StringBuilder(insert);
-            for (var r = 0; r < chunk.Length; r++)
-            {
-                sql.Append(r == 0 ? "(" : ", (");
-                for (var c = 0; c < columns.Length; c++)
-                {
-                    sql.Append(c == 0 ? "$" : ", $").Append(r * columns.Length + c + 1);
-                    var parameter = command.CreateParameter();
-                    parameter.Value = chunk[r][c] ?? DBNull.Value;
-                    command.Parameters.Add(parameter);
-                }
-                sql.Append(')');
-            }
-            command.CommandText = sql.Append(suffix).ToString();
-            written += await command.ExecuteNonQueryAsync(ct);
-        }
-        return written;
-    }
 
     private async Task CountAsync(DbTransaction tx, IReadOnlyList<IngestBatch> batches, StoreResult[] results, CancellationToken ct)
     {

@@ -5,7 +5,9 @@ using Meridian.Ingestion.Tracking;
 using Meridian.Platform.CustomFields;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Data;
+using Meridian.Hosting;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 
 namespace Meridian.Profiles.Identity;
 
@@ -26,9 +28,16 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly Dictionary<long, (IReadOnlyList<IdentifierType> Types, string Region)> rules = [];
     private readonly Dictionary<long, string> currencies = [];
     private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
-    private readonly List<ProfileEvent> attributed = [];
+    private readonly List<Attribution> attributed = [];
 
     public sealed record Extracted(IdentifierType Type, string Value);
+
+    /// <summary>An event and the profile it goes to (moved along when that profile is merged later in the batch).</summary>
+    private sealed class Attribution(LoggedEvent e)
+    {
+        public LoggedEvent Event { get; } = e;
+        public required Profile Profile { get; set; }
+    }
 
     public async Task ResolveAsync(IReadOnlyList<LoggedEvent> events, CancellationToken ct)
     {
@@ -46,9 +55,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         {
             if (ids.Count == 0) continue; // nothing to tell whose it is: stays in the log, unattributed
             var profile = Attribute(e, ids);
-            var link = new ProfileEvent { EventId = e.Id, TenantId = e.TenantId, Profile = profile, Timestamp = e.Timestamp };
-            attributed.Add(link);
-            db.Add(link);
+            attributed.Add(new Attribution(e) { Profile = profile });
             profile.EventCount++;
             profile.FirstSeenAt = profile.FirstSeenAt is { } first && first <= e.Timestamp ? first : e.Timestamp;
             profile.LastSeenAt = profile.LastSeenAt is { } last && last >= e.Timestamp ? last : e.Timestamp;
@@ -61,10 +68,18 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         foreach (var entry in db.ChangeTracker.Entries<Profile>().Where(p => p.State is EntityState.Modified or EntityState.Added)) entry.Entity.Version++;
     }
 
-    /// <summary>After SaveChanges: events keep the profile they were first attributed to, for a later split.</summary>
-    public void RecordAttribution()
+    /// <summary>
+    /// After SaveChanges (new profiles have their ids): links each event to the profile it was attributed to, which it
+    /// also keeps as its first attribution for a later split. Written in bulk, not tracked: one link per event made
+    /// change tracking the largest cost of resolution (measured), and a link needs no tracking once written.
+    /// </summary>
+    public async Task InsertAttributionsAsync(CancellationToken ct)
     {
-        foreach (var link in attributed.Where(l => l.AttributedProfileId == 0)) link.AttributedProfileId = link.ProfileId;
+        if (attributed.Count == 0) return;
+        await BulkInsert.InsertAsync(db.Database.CurrentTransaction!.GetDbTransaction(), "profile_events",
+            ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp"],
+            attributed.Select(a => new object?[] { a.Event.Id, a.Event.TenantId, a.Profile.Id, a.Profile.Id, a.Event.Timestamp }), "", ct);
+        attributed.Clear();
     }
 
     private async Task LoadRulesAsync(long tenantId, CancellationToken ct)

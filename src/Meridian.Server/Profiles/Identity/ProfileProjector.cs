@@ -74,9 +74,8 @@ public sealed class ProfileProjector(
         var resolver = new IdentityResolver(db, scope.ServiceProvider.GetRequiredService<Platform.CustomFields.CustomFieldCatalog>(), time);
         await resolver.ResolveAsync(events, ct);
         await db.SaveChangesAsync(ct);
+        await resolver.InsertAttributionsAsync(ct);
         await resolver.MoveMergedTimelinesAsync(ct);
-        resolver.RecordAttribution();
-        await db.SaveChangesAsync(ct);
         var last = events[^1];
         // Advance only while still holding the lease: a node that lost it (paused past its lease) must not commit.
         var advanced = await db.Set<ProjectorState>().Where(s => s.Name == Name && s.LeaseOwner == node)
