@@ -70,9 +70,12 @@ public sealed class ProfileProjector(
             .ReadAfterAsync(new EventLogPosition(state.PositionTx, state.PositionId), opts.BatchSize, ct);
         if (events.Count == 0) return 0;
 
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        // Resolve before the transaction begins: on SQLite a transaction holds the one write lock from its start, and
+        // ingestion waits for it. What was read meanwhile is guarded as always: a profile a staff action changed fails
+        // the save on its version, and the batch runs again.
         var resolver = new IdentityResolver(db, scope.ServiceProvider.GetRequiredService<Platform.CustomFields.CustomFieldCatalog>(), time);
         await resolver.ResolveAsync(events, ct);
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await db.SaveChangesAsync(ct);
         await resolver.InsertAttributionsAsync(ct);
         await resolver.MoveMergedTimelinesAsync(ct);
