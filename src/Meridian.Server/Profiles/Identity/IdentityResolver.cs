@@ -29,6 +29,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly Dictionary<long, string> currencies = [];
     private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
     private readonly List<Attribution> attributed = [];
+    private readonly List<ConsentChange> consentChanges = [];
 
     public sealed record Extracted(IdentifierType Type, string Value);
 
@@ -247,7 +248,8 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         identifiersOf[kept] = keptIds;
         identifiersOf[merged] = [];
         foreach (var link in attributed.Where(l => ReferenceEquals(l.Profile, merged))) link.Profile = kept;
-        foreach (var consent in db.ChangeTracker.Entries<ConsentChange>().Select(c => c.Entity).Where(c => ReferenceEquals(c.Profile, merged))) consent.Profile = kept;
+        // The batch's own list, not the change tracker: asking the tracker detects changes in every entity, once per merge.
+        foreach (var consent in consentChanges.Where(c => ReferenceEquals(c.Profile, merged))) consent.Profile = kept;
         if (merged.Id != 0) pendingMoves.Add((merged, kept));
 
         var keptTraits = TraitsOf(kept);
@@ -340,11 +342,13 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         var purpose = p.TryGetProperty("purpose", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : "marketing";
         if (!p.TryGetProperty("granted", out var g) || g.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) return;
         if (channel is null || !Consents.Channels.Contains(channel) || purpose is null || !Consents.Purposes.Contains(purpose)) return;
-        db.Add(new ConsentChange
+        var change = new ConsentChange
         {
             TenantId = e.TenantId, Profile = profile, Channel = channel, Purpose = purpose, Granted = g.GetBoolean(), ChangedAt = e.Timestamp,
             Origin = $"source:{e.SourceId}", EventId = e.Id,
-        });
+        };
+        consentChanges.Add(change);
+        db.Add(change);
     }
 
     private static bool Later(JsonNode a, JsonNode b) => a["t"]!.GetValue<DateTime>() > b["t"]!.GetValue<DateTime>();
