@@ -53,7 +53,8 @@ public sealed class ServerProcess : IAsyncDisposable
     public async Task WaitUntilReadyAsync(TimeSpan? timeout = null)
     {
         using var http = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(2) };
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        // Only a bound on a hang, not a speed check: a loaded 2-core machine has taken over a minute to start a server.
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(180));
         while (DateTime.UtcNow < deadline)
         {
             if (process.HasExited) throw new InvalidOperationException($"The server exited with {process.ExitCode}:\n{Output}");
