@@ -36,6 +36,25 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Identifiers_that_cannot_be_normalised_are_counted_in_the_sources_data_quality()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b,
+            new { type = "identify", userId = "bad-ids", traits = new { phone = "call me maybe", email = "nobody@" } },
+            new { type = "identify", userId = "bad-phone", traits = new { phone = "12", email = "fine@example.com" } },
+            new { type = "identify", userId = "all-good", traits = new { phone = "13812345678" } });
+        await LookupAsync(b.Test.Client, "user_id", "all-good");
+        await LookupAsync(b.Test.Client, "user_id", "bad-ids");
+        await LookupAsync(b.Test.Client, "user_id", "bad-phone");
+
+        var report = await b.Test.Client.GetAsync("/api/v1/data-quality?days=7").ReadAsync<JsonElement>();
+        var failures = report.EnumerateArray().Single().GetProperty("days").EnumerateArray().Single().GetProperty("identifierFailures");
+        Assert.Equal(2, failures.GetProperty("phone").GetInt64());
+        Assert.Equal(1, failures.GetProperty("email").GetInt64());
+        Assert.False(failures.TryGetProperty("user_id", out _));
+    }
+
+    [Fact]
     public async Task Anonymous_activity_becomes_part_of_the_customer_once_identified()
     {
         var b = await NewBrandAsync();

@@ -9,8 +9,9 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Ingestion.Tracking;
 
+/// <param name="IdentifierFailures">Identifiers by type that came in accepted events but could not be normalised (counted as identity resolution reads them).</param>
 public sealed record SourceDayDto(string Day, long Accepted, long Duplicates, long Rejected, double DuplicateRate,
-    IReadOnlyDictionary<string, long> RejectedByReason, DateTime? LastEventAt);
+    IReadOnlyDictionary<string, long> RejectedByReason, IReadOnlyDictionary<string, long> IdentifierFailures, DateTime? LastEventAt);
 
 public sealed record SourceQualityDto(long SourceId, string Name, Channel Channel, bool Enabled, DateTime? LastEventAt, IReadOnlyList<SourceDayDto> Days);
 
@@ -34,12 +35,14 @@ public static class DataQualityEndpoints
         var sources = await db.Set<Source>().OrderBy(s => s.Id).ToListAsync(ct);
         var stats = await db.Set<SourceDailyStats>().Where(s => string.Compare(s.Day, from) >= 0).ToListAsync(ct);
         var reasons = await db.Set<SourceDailyRejections>().Where(s => string.Compare(s.Day, from) >= 0).ToListAsync(ct);
+        var failures = await db.Set<SourceDailyIdentifierFailures>().Where(s => string.Compare(s.Day, from) >= 0).ToListAsync(ct);
         return TypedResults.Ok(sources.Select(source =>
         {
             var rows = stats.Where(s => s.SourceId == source.Id).OrderBy(s => s.Day).Select(s => new SourceDayDto(
                 s.Day, s.Accepted, s.Duplicates, s.Rejected,
                 s.Accepted + s.Duplicates == 0 ? 0 : (double)s.Duplicates / (s.Accepted + s.Duplicates),
                 reasons.Where(r => r.SourceId == source.Id && r.Day == s.Day).ToDictionary(r => r.Reason, r => r.Count),
+                failures.Where(f => f.SourceId == source.Id && f.Day == s.Day).ToDictionary(f => f.IdentifierType, f => f.Count),
                 s.LastEventAt)).ToList();
             return new SourceQualityDto(source.Id, source.Name, source.Channel, source.Enabled, rows.Max(r => r.LastEventAt), rows);
         }).ToList());

@@ -7,7 +7,7 @@ namespace Meridian.Ingestion.Tracking;
 
 /// <summary>An accepted message as other modules read it from the event log.</summary>
 public sealed record LoggedEvent(long Id, long TxId, long TenantId, long SourceId, string Type, string? Name, string? UserId,
-    string? AnonymousId, DateTime Timestamp, string Payload, string? BatchContext);
+    string? AnonymousId, DateTime Timestamp, string Payload, string? BatchContext, DateTime ReceivedAt);
 
 /// <summary>Raised in this process whenever events are appended to the log, for consumers that follow it.</summary>
 public sealed class EventLogSignal : Hosting.WorkSignal;
@@ -34,12 +34,12 @@ public sealed class EventLog(MeridianDb db)
             command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
             command.CommandText = postgres
                 ? """
-                  SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context FROM events
+                  SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
                    WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
                    ORDER BY tx_id, id LIMIT @limit
                   """
                 : """
-                  SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context FROM events
+                  SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
                    WHERE id > @id ORDER BY id LIMIT @limit
                   """;
             Add(command, "tx", after.TxId);
@@ -51,7 +51,7 @@ public sealed class EventLog(MeridianDb db)
                 events.Add(new LoggedEvent(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetString(4),
                     reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
                     reader.IsDBNull(7) ? null : reader.GetString(7), DateTime.SpecifyKind(reader.GetDateTime(8), DateTimeKind.Utc),
-                    reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10)));
+                    reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10), DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc)));
             return events;
         }
         finally
@@ -86,7 +86,7 @@ public sealed class EventLog(MeridianDb db)
     {
         if (ids.Count == 0) return [];
         return await db.Set<RawEvent>().AsNoTracking().Where(e => ids.Contains(e.Id))
-            .Select(e => new LoggedEvent(e.Id, 0, e.TenantId, e.SourceId, e.Type, e.Name, e.UserId, e.AnonymousId, e.Timestamp, e.Payload, e.BatchContext))
+            .Select(e => new LoggedEvent(e.Id, 0, e.TenantId, e.SourceId, e.Type, e.Name, e.UserId, e.AnonymousId, e.Timestamp, e.Payload, e.BatchContext, e.ReceivedAt))
             .ToListAsync(ct);
     }
 

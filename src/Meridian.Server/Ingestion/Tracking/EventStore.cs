@@ -108,21 +108,38 @@ public sealed class EventStore(MeridianDb db, EventLogSignal appended)
                 await command.ExecuteNonQueryAsync(ct);
             }
             foreach (var reason in day.SelectMany(x => x.Batch.Rejected).GroupBy(r => r.Reason))
-            {
-                await using var command = tx.Connection!.CreateCommand();
-                command.Transaction = tx;
-                command.CommandText = """
-                    INSERT INTO source_daily_rejections (source_id, day, reason, tenant_id, count) VALUES (@s, @d, @why, @t, @n)
-                    ON CONFLICT (source_id, day, reason) DO UPDATE SET count = source_daily_rejections.count + excluded.count
-                    """;
-                Add(command, "s", day.Key.SourceId);
-                Add(command, "d", day.Key.Day);
-                Add(command, "why", reason.Key);
-                Add(command, "t", day.Key.TenantId);
-                Add(command, "n", (long)reason.Count());
-                await command.ExecuteNonQueryAsync(ct);
-            }
+                await AddToDailyCountAsync(tx, "source_daily_rejections", "reason", day.Key.TenantId, day.Key.SourceId, day.Key.Day, reason.Key, reason.Count(), ct);
         }
+    }
+
+    /// <summary>
+    /// Adds to the per-day counts of identifiers that could not be normalised, in the caller's transaction (identity
+    /// resolution counts them with the batch it commits, so each is counted once).
+    /// </summary>
+    public static async Task CountIdentifierFailuresAsync(DbTransaction tx, IEnumerable<(long TenantId, long SourceId, DateTime ReceivedAt, string Type)> failures,
+        CancellationToken ct)
+    {
+        foreach (var group in failures.GroupBy(f => (f.TenantId, f.SourceId, Day: Day(f.ReceivedAt), f.Type)))
+            await AddToDailyCountAsync(tx, "source_daily_identifier_failures", "identifier_type", group.Key.TenantId, group.Key.SourceId, group.Key.Day,
+                group.Key.Type, group.Count(), ct);
+    }
+
+    /// <summary>Adds <paramref name="n"/> to a per source, day and key counter (rejects by reason, identifier failures by type).</summary>
+    private static async Task AddToDailyCountAsync(DbTransaction tx, string table, string keyColumn, long tenantId, long sourceId, string day, string key,
+        long n, CancellationToken ct)
+    {
+        await using var command = tx.Connection!.CreateCommand();
+        command.Transaction = tx;
+        command.CommandText = $"""
+            INSERT INTO {table} (source_id, day, {keyColumn}, tenant_id, count) VALUES (@s, @d, @k, @t, @n)
+            ON CONFLICT (source_id, day, {keyColumn}) DO UPDATE SET count = {table}.count + excluded.count
+            """;
+        Add(command, "s", sourceId);
+        Add(command, "d", day);
+        Add(command, "k", key);
+        Add(command, "t", tenantId);
+        Add(command, "n", n);
+        await command.ExecuteNonQueryAsync(ct);
     }
 
     private static string Day(DateTime receivedAt) => receivedAt.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);

@@ -65,6 +65,19 @@ public sealed class SourceDailyRejections : ITenantOwned
     public long Count { get; init; }
 }
 
+/// <summary>
+/// Per source, UTC day of receipt and identifier type: identifiers that came in but could not be normalised (a phone
+/// that is no number, an email without a domain). Counted by identity resolution, which is where they are read.
+/// </summary>
+public sealed class SourceDailyIdentifierFailures : ITenantOwned
+{
+    public long TenantId { get; init; }
+    public long SourceId { get; init; }
+    public required string Day { get; init; }
+    public required string IdentifierType { get; init; }
+    public long Count { get; init; }
+}
+
 internal sealed class RawEventMap : IEntityTypeConfiguration<RawEvent>
 {
     public void Configure(EntityTypeBuilder<RawEvent> b)
@@ -111,5 +124,17 @@ internal sealed class SourceDailyRejectionsMap : IEntityTypeConfiguration<Source
         b.HasOne<Source>().WithMany().HasForeignKey(x => x.SourceId);
         b.Property(x => x.Day).HasMaxLength(10);
         b.Property(x => x.Reason).HasMaxLength(64);
+    }
+}
+
+internal sealed class SourceDailyIdentifierFailuresMap : IEntityTypeConfiguration<SourceDailyIdentifierFailures>
+{
+    public void Configure(EntityTypeBuilder<SourceDailyIdentifierFailures> b)
+    {
+        b.ToTable("source_daily_identifier_failures");
+        b.HasKey(x => new { x.SourceId, x.Day, x.IdentifierType });
+        b.HasOne<Source>().WithMany().HasForeignKey(x => x.SourceId);
+        b.Property(x => x.Day).HasMaxLength(10);
+        b.Property(x => x.IdentifierType).HasMaxLength(64);
     }
 }

@@ -30,6 +30,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
     private readonly List<Attribution> attributed = [];
     private readonly List<ConsentChange> consentChanges = [];
+    private readonly List<(long TenantId, long SourceId, DateTime ReceivedAt, string Type)> identifierFailures = [];
 
     public sealed record Extracted(IdentifierType Type, string Value);
 
@@ -48,7 +49,9 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         {
             var message = JsonDocument.Parse(e.Payload).RootElement;
             JsonElement? batchContext = e.BatchContext is null ? null : JsonDocument.Parse(e.BatchContext).RootElement;
-            parsed.Add((e, message, batchContext, Extract(rules[e.TenantId], message, batchContext)));
+            var failed = new List<string>();
+            parsed.Add((e, message, batchContext, Extract(rules[e.TenantId], message, batchContext, failed)));
+            identifierFailures.AddRange(failed.Select(type => (e.TenantId, e.SourceId, e.ReceivedAt, type)));
         }
         await LoadOwnersAsync(parsed.SelectMany(p => p.Ids.Select(i => (p.Event.TenantId, i.Type.Name, i.Value))).ToList(), ct);
 
@@ -71,16 +74,18 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
 
     /// <summary>
     /// After SaveChanges (new profiles have their ids): links each event to the profile it was attributed to, which it
-    /// also keeps as its first attribution for a later split. Written in bulk, not tracked: one link per event made
+    /// also keeps as its first attribution for a later split; and counts the identifiers that could not be normalised,
+    /// for the source's data quality. Written in bulk, not tracked: one link per event made
     /// change tracking the largest cost of resolution (measured), and a link needs no tracking once written.
     /// </summary>
-    public async Task InsertAttributionsAsync(CancellationToken ct)
+    public async Task RecordAfterSaveAsync(CancellationToken ct)
     {
-        if (attributed.Count == 0) return;
         await BulkInsert.InsertAsync(db.Database.CurrentTransaction!.GetDbTransaction(), "profile_events",
             ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp"],
             attributed.Select(a => new object?[] { a.Event.Id, a.Event.TenantId, a.Profile.Id, a.Profile.Id, a.Event.Timestamp }), "", ct);
         attributed.Clear();
+        await EventStore.CountIdentifierFailuresAsync(db.Database.CurrentTransaction!.GetDbTransaction(), identifierFailures, ct);
+        identifierFailures.Clear();
     }
 
     private async Task LoadRulesAsync(long tenantId, CancellationToken ct)
@@ -95,7 +100,9 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     }
 
     /// <summary>The event's identifiers, normalised, blocked values dropped, strongest first.</summary>
-    public static List<Extracted> Extract((IReadOnlyList<IdentifierType> Types, string Region) rules, JsonElement message, JsonElement? batchContext)
+    /// <param name="failed">Gets the type of each identifier present but not normalisable (a phone that is no number).</param>
+    public static List<Extracted> Extract((IReadOnlyList<IdentifierType> Types, string Region) rules, JsonElement message, JsonElement? batchContext,
+        List<string>? failed = null)
     {
         var found = new List<Extracted>();
         foreach (var type in rules.Types)
@@ -107,6 +114,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
                 var raw = ReadWithBatchContext(message, batchContext, path);
                 if (raw is null || type.BlockedValues.Contains(raw.Trim(), StringComparer.OrdinalIgnoreCase)) continue;
                 var value = Normalizers.Normalize(type.Normalizer, raw, rules.Region);
+                if (value is null && !string.IsNullOrWhiteSpace(raw)) failed?.Add(type.Name);
                 if (value is not null && !found.Any(f => f.Type.Name == type.Name && f.Value == value)) found.Add(new Extracted(type, value));
             }
         }

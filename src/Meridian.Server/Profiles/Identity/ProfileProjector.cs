@@ -77,7 +77,7 @@ public sealed class ProfileProjector(
         await resolver.ResolveAsync(events, ct);
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await db.SaveChangesAsync(ct);
-        await resolver.InsertAttributionsAsync(ct);
+        await resolver.RecordAfterSaveAsync(ct);
         await resolver.MoveMergedTimelinesAsync(ct);
         var last = events[^1];
         // Advance only while still holding the lease: a node that lost it (paused past its lease) must not commit.

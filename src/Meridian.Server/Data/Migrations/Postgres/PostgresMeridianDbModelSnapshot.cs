@@ -359,6 +359,36 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("rejected_events", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyIdentifierFailures", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("character varying(10)")
+                        .HasColumnName("day");
+
+                    b.Property<string>("IdentifierType")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("identifier_type");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("bigint")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day", "IdentifierType")
+                        .HasName("pk_source_daily_identifier_failures");
+
+                    b.ToTable("source_daily_identifier_failures", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
                 {
                     b.Property<long>("SourceId")
@@ -1517,6 +1547,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_sources_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyIdentifierFailures", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_identifier_failures_sources_source_id");
                 });
 
             modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>

@@ -345,6 +345,36 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("rejected_events", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyIdentifierFailures", b =>
+                {
+                    b.Property<long>("SourceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("source_id");
+
+                    b.Property<string>("Day")
+                        .HasMaxLength(10)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("day");
+
+                    b.Property<string>("IdentifierType")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("identifier_type");
+
+                    b.Property<long>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SourceId", "Day", "IdentifierType")
+                        .HasName("pk_source_daily_identifier_failures");
+
+                    b.ToTable("source_daily_identifier_failures", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
                 {
                     b.Property<long>("SourceId")
@@ -1472,6 +1502,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_sources_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyIdentifierFailures", b =>
+                {
+                    b.HasOne("Meridian.Ingestion.Sources.Source", null)
+                        .WithMany()
+                        .HasForeignKey("SourceId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_source_daily_identifier_failures_sources_source_id");
                 });
 
             modelBuilder.Entity("Meridian.Ingestion.Tracking.SourceDailyRejections", b =>
