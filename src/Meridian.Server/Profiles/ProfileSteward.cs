@@ -3,7 +3,9 @@ using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Audit;
+using Meridian.Platform.CustomFields;
 using Meridian.Profiles.Data;
+using Meridian.Profiles.Identity;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Profiles;
@@ -12,7 +14,7 @@ namespace Meridian.Profiles;
 /// What staff do to profiles by hand: merge two, undo a merge (split), export everything about a person, erase it.
 /// Each runs in one transaction, guarded by the profiles' versions against the projector working on them meanwhile.
 /// </summary>
-public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, TimeProvider time)
+public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, CustomFieldCatalog fields, TimeProvider time)
 {
     public async Task<IdentityMerge> MergeAsync(Profile kept, Profile merged, CancellationToken ct)
     {
@@ -32,9 +34,9 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         await db.Set<ProfileEvent>().Where(e => e.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(e => e.ProfileId, kept.Id), ct);
         await db.Set<ConsentChange>().Where(c => c.ProfileId == merged.Id).ExecuteUpdateAsync(s => s.SetProperty(c => c.ProfileId, kept.Id), ct);
         var traits = JsonNode.Parse(kept.Traits)!.AsObject();
+        var strategies = await fields.ForAsync(kept.TenantId, "profile", ct);
         foreach (var (name, value) in JsonNode.Parse(merged.Traits)!.AsObject())
-            if (value is not null && (traits[name] is not { } current || current["t"]!.GetValue<DateTime>() < value["t"]!.GetValue<DateTime>()))
-                traits[name] = value.DeepClone();
+            if (value is not null) traits[name] = TraitValues.Combine(traits[name], value, TraitValues.StrategyOf(strategies, name));
         kept.Traits = traits.ToJsonString(Identity.IdentityResolver.TraitJson);
         merged.MergedIntoId = kept.Id;
         Touch(kept, merged);
@@ -70,8 +72,12 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
 
         merged.Traits = snapshot["traits"]!.ToJsonString(Identity.IdentityResolver.TraitJson);
         var keptTraits = JsonNode.Parse(JsonNode.Parse(merge.KeptSnapshot)!["traits"]!.ToJsonString())!.AsObject();
+        var strategies = await fields.ForAsync(kept.TenantId, "profile", ct);
         foreach (var (name, value) in JsonNode.Parse(kept.Traits)!.AsObject())
-            if (value is not null && value["t"]!.GetValue<DateTime>() > merge.MergedAt) keptTraits[name] = value.DeepClone();
+            if (value is not null && value["t"]!.GetValue<DateTime>() > merge.MergedAt)
+                keptTraits[name] = TraitValues.StrategyOf(strategies, name) == TraitMerge.Sum && snapshot["traits"]![name] is { } given
+                    ? TraitValues.Subtract(value, given) // a sum learnt since the merge gives back what the merged profile brought
+                    : value.DeepClone();
         kept.Traits = keptTraits.ToJsonString(Identity.IdentityResolver.TraitJson);
         merged.MergedIntoId = null;
         merge.UndoneAt = time.GetUtcNow().UtcDateTime;

@@ -22,6 +22,19 @@ public enum CustomFieldType
     Boolean,
 }
 
+/// <summary>How a field's values from several events, or from two merged profiles, combine into one.</summary>
+public enum TraitMerge
+{
+    /// <summary>The value of the latest event (by event time): a name, an address.</summary>
+    Latest,
+    /// <summary>The value of the earliest event: the first channel, the acquisition campaign.</summary>
+    First,
+    /// <summary>Numbers add up: visits, points earned elsewhere.</summary>
+    Sum,
+    /// <summary>Every distinct value, as a list: interests, stores visited.</summary>
+    Union,
+}
+
 /// <summary>
 /// A field business users add without code, per brand, to an entity: <c>profile</c> now, custom objects later
 /// (the entity name is the only thing that changes). Values are validated against the type wherever they come from.
@@ -35,7 +48,16 @@ public sealed class CustomField : ITenantOwned
     public required string Label { get; set; }
     public CustomFieldType Type { get; init; }
     public List<string> Options { get; set; } = [];
+    public TraitMerge Merge { get; set; }
     public DateTime CreatedAt { get; init; }
+
+    /// <summary>Null when the strategy suits the type: only numbers add up, only text and enum values gather into lists.</summary>
+    public static string? CheckMerge(CustomFieldType type, TraitMerge merge) => merge switch
+    {
+        TraitMerge.Sum when type != CustomFieldType.Number => "Only number fields can sum.",
+        TraitMerge.Union when type is not (CustomFieldType.Text or CustomFieldType.Enum) => "Only text and enum fields can gather a union of values.",
+        _ => null,
+    };
 
     /// <summary>Null when the value fits the field; otherwise why not.</summary>
     public string? Check(JsonElement value) => Type switch
@@ -61,6 +83,7 @@ internal sealed class CustomFieldMap : IEntityTypeConfiguration<CustomField>
         b.Property(x => x.Key).HasMaxLength(64);
         b.Property(x => x.Label).HasMaxLength(200);
         b.Property(x => x.Type).HasConversion<string>().HasMaxLength(16);
+        b.Property(x => x.Merge).HasConversion<string>().HasMaxLength(16);
     }
 }
 
@@ -71,9 +94,10 @@ public sealed class CustomFieldCatalog(MeridianDb db)
         await db.Set<CustomField>().AsNoTracking().Where(f => f.TenantId == tenantId && f.Entity == entity).ToDictionaryAsync(f => f.Key, ct);
 }
 
-public sealed record CustomFieldDto(long Id, string Entity, string Key, string Label, CustomFieldType Type, IReadOnlyList<string> Options, DateTime CreatedAt)
+public sealed record CustomFieldDto(long Id, string Entity, string Key, string Label, CustomFieldType Type, IReadOnlyList<string> Options, TraitMerge Merge,
+    DateTime CreatedAt)
 {
-    public static CustomFieldDto From(CustomField f) => new(f.Id, f.Entity, f.Key, f.Label, f.Type, f.Options, f.CreatedAt);
+    public static CustomFieldDto From(CustomField f) => new(f.Id, f.Entity, f.Key, f.Label, f.Type, f.Options, f.Merge, f.CreatedAt);
 }
 
 public sealed record CreateCustomFieldRequest(
@@ -81,9 +105,11 @@ public sealed record CreateCustomFieldRequest(
     [property: Required, RegularExpression("^[a-z][a-z0-9_]{0,63}$", ErrorMessage = "Use lower-case letters, digits and '_', starting with a letter.")] string Key,
     [property: Required, StringLength(200, MinimumLength = 1)] string Label,
     [property: Required] CustomFieldType? Type,
-    List<string>? Options);
+    List<string>? Options,
+    TraitMerge? Merge = null);
 
-public sealed record UpdateCustomFieldRequest([property: StringLength(200, MinimumLength = 1)] string? Label, List<string>? Options);
+/// <param name="Merge">Applies to values folded from now on; stored values stay as they are.</param>
+public sealed record UpdateCustomFieldRequest([property: StringLength(200, MinimumLength = 1)] string? Label, List<string>? Options, TraitMerge? Merge = null);
 
 public static class CustomFieldsEndpoints
 {
@@ -107,12 +133,13 @@ public static class CustomFieldsEndpoints
         var options = request.Options?.Where(o => !string.IsNullOrWhiteSpace(o)).Distinct().ToList() ?? [];
         if (request.Type == CustomFieldType.Enum && options.Count == 0) return Problems.Validation("options", "An enum field needs its options.");
         if (request.Type != CustomFieldType.Enum && options.Count > 0) return Problems.Validation("options", "Only enum fields have options.");
+        if (CustomField.CheckMerge(request.Type!.Value, request.Merge ?? TraitMerge.Latest) is { } badMerge) return Problems.Validation("merge", badMerge);
         if (await db.Set<CustomField>().AnyAsync(f => f.TenantId == tenant.Brand && f.Entity == request.Entity && f.Key == request.Key, ct))
             return Problems.Conflict($"The {request.Entity} already has a field '{request.Key}'.");
         var field = new CustomField
         {
             TenantId = tenant.Brand, Entity = request.Entity, Key = request.Key, Label = request.Label, Type = request.Type!.Value, Options = options,
-            CreatedAt = time.GetUtcNow().UtcDateTime,
+            Merge = request.Merge ?? TraitMerge.Latest, CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(field);
         audit.Record(field.TenantId, () => new AuditChange("custom-field.created", "custom-field", field.Id, null, CustomFieldDto.From(field)));
@@ -127,9 +154,11 @@ public static class CustomFieldsEndpoints
         var field = await db.Set<CustomField>().SingleOrDefaultAsync(f => f.Id == id, ct);
         if (field is null) return Problems.NotFound($"Custom field {id}");
         if (request.Options is not null && field.Type != CustomFieldType.Enum) return Problems.Validation("options", "Only enum fields have options.");
+        if (request.Merge is { } merge && CustomField.CheckMerge(field.Type, merge) is { } badMerge) return Problems.Validation("merge", badMerge);
         var before = CustomFieldDto.From(field);
         field.Label = request.Label ?? field.Label;
         if (request.Options is { } options) field.Options = options.Where(o => !string.IsNullOrWhiteSpace(o)).Distinct().ToList();
+        field.Merge = request.Merge ?? field.Merge;
         audit.Record(field.TenantId, () => new AuditChange("custom-field.updated", "custom-field", field.Id, before, CustomFieldDto.From(field)));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(CustomFieldDto.From(field));

@@ -262,7 +262,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
 
         var keptTraits = TraitsOf(kept);
         foreach (var (name, value) in TraitsOf(merged))
-            if (value is not null && (keptTraits[name] is not { } keptValue || Later(value, keptValue))) keptTraits[name] = value.DeepClone();
+            if (value is not null) keptTraits[name] = TraitValues.Combine(keptTraits[name], value, TraitValues.StrategyOf(customFields[e.TenantId], name));
         traitsOf[merged] = [];
         kept.EventCount += merged.EventCount;
         kept.OrderCount += merged.OrderCount;
@@ -337,8 +337,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             // A custom field's value must fit its type; one that does not is left out rather than stored wrong.
             if (known.TryGetValue(trait.Name, out var field) && field.Check(trait.Value) is not null) continue;
             var incoming = new JsonObject { ["v"] = JsonNode.Parse(trait.Value.GetRawText()), ["t"] = e.Timestamp, ["s"] = e.SourceId };
-            if (!current.TryGetPropertyValue(trait.Name, out var existing) || existing is null || !Later(existing, incoming))
-                current[trait.Name] = incoming;
+            current[trait.Name] = TraitValues.Combine(current[trait.Name], incoming, TraitValues.StrategyOf(known, trait.Name));
         }
     }
 
@@ -358,6 +357,4 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         consentChanges.Add(change);
         db.Add(change);
     }
-
-    private static bool Later(JsonNode a, JsonNode b) => a["t"]!.GetValue<DateTime>() > b["t"]!.GetValue<DateTime>();
 }

@@ -748,6 +748,12 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(200)")
                         .HasColumnName("label");
 
+                    b.Property<string>("Merge")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("merge");
+
                     b.PrimitiveCollection<List<string>>("Options")
                         .IsRequired()
                         .HasColumnType("text[]")

@@ -724,6 +724,12 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("label");
 
+                    b.Property<string>("Merge")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("merge");
+
                     b.PrimitiveCollection<string>("Options")
                         .IsRequired()
                         .HasColumnType("TEXT")
