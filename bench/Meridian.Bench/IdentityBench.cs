@@ -30,9 +30,10 @@ internal static class IdentityBench
     private const int LookupSample = 10_000;
 
     /// <summary>
-    /// The demo's rules: the defaults, except that a user id is an account id only from the app, the mini program and the
-    /// web; at the till (<c>context.channel=pos</c>) and in the stores' exports (imported rows carry no channel, so they
-    /// are told by the importer's <c>context.library.name</c>) it is a member number.
+    /// The demo's rules: the defaults (device ids, which families share, do not link), except that a user id is an
+    /// account id only from the app, the mini program and the web; at the till (<c>context.channel=pos</c>) and in the
+    /// stores' exports (imported rows carry no channel, so they are told by the importer's <c>context.library.name</c>)
+    /// it is a member number.
     /// </summary>
     public static IReadOnlyList<IdentifierType> Rules()
     {
@@ -51,7 +52,7 @@ internal static class IdentityBench
         {
             using var admin = server.AdminClient(brand);
             await EnsureAsync(await admin.PutAsJsonAsync("/api/v1/identity/types",
-                rules.Select(t => new { t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues }), ct), HttpStatusCode.OK, ct);
+                rules.Select(t => new { t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues, t.Links }), ct), HttpStatusCode.OK, ct);
             var (_, writeKey) = await IngestBench.CreateSourceAsync(server, brand, "app", ct);
             var (pos, _) = await IngestBench.CreateSourceAsync(server, brand, "pos", ct);
             sources[brand] = (pos, writeKey);
