@@ -52,7 +52,7 @@ internal sealed class ProfileLagProbe : IAsyncDisposable
 
     private async Task<(int Sent, int Failed)> SendAsync(CancellationToken ct)
     {
-        int number = 0, failed = 0;
+        int number = 0, ok = 0, failed = 0;
         using var timer = new PeriodicTimer(Every);
         try
         {
@@ -61,8 +61,13 @@ internal sealed class ProfileLagProbe : IAsyncDisposable
                 number++;
                 using var response = await tracking.PostAsJsonAsync("/v1/identify",
                     new { userId = UserId(number), traits = new { lag_probe = number }, context = new { channel = "app" } }, ct);
-                if (response.StatusCode == HttpStatusCode.OK) await sent.Writer.WriteAsync((number, Stopwatch.GetTimestamp()), CancellationToken.None);
-                else failed++;
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    failed++;
+                    continue;
+                }
+                await sent.Writer.WriteAsync((number, Stopwatch.GetTimestamp()), CancellationToken.None);
+                ok++;
             }
         }
         catch (OperationCanceledException)
@@ -73,7 +78,7 @@ internal sealed class ProfileLagProbe : IAsyncDisposable
         {
             sent.Writer.Complete();
         }
-        return (number - failed, failed);
+        return (ok, failed);
     }
 
     private async Task PollAsync(CancellationToken ct)
