@@ -35,6 +35,13 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the ingest measure and its baseline.</summary>
     public bool IngestOnly { get; init; }
 
+    /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
+    public bool IdentityOnly { get; init; }
+
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly;
+
+    public bool RunsIdentity => !IngestOnly;
+
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
           --rows N            rows inserted by the raw-insert baselines (default 200000)
@@ -48,7 +55,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --ingest-batch B    events per /v1/batch request and per baseline transaction (default 100)
           --ingest-concurrency C
                               concurrent clients sending batches (default 8)
-          --ingest-only       skip the raw insert/select and GET measures
+          --ingest-only       skip the raw insert/select and GET measures and the identity run
+          --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -63,6 +71,11 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     public static BenchOptions? Parse(string[] args)
     {
         var quick = args.Contains("--quick");
+        if (args.Contains("--ingest-only") && args.Contains("--identity-only"))
+        {
+            Console.Error.WriteLine($"meridian-bench: --ingest-only and --identity-only exclude each other.\n{Usage}");
+            return null;
+        }
         var options = new BenchOptions(quick ? 20_000 : 200_000, quick ? 2 : 10, 16, null, null, quick);
         for (var i = 0; i < args.Length; i++)
         {
@@ -73,6 +86,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--ingest-only":
                     options = options with { IngestOnly = true };
+                    continue;
+                case "--identity-only":
+                    options = options with { IdentityOnly = true };
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };

@@ -68,24 +68,36 @@ internal sealed class DemoEvents : IDisposable
         return new DemoEvents(folder, generated, available, description);
     }
 
+    /// <summary>The folder of the whole data set: the event files, the stores' CSV exports and <c>truth.jsonl</c>.</summary>
+    public string Folder => folder;
+
     /// <summary>The events in order, <paramref name="size"/> lines (without their line ends) per batch; the last batch may be short.</summary>
-    public IEnumerable<byte[][]> Batches(int size)
+    public IEnumerable<byte[][]> Batches(int size) => Batches(Files(folder), Count, size);
+
+    /// <summary>Every event of one file (<c>events-demo.jsonl</c>, one brand's), however many <see cref="Count"/> says.</summary>
+    public IEnumerable<byte[][]> FileBatches(string fileName, int size) => Batches([Path.Combine(folder, fileName)], long.MaxValue, size);
+
+    /// <summary>The non-empty lines of one file of the data set.</summary>
+    public IEnumerable<byte[]> FileLines(string fileName) => Lines(Path.Combine(folder, fileName));
+
+    private static IEnumerable<byte[][]> Batches(IEnumerable<string> paths, long count, int size)
     {
         var batch = new List<byte[]>(size);
         long sent = 0;
-        foreach (var path in Files(folder))
+        foreach (var path in paths)
         {
             foreach (var line in Lines(path))
             {
                 batch.Add(line);
-                if (++sent == Count || batch.Count == size)
+                if (++sent == count || batch.Count == size)
                 {
                     yield return [.. batch];
                     batch.Clear();
                 }
-                if (sent == Count) yield break;
+                if (sent == count) yield break;
             }
         }
+        if (batch.Count > 0) yield return [.. batch];
     }
 
     private static IEnumerable<string> Files(string folder) => FileNames.Select(name => Path.Combine(folder, name)).Where(File.Exists);

@@ -39,49 +39,13 @@ internal static class IngestBench
     public static async Task<IngestResult> RunAsync(ServerProcess server, DemoEvents events, BenchOptions options,
         Func<CancellationToken, Task<long>> countEventRows, Func<TimeSpan?> databaseCpu, CancellationToken ct)
     {
-        var writeKey = await CreateSourceAsync(server, ct);
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = options.IngestConcurrency, UseCookies = false })
-        {
-            BaseAddress = server.BaseAddress,
-            Timeout = TimeSpan.FromMinutes(2),
-            DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(writeKey + ":"))) },
-        };
-
-        // One reader fills a short queue, so the file streams through and a slow disk would show as idle clients, not as memory.
-        var batches = Channel.CreateBounded<byte[][]>(new BoundedChannelOptions(options.IngestConcurrency * 2) { SingleWriter = true });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var (_, writeKey) = await CreateSourceAsync(server, "demo", "app", ct);
         await using var memory = RssSampler.Start(server.Pid);
         var serverCpu = server.ProcessorTime;
         var dbCpu = databaseCpu();
         var clientCpu = Process.GetCurrentProcess().TotalProcessorTime;
         var started = Stopwatch.GetTimestamp();
-        var reader = Task.Run(async () =>
-        {
-            try
-            {
-                foreach (var batch in events.Batches(options.IngestBatch)) await batches.Writer.WriteAsync(batch, stop.Token);
-                batches.Writer.Complete();
-            }
-            catch (Exception ex)
-            {
-                batches.Writer.Complete(ex);
-            }
-        }, CancellationToken.None);
-        var clients = Enumerable.Range(0, options.IngestConcurrency).Select(async _ =>
-        {
-            try
-            {
-                return await ClientAsync(http, batches.Reader, stop.Token);
-            }
-            catch
-            {
-                // One client that cannot go on (the server died, the key was refused) stops the others.
-                await stop.CancelAsync();
-                throw;
-            }
-        }).ToArray();
-        var results = await Task.WhenAll(clients);
-        await reader;
+        var results = await SendAsync(server, writeKey, events.Batches(options.IngestBatch), options.IngestConcurrency, ct);
         var elapsed = Stopwatch.GetElapsedTime(started);
         serverCpu = server.ProcessorTime - serverCpu;
         dbCpu = databaseCpu() - dbCpu;
@@ -97,26 +61,67 @@ internal static class IngestBench
             elapsed, latencies, memory.FirstBytes, peak, await countEventRows(ct), serverCpu, dbCpu, clientCpu);
     }
 
-    /// <summary>A source of the demo brand through the admin API, as an operator would create one; returns its write key.</summary>
-    private static async Task<string> CreateSourceAsync(ServerProcess server, CancellationToken ct)
+    /// <summary>Sends the batches as <c>POST /v1/batch</c> with the source's write key, from C concurrent clients, until all are sent.</summary>
+    public static async Task<ClientResult[]> SendAsync(ServerProcess server, string writeKey, IEnumerable<byte[][]> source, int concurrency, CancellationToken ct)
     {
-        using var http = new HttpClient { BaseAddress = server.BaseAddress };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/sources")
+        using var http = WriteKeyClient(server, writeKey, concurrency);
+
+        // One reader fills a short queue, so the file streams through and a slow disk would show as idle clients, not as memory.
+        var batches = Channel.CreateBounded<byte[][]>(new BoundedChannelOptions(concurrency * 2) { SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var reader = Task.Run(async () =>
         {
-            Content = JsonContent.Create(new { name = "bench", channel = "app" }),
-            Headers = { Authorization = new AuthenticationHeaderValue("Bearer", ServerProcess.AdminKey) },
+            try
+            {
+                foreach (var batch in source) await batches.Writer.WriteAsync(batch, stop.Token);
+                batches.Writer.Complete();
+            }
+            catch (Exception ex)
+            {
+                batches.Writer.Complete(ex);
+            }
+        }, CancellationToken.None);
+        var clients = Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            try
+            {
+                return await ClientAsync(http, batches.Reader, stop.Token);
+            }
+            catch
+            {
+                // One client that cannot go on (the server died, the key was refused) stops the others.
+                await stop.CancelAsync();
+                throw;
+            }
+        }).ToArray();
+        var results = await Task.WhenAll(clients);
+        await reader;
+        return results;
+    }
+
+    /// <summary>A client of the tracking API: the write key as the HTTP Basic user name, as the Segment SDKs send it.</summary>
+    public static HttpClient WriteKeyClient(ServerProcess server, string writeKey, int connections) =>
+        new(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseCookies = false })
+        {
+            BaseAddress = server.BaseAddress,
+            Timeout = TimeSpan.FromMinutes(2),
+            DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(writeKey + ":"))) },
         };
-        request.Headers.Add("Meridian-Brand", "demo");
-        using var response = await http.SendAsync(request, ct);
+
+    /// <summary>A source of a brand through the admin API, as an operator would create one; returns its id and write key.</summary>
+    public static async Task<(long Id, string WriteKey)> CreateSourceAsync(ServerProcess server, string brand, string channel, CancellationToken ct)
+    {
+        using var http = server.AdminClient(brand);
+        using var response = await http.PostAsJsonAsync("/api/v1/sources", new { name = $"bench-{channel}", channel }, ct);
         var body = await response.Content.ReadAsStringAsync(ct);
         if (response.StatusCode != HttpStatusCode.Created)
             throw new InvalidOperationException($"POST /api/v1/sources answered {(int)response.StatusCode}: {body}");
         using var json = JsonDocument.Parse(body);
-        return json.RootElement.GetProperty("writeKey").GetString()
-            ?? throw new InvalidOperationException($"POST /api/v1/sources returned no writeKey: {body}");
+        return (json.RootElement.GetProperty("source").GetProperty("id").GetInt64(), json.RootElement.GetProperty("writeKey").GetString()
+            ?? throw new InvalidOperationException($"POST /api/v1/sources returned no writeKey: {body}"));
     }
 
-    private sealed class ClientResult
+    public sealed class ClientResult
     {
         public List<long> Latencies { get; } = new(16 * 1024);
         public Dictionary<string, long> Rejects { get; } = [];

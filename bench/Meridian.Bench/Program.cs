@@ -21,7 +21,7 @@ try
         serverDll = await ServerProcess.LocateAsync(options, cancel.Token);
         Console.WriteLine($"server: {serverDll} (built {File.GetLastWriteTime(serverDll):yyyy-MM-dd HH:mm})");
         // One data set for both databases, so that both ingest the same events.
-        events = options.IngestEvents > 0 ? await DemoEvents.PrepareAsync(options, cancel.Token) : null;
+        events = options.RunsIngest || options.RunsIdentity ? await DemoEvents.PrepareAsync(options, cancel.Token) : null;
     }
     catch (Exception ex) when (ex is IOException or InvalidOperationException)
     {
@@ -29,7 +29,7 @@ try
         return 2;
     }
     using var _ = events;
-    if (events is not null)
+    if (events is not null && options.RunsIngest)
         report.Note($"ingest: {events.Count:N0} events from {events.Description}{(events.Count < options.IngestEvents ? $" (all it holds; {options.IngestEvents:N0} were asked for)" : "")}.");
     if (options.Runs(Provider.Sqlite)) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
     if (options.Runs(Provider.Postgres)) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));

@@ -50,7 +50,7 @@ internal sealed class Report(BenchOptions options)
         text.AppendLine(CultureInfo.InvariantCulture, $"Meridian bench, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}");
         if (!options.IngestOnly)
             text.AppendLine(CultureInfo.InvariantCulture, $"rows {options.Rows:N0} in batches of {BenchRows.BatchSize:N0} per transaction; read loads: {options.Concurrency} workers, {options.WarmUp.TotalSeconds:0.#} s warm-up + {options.Seconds} s measured{(options.Quick ? " (--quick)" : "")}");
-        if (options.IngestEvents > 0)
+        if (options.RunsIngest)
             text.AppendLine(CultureInfo.InvariantCulture, $"ingest: up to {options.IngestEvents:N0} demo events, {options.IngestBatch} per POST {IngestBench.Path} and per baseline transaction, {options.IngestConcurrency} clients{(options.Quick ? " (--quick)" : "")}");
         text.AppendLine();
         text.AppendLine("| measure | " + string.Join(" | ", providers.Select(p => p.Title())) + " |");
@@ -60,7 +60,9 @@ internal sealed class Report(BenchOptions options)
         text.AppendLine();
         if (!options.IngestOnly)
             text.AppendLine($"Read loads are closed loops: each worker sends its next call when the last one answers. Raw selects run in the bench process on their own connections; the HTTP client runs in the bench process too, sharing the {Environment.ProcessorCount} cores with the server.");
-        if (options.IngestEvents > 0)
+        if (options.RunsIdentity)
+            text.AppendLine("Identity: a fresh server per database gets the demo rules (IdentityBench.Rules), every event of both brands through POST /v1/batch and both stores' exports through POST /api/v1/imports; precision and recall are pairwise over the identifiers the data shows (IdentityTruth); the lag is that of an identify sent every 100 ms during the batch load; lookups run after resolution has caught up; RSS covers sending, importing and resolving.");
+        if (options.RunsIngest)
             text.AppendLine($"Ingest: events/s counts the events of every request answered 200 over the whole run, wall clock, the clients (in the bench process, sharing the {Environment.ProcessorCount} cores) included; the baseline times only its inserts and commits, on one connection. RSS is the server's VmRSS, sampled every 100 ms.");
         foreach (var note in notes) text.AppendLine(note);
         return text.ToString();

@@ -56,6 +56,15 @@ internal sealed class ServerProcess : IAsyncDisposable
         return build.ExitCode == 0 && File.Exists(dll) ? dll : throw new InvalidOperationException($"dotnet build -c Release src/Meridian.Server failed ({build.ExitCode}).");
     }
 
+    /// <summary>A client of the admin API with the bootstrap admin key, acting on one brand.</summary>
+    public HttpClient AdminClient(string brand, int connections = int.MaxValue)
+    {
+        var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, UseCookies = false }) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
+        http.DefaultRequestHeaders.Add("Meridian-Brand", brand);
+        return http;
+    }
+
     public static async Task<ServerProcess> StartAsync(string dll, Provider provider, string connectionString, string workDir, CancellationToken ct)
     {
         var baseAddress = new Uri($"http://127.0.0.1:{PostgresCluster.FreePort()}");

@@ -1,3 +1,5 @@
+using System.Data.Common;
+using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -24,14 +26,24 @@ internal static class Suites
     private const string IngestRows = "events rows = accepted";
     private const string IngestLosses = "duplicates / rejected events / failed requests";
     private const string IngestCpu = "CPU ms per 1,000 events: server / database / bench client";
+    private const string IdentityScored = "identity: identifiers scored / linked pairs in the truth";
+    private const string IdentityPrecision = "identity pairwise precision (target ≥ 0.999)";
+    private const string IdentityRecall = "identity pairwise recall (target ≥ 0.99)";
+    private const string IdentityResolved = "events + imported rows / all resolved after s";
+    private const string Lag = "lag 200 OK → profile p50 ms / p99 ms (target p99 < 1,000)";
+    private const string Lookup = $"GET {LookupBench.Path} req/s";
+    private const string LookupRatio = "… ratio to raw select";
+    private const string LookupLatency = "lookup p50 ms / p99 ms (target p99 < 10)";
+    private const string IdentityMemory = "server RSS MB idle / peak, identity run";
 
     public static async Task SqliteAsync(string serverDll, BenchOptions options, DemoEvents? events, Report report, CancellationToken ct)
     {
         var dir = Directory.CreateTempSubdirectory("meridian-bench-sqlite-").FullName;
         try
         {
-            if (!options.IngestOnly) await SqliteReadsAsync(serverDll, dir, options, report, ct);
-            if (events is not null) await SqliteIngestAsync(serverDll, dir, events, options, report, ct);
+            var select = options.IngestOnly ? null : await SqliteReadsAsync(serverDll, dir, options, report, ct);
+            if (events is not null && options.RunsIngest) await SqliteIngestAsync(serverDll, dir, events, options, report, ct);
+            if (events is not null && options.RunsIdentity) await SqliteIdentityAsync(serverDll, dir, events, select, options, report, ct);
         }
         finally
         {
@@ -40,7 +52,7 @@ internal static class Suites
         }
     }
 
-    private static async Task SqliteReadsAsync(string serverDll, string dir, BenchOptions options, Report report, CancellationToken ct)
+    private static async Task<LoadResult> SqliteReadsAsync(string serverDll, string dir, BenchOptions options, Report report, CancellationToken ct)
     {
         var raw = $"Data Source={Path.Combine(dir, "raw.db")}";
         Console.WriteLine($"SQLite: inserting {options.Rows:N0} rows (prepared INSERT, WAL) into {dir}");
@@ -55,6 +67,7 @@ internal static class Suites
         Console.WriteLine("SQLite: starting the server");
         await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "server.db")}", dir, ct);
         await GetAsync(server, select, Provider.Sqlite, options, report, ct);
+        return select;
     }
 
     private static async Task SqliteIngestAsync(string serverDll, string dir, DemoEvents events, BenchOptions options, Report report, CancellationToken ct)
@@ -85,11 +98,12 @@ internal static class Suites
             return;
         }
         Console.WriteLine($"PostgreSQL: {cluster.Description}");
-        if (!options.IngestOnly) await PostgresReadsAsync(serverDll, cluster, options, report, ct);
-        if (events is not null) await PostgresIngestAsync(serverDll, cluster, events, options, report, ct);
+        var select = options.IngestOnly ? null : await PostgresReadsAsync(serverDll, cluster, options, report, ct);
+        if (events is not null && options.RunsIngest) await PostgresIngestAsync(serverDll, cluster, events, options, report, ct);
+        if (events is not null && options.RunsIdentity) await PostgresIdentityAsync(serverDll, cluster, events, select, options, report, ct);
     }
 
-    private static async Task PostgresReadsAsync(string serverDll, PostgresCluster cluster, BenchOptions options, Report report, CancellationToken ct)
+    private static async Task<LoadResult> PostgresReadsAsync(string serverDll, PostgresCluster cluster, BenchOptions options, Report report, CancellationToken ct)
     {
         report.Note($"PostgreSQL: {cluster.Description}; baseline: one prepared {BenchRows.BatchSize:N0}-row INSERT per transaction; COPY: one binary COPY per {BenchRows.BatchSize:N0} rows.");
         await using var db = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("bench_raw", ct));
@@ -106,6 +120,7 @@ internal static class Suites
         var serverDb = await cluster.CreateDatabaseAsync("bench_server", ct);
         await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, serverDb, Path.GetTempPath(), ct);
         await GetAsync(server, select, Provider.Postgres, options, report, ct);
+        return select;
     }
 
     private static async Task PostgresIngestAsync(string serverDll, PostgresCluster cluster, DemoEvents events, BenchOptions options, Report report, CancellationToken ct)
@@ -131,6 +146,54 @@ internal static class Suites
         }, cluster.ProcessorTime, ct);
         report.Note($"PostgreSQL: during ingestion the server's backends were (sampled every 100 ms, idle connections left out): {await waits.StopAsync()}.");
         ReportIngest(report, Provider.Postgres, baseline, result);
+    }
+
+    private static async Task SqliteIdentityAsync(string serverDll, string dir, DemoEvents events, LoadResult? select, BenchOptions options, Report report, CancellationToken ct)
+    {
+        Console.WriteLine("SQLite: starting a server on a fresh database for identity resolution");
+        var database = $"Data Source={Path.Combine(dir, "identity.db")}";
+        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, database, dir, ct);
+        var result = await IdentityBench.RunAsync(server, events, options, async ct =>
+        {
+            var connection = new SqliteConnection(database + ";Pooling=False");
+            await connection.OpenAsync(ct);
+            return connection;
+        }, ct);
+        ReportIdentity(report, Provider.Sqlite, select, result);
+    }
+
+    private static async Task PostgresIdentityAsync(string serverDll, PostgresCluster cluster, DemoEvents events, LoadResult? select, BenchOptions options, Report report, CancellationToken ct)
+    {
+        Console.WriteLine("PostgreSQL: starting a server on a fresh database for identity resolution");
+        var database = await cluster.CreateDatabaseAsync("bench_identity", ct);
+        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, database, Path.GetTempPath(), ct);
+        var result = await IdentityBench.RunAsync(server, events, options, async ct =>
+        {
+            var connection = new NpgsqlConnection(database);
+            await connection.OpenAsync(ct);
+            return (DbConnection)connection;
+        }, ct);
+        ReportIdentity(report, Provider.Postgres, select, result);
+    }
+
+    private static void ReportIdentity(Report report, Provider provider, LoadResult? select, IdentityResult result)
+    {
+        var score = result.Score;
+        report.Set(IdentityScored, provider, $"{Report.Rate(score.Identifiers)} / {Report.Rate(score.TruePairs)}");
+        report.Set(IdentityPrecision, provider, score.Precision.ToString("0.0000", CultureInfo.InvariantCulture));
+        report.Set(IdentityRecall, provider, score.Recall.ToString("0.0000", CultureInfo.InvariantCulture));
+        report.Set(IdentityResolved, provider, $"{Report.Rate(result.Events)} + {Report.Rate(result.ImportedRows)} / {result.Resolved.TotalSeconds:0}");
+        var lag = result.Lag;
+        report.Set(Lag, provider, lag.Seen == 0 ? "none seen" : $"{Report.Ms(lag.PercentileMs(50))} / {Report.Ms(lag.PercentileMs(99))}");
+        report.Load(Lookup, LookupLatency, provider, result.Lookup, select is null ? null : (LookupRatio, select.PerSecond));
+        report.Set(IdentityMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
+        report.Note($"{provider.Title()}: identity: {Report.Rate(score.Identifiers)} identifiers in {Report.Rate(score.Profiles)} profiles, "
+            + $"{Report.Rate(score.Unresolved)} in none; pairs in one profile {Report.Rate(score.PredictedPairs)} ({Report.Rate(score.CorrectPairs)} of one person), "
+            + $"linked pairs {Report.Rate(score.TruePairs)} ({Report.Rate(score.FoundPairs)} in one profile); batch load {result.Ingest.TotalSeconds:0.0} s, "
+            + $"{Report.Rate(result.FailedRequests)} failed requests; lag probes: {lag.Sent:N0} sent, {lag.FailedSends:N0} failed, {lag.Seen:N0} seen in their profile.");
+        if (score.MixedComponents > 0)
+            report.Note($"{provider.Title()}: identity: {Report.Rate(score.MixedComponents)} groups of linked identifiers span two people: the truth's links are wrong, not the server.");
+        foreach (var note in score.Notes) report.Note($"{provider.Title()}: identity: {note}");
     }
 
     private static async Task<IngestResult> IngestAsync(ServerProcess server, DemoEvents events, Provider provider, BenchOptions options,

@@ -40,13 +40,15 @@ public sealed record GroupTotalsDto(long OrderCount, IReadOnlyDictionary<string,
 
 public sealed record BrandTotalsDto(long BrandId, string Brand, long ProfileId, long OrderCount, long TotalSpendMinor, string Currency);
 
+/// <summary>One identifier rule of a brand; <c>links: false</c> for one several people may share (a family's tablet), true when left out.</summary>
 public sealed record IdentifierTypeDto(
     [property: Required, RegularExpression("^[a-z][a-z0-9_]{0,63}$", ErrorMessage = "Use lower-case letters, digits and '_'.")] string Name,
     [property: Range(1, 1000)] int Priority,
     [property: Range(1, 1000)] int MaxPerProfile,
     [property: Required, RegularExpression("^(trim|phone|email)$", ErrorMessage = "Use trim, phone or email.")] string Normalizer,
     [property: Required, MinLength(1)] List<string> Paths,
-    List<string>? BlockedValues);
+    List<string>? BlockedValues,
+    bool? Links = null);
 
 public sealed record TimelineEventDto(long EventId, string Type, string? Name, DateTime Timestamp, long SourceId, JsonNode? Properties);
 
@@ -340,7 +342,7 @@ public static class ProfilesEndpoints
     {
         var types = await db.Set<IdentifierType>().Where(t => t.TenantId == tenant.Brand).ToListAsync(ct);
         return TypedResults.Ok((types.Count > 0 ? types : DefaultIdentifierTypes.For(tenant.Brand)).OrderBy(t => t.Priority)
-            .Select(t => new IdentifierTypeDto(t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues)).ToList());
+            .Select(t => new IdentifierTypeDto(t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues, t.Links)).ToList());
     }
 
     /// <summary>Replaces the brand's identifier rules as a whole; they apply to events processed from now on.</summary>
@@ -354,7 +356,7 @@ public static class ProfilesEndpoints
         db.AddRange(types.Select(t => new IdentifierType
         {
             TenantId = tenant.Brand, Name = t.Name, Priority = t.Priority, MaxPerProfile = t.MaxPerProfile, Normalizer = t.Normalizer,
-            Paths = t.Paths, BlockedValues = t.BlockedValues ?? [.. DefaultIdentifierTypes.Blocked],
+            Paths = t.Paths, BlockedValues = t.BlockedValues ?? [.. DefaultIdentifierTypes.Blocked], Links = t.Links ?? true,
         }));
         audit.Record(tenant.Brand, () => new AuditChange("identity.types-replaced", "identifier-types", tenant.Brand, before, types));
         await db.SaveChangesAsync(ct);

@@ -114,6 +114,42 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Browsing_on_a_familys_shared_device_stays_with_whoever_was_browsing()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b, new { type = "identify", userId = "mum", anonymousId = "install-mum", context = new { device = new { id = "family-ipad" } } });
+        var mum = await LookupAsync(b.Test.Client, "user_id", "mum");
+        await SendAsync(b, new { type = "screen", anonymousId = "install-son", name = "Home", context = new { device = new { id = "family-ipad" } } });
+
+        var son = await LookupAsync(b.Test.Client, "anonymous_id", "install-son");
+        Assert.NotEqual(mum.GetProperty("id").GetInt64(), son.GetProperty("id").GetInt64());
+        await SendAsync(b, new { type = "identify", userId = "son", anonymousId = "install-son", context = new { device = new { id = "family-ipad" } } });
+        son = await LookupAsync(b.Test.Client, "user_id", "son", p => p.GetProperty("eventCount").GetInt64() == 2);
+        Assert.Contains(("anonymous_id", "install-son"), Identifiers(son));
+        mum = await LookupAsync(b.Test.Client, "user_id", "mum");
+        Assert.Equal([("anonymous_id", "install-mum"), ("device_id", "family-ipad"), ("user_id", "mum")], Identifiers(mum).Order());
+        Assert.Empty((await b.Test.Client.GetAsync("/api/v1/identity/merges").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task A_brand_may_let_device_ids_link_again()
+    {
+        var b = await NewBrandAsync();
+        var types = await b.Test.Client.GetAsync("/api/v1/identity/types").ReadAsync<List<JsonElement>>();
+        Assert.False(types.Single(t => t.GetProperty("name").GetString() == "device_id").GetProperty("links").GetBoolean());
+        var edited = types.Select(t => JsonSerializer.Deserialize<Dictionary<string, object>>(t.GetRawText())!).ToList();
+        edited.Single(t => t["name"].ToString() == "device_id").Remove("links");
+        await b.Test.Client.PutAsJsonAsync("/api/v1/identity/types", edited).ReadAsync<JsonElement>();
+
+        await SendAsync(b,
+            new { type = "identify", userId = "solo", anonymousId = "install-1", context = new { device = new { id = "own-phone" } } },
+            new { type = "screen", anonymousId = "install-2", name = "Home", context = new { device = new { id = "own-phone" } } });
+
+        var profile = await LookupAsync(b.Test.Client, "user_id", "solo", p => p.GetProperty("eventCount").GetInt64() == 2);
+        Assert.Contains(("anonymous_id", "install-2"), Identifiers(profile));
+    }
+
+    [Fact]
     public async Task An_identifier_claimed_by_several_people_is_flagged_as_an_anomaly()
     {
         var b = await NewBrandAsync();

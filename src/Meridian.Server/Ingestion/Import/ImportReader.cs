@@ -31,7 +31,8 @@ internal sealed class ImportReader
     public const int MaxCsvRecordBytes = 256 * 1024;
     private const int MaxJsonLineBytes = 64 * 1024;
     private const int MaxRejectPayloadChars = 32 * 1024;
-    private const string Library = "meridian-import";
+    /// <summary><c>context.library.name</c> of every imported message: identifier rules can tell imported rows by it.</summary>
+    internal const string Library = "meridian-import";
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
     // Stored payloads are read by people and by the profile builder, never embedded in HTML: keep CJK readable.

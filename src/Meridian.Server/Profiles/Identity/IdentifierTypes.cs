@@ -9,6 +9,8 @@ namespace Meridian.Profiles.Identity;
 /// when its identifiers disagree (1 is strongest); <see cref="MaxPerProfile"/> stops a merge that would give one
 /// customer two user ids (or a family's shared device becoming one person); <see cref="Paths"/> say where in a
 /// message the value is read, optionally only when a condition holds (<c>userId?context.channel=pos</c>).
+/// A type that does not <see cref="Links">link</see> (a device a family shares) follows the profile the event's other
+/// identifiers decide: it is attached to it, but never decides a profile, pulls new identifiers into its own, or merges two.
 /// </summary>
 public sealed class IdentifierType : ITenantOwned
 {
@@ -19,6 +21,7 @@ public sealed class IdentifierType : ITenantOwned
     public string Normalizer { get; set; } = Normalizers.Trim;
     public List<string> Paths { get; set; } = [];
     public List<string> BlockedValues { get; set; } = [];
+    public bool Links { get; set; } = true;
 }
 
 internal sealed class IdentifierTypeMap : IEntityTypeConfiguration<IdentifierType>
@@ -46,9 +49,16 @@ public static class DefaultIdentifierTypes
         New(tenantId, "phone", 4, 3, Normalizers.Phone, "traits.phone", "context.traits.phone"),
         New(tenantId, "email", 5, 3, Normalizers.Email, "traits.email", "context.traits.email"),
         New(tenantId, "openid", 6, 5, Normalizers.Trim, "traits.openid", "context.traits.openid", "context.wechat.openid"),
-        New(tenantId, "device_id", 7, 5, Normalizers.Trim, "context.device.id"),
+        // Families share a tablet: the device tells nothing about who is holding it, so it never joins two people's activity.
+        Sharable(New(tenantId, "device_id", 7, 5, Normalizers.Trim, "context.device.id")),
         New(tenantId, "anonymous_id", 8, 50, Normalizers.Trim, "anonymousId"),
     ];
+
+    private static IdentifierType Sharable(IdentifierType type)
+    {
+        type.Links = false;
+        return type;
+    }
 
     private static IdentifierType New(long tenantId, string name, int priority, int max, string normalizer, params string[] paths) => new()
     {

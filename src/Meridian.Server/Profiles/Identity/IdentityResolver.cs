@@ -181,11 +181,13 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
 
         // The strongest identifier decides. If nobody owns it yet, it may join the profile the other identifiers point
         // to, unless that profile already has its fill of that type (a second user id on a shared device is a second person).
-        var strongest = ids[0];
+        // Identifiers that do not link (a family's tablet) follow the others, and decide only when the event has nothing else.
+        var deciding = ids.Where(i => i.Type.Links).ToList() is { Count: > 0 } linking ? linking : ids;
+        var strongest = deciding[0];
         var primary = OwnerOf(strongest);
         if (primary is null)
         {
-            primary = ids.Skip(1).Select(OwnerOf).FirstOrDefault(p => p is not null);
+            primary = deciding.Skip(1).Select(OwnerOf).FirstOrDefault(p => p is not null);
             if (primary is null || Count(primary, strongest.Type.Name) >= strongest.Type.MaxPerProfile) primary = NewProfile(e);
         }
 
@@ -199,7 +201,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             }
             else if (!ReferenceEquals(owner, primary))
             {
-                if (CanMerge(primary, owner, e.TenantId)) primary = Merge(primary, owner, e, id);
+                if (id.Type.Links && CanMerge(primary, owner, e.TenantId)) primary = Merge(primary, owner, e, id);
                 else Conflict(e, primary, owner, id, "merge_not_allowed");
             }
             else

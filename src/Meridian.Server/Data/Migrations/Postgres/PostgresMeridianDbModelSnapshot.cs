@@ -1510,6 +1510,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("text[]")
                         .HasColumnName("blocked_values");
 
+                    b.Property<bool>("Links")
+                        .HasColumnType("boolean")
+                        .HasColumnName("links");
+
                     b.Property<int>("MaxPerProfile")
                         .HasColumnType("integer")
                         .HasColumnName("max_per_profile");

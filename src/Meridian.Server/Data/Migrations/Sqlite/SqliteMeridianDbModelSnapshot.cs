@@ -1465,6 +1465,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("blocked_values");
 
+                    b.Property<bool>("Links")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("links");
+
                     b.Property<int>("MaxPerProfile")
                         .HasColumnType("INTEGER")
                         .HasColumnName("max_per_profile");
