@@ -10,19 +10,21 @@ internal static class LookupBench
 {
     public const string Path = "/api/v1/profiles/lookup";
 
-    public static async Task<LoadResult> RunAsync(ServerProcess server, string brand, IReadOnlyList<(string Type, string Value)> identifiers, BenchOptions options, CancellationToken ct)
+    /// <param name="workers">Closed-loop clients: many to find the throughput, one to see what a single lookup costs when none waits behind another.</param>
+    public static async Task<LoadResult> RunAsync(ServerProcess server, string brand, IReadOnlyList<(string Type, string Value)> identifiers, int workers,
+        BenchOptions options, CancellationToken ct)
     {
         if (identifiers.Count == 0) throw new InvalidOperationException("no identifiers to look up: identity resolution stored none.");
         var urls = identifiers.Select(i => $"{Path}?type={i.Type}&value={Uri.EscapeDataString(i.Value)}").ToArray();
-        using var http = server.AdminClient(brand, options.Concurrency);
+        using var http = server.AdminClient(brand, workers);
         using (var first = await http.GetAsync(urls[0], ct))
         {
             if (first.StatusCode != HttpStatusCode.OK)
                 throw new InvalidOperationException($"GET {urls[0]} answered {(int)first.StatusCode}: {await first.Content.ReadAsStringAsync(ct)}");
         }
 
-        var randoms = Enumerable.Range(0, options.Concurrency).Select(w => new Random(w)).ToArray();
-        return await ClosedLoop.RunAsync(options.Concurrency, options.WarmUp, options.Measured, async w =>
+        var randoms = Enumerable.Range(0, workers).Select(w => new Random(w)).ToArray();
+        return await ClosedLoop.RunAsync(workers, options.WarmUp, options.Measured, async w =>
         {
             using var response = await http.GetAsync(urls[randoms[w].Next(urls.Length)], ct);
             await response.Content.ReadAsByteArrayAsync(ct);

@@ -34,6 +34,8 @@ internal static class Suites
     private const string Lookup = $"GET {LookupBench.Path} req/s";
     private const string LookupRatio = "… ratio to raw select";
     private const string LookupLatency = "lookup p50 ms / p99 ms (target p99 < 10)";
+    private const string SingleLookup = $"GET {LookupBench.Path} req/s, one client";
+    private const string SingleLookupLatency = "lookup p50 ms / p99 ms, one client";
     private const string IdentityMemory = "server RSS MB idle / peak, identity run";
 
     public static async Task SqliteAsync(string serverDll, BenchOptions options, DemoEvents? events, Report report, CancellationToken ct)
@@ -186,6 +188,7 @@ internal static class Suites
         var lag = result.Lag;
         report.Set(Lag, provider, lag.Seen == 0 ? "none seen" : $"{Report.Ms(lag.PercentileMs(50))} / {Report.Ms(lag.PercentileMs(99))}");
         report.Load(Lookup, LookupLatency, provider, result.Lookup, select is null ? null : (LookupRatio, select.PerSecond));
+        report.Load(SingleLookup, SingleLookupLatency, provider, result.SingleLookup);
         report.Set(IdentityMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
         report.Note($"{provider.Title()}: identity: {Report.Rate(score.Identifiers)} identifiers in {Report.Rate(score.Profiles)} profiles, "
             + $"{Report.Rate(score.Unresolved)} in none; pairs in one profile {Report.Rate(score.PredictedPairs)} ({Report.Rate(score.CorrectPairs)} of one person), "

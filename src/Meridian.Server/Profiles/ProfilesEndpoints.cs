@@ -114,21 +114,21 @@ public static class ProfilesEndpoints
 
     public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> Lookup(
         [FromQuery, Required, StringLength(64)] string type, [FromQuery, Required, StringLength(500)] string value,
-        HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
+        HttpContext http, MeridianDb db, TenantScope tenant, IdentifierRules rules, ProfileViews views, CancellationToken ct)
     {
         if (tenant.ReadableBrandIds is not [var brandId])
             return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
                 detail: "Identifiers belong to a brand: a group-level key names it with the 'Meridian-Brand' header.");
-        var types = await db.Set<IdentifierType>().Where(t => t.TenantId == brandId).ToListAsync(ct);
-        var rule = (types.Count > 0 ? types : DefaultIdentifierTypes.For(brandId)).FirstOrDefault(t => t.Name == type);
+        var (types, region) = await rules.ForAsync(db, brandId, ct);
+        var rule = types.FirstOrDefault(t => t.Name == type);
         if (rule is null) return Problems.Validation("type", $"'{type}' is not an identifier type of this brand.");
-        var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
         var normalized = Normalizers.Normalize(rule.Normalizer, value, region);
         if (normalized is null) return Problems.Validation("value", $"The value is not a valid {type}.");
 
-        var owner = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.TenantId == brandId && i.Type == type && i.Value == normalized)
-            .Select(i => i.ProfileId).SingleOrDefaultAsync(ct);
-        var profile = owner == 0 ? null : await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == owner, ct);
+        var profile = await (from i in db.Set<ProfileIdentifier>()
+                             where i.TenantId == brandId && i.Type == type && i.Value == normalized
+                             join p in db.Set<Profile>() on i.ProfileId equals p.Id
+                             select p).AsNoTracking().SingleOrDefaultAsync(ct);
         return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
     }
 
@@ -347,7 +347,7 @@ public static class ProfilesEndpoints
 
     /// <summary>Replaces the brand's identifier rules as a whole; they apply to events processed from now on.</summary>
     public static async Task<Results<Ok<List<IdentifierTypeDto>>, ValidationProblem>> ReplaceTypes(
-        List<IdentifierTypeDto> types, MeridianDb db, TenantScope tenant, AuditLog audit, CancellationToken ct)
+        List<IdentifierTypeDto> types, MeridianDb db, TenantScope tenant, AuditLog audit, IdentifierRules rules, CancellationToken ct)
     {
         if (types.Count == 0) return Problems.Validation("$", "Give at least one identifier type.");
         if (types.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1) is { } twice) return Problems.Validation("name", $"'{twice.Key}' is listed twice.");
@@ -360,6 +360,7 @@ public static class ProfilesEndpoints
         }));
         audit.Record(tenant.Brand, () => new AuditChange("identity.types-replaced", "identifier-types", tenant.Brand, before, types));
         await db.SaveChangesAsync(ct);
+        rules.Forget(tenant.Brand);
         return await Types(db, tenant, ct) is var ok ? ok : throw new InvalidOperationException();
     }
 
