@@ -21,6 +21,9 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     /// <summary>Traits are stored with their characters as written (张伟, not \u5F20\u4F1F), so that they read and search as text.</summary>
     public static readonly JsonSerializerOptions TraitJson = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
+    /// <summary>How stale an identifier's last-seen time may be.</summary>
+    public static readonly TimeSpan LastSeenResolution = TimeSpan.FromHours(1);
+
     private readonly Dictionary<(long Tenant, string Type, string Value), ProfileIdentifier> owners = [];
     private readonly Dictionary<Profile, List<ProfileIdentifier>> identifiersOf = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<Profile, JsonObject> traitsOf = new(ReferenceEqualityComparer.Instance);
@@ -207,7 +210,9 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             else
             {
                 var known = owners[(e.TenantId, id.Type.Name, id.Value)];
-                if (e.Timestamp > known.LastSeenAt) known.LastSeenAt = e.Timestamp;
+                // To the hour, as API keys' last use is to the minute: a session's every event would otherwise rewrite
+                // each of its identifiers.
+                if (e.Timestamp > known.LastSeenAt + LastSeenResolution) known.LastSeenAt = e.Timestamp;
             }
         }
         return primary;
