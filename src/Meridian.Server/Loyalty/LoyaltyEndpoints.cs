@@ -19,7 +19,8 @@ public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoin
     internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.MultiplierPercent, JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
 }
 
-public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
+    IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
 
 public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, DateTime EnrolledAt);
 
@@ -44,7 +45,8 @@ public sealed record CreateProgrammeRequest(
     [property: Required, StringLength(200, MinimumLength = 1)] string Name,
     [property: Required] ExpiryPolicy? Expiry,
     [property: Range(1, 3650)] int? ExpiryDays,
-    [property: Range(0, 365)] int? ExpiringNoticeDays);
+    [property: Range(0, 365)] int? ExpiringNoticeDays,
+    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit);
 
 public sealed record CreateTierRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
@@ -118,6 +120,7 @@ public static class LoyaltyEndpoints
             Expiry = request.Expiry!.Value,
             ExpiryDays = request.Expiry == ExpiryPolicy.AfterDays ? request.ExpiryDays!.Value : 0,
             ExpiringNoticeDays = request.ExpiringNoticeDays ?? 0,
+            PointsPerCurrencyUnit = request.PointsPerCurrencyUnit ?? 1,
             CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(programme);
@@ -221,7 +224,7 @@ public static class LoyaltyEndpoints
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
-        p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays,
+        p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
         tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>

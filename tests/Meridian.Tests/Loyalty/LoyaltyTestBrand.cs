@@ -14,11 +14,12 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Meridian.Tests.Loyalty;
 
-/// <summary>A host whose clock the tests move (lots expire by it), with the expiry job's own timer off: tests run it.</summary>
+/// <summary>A host whose clock the tests move (lots expire by it), with the loyalty jobs' own timers off: tests run them.</summary>
 public abstract class LoyaltyApp : MeridianAppFixture
 {
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
-    protected override IEnumerable<KeyValuePair<string, string>> Settings => [new("Meridian:Loyalty:Expiry:Enabled", "false")];
+    protected override IEnumerable<KeyValuePair<string, string>> Settings =>
+        [new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false")];
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -40,9 +41,11 @@ public sealed class LoyaltyPostgresApp : LoyaltyApp
 }
 
 /// <summary>A fresh brand running a programme, with one enrolled member made from a real profile.</summary>
-public sealed record LoyaltyTestBrand(TestBrand Test, long ProgrammeId, long MemberId, long ProfileId)
+public sealed record LoyaltyTestBrand(ProfileTestBrand Brand, long ProgrammeId, long MemberId, long ProfileId)
 {
+    public TestBrand Test => Brand.Test;
     public HttpClient Client => Test.Client;
+    public const string MemberUserId = "member-1";
 
     public static async Task<LoyaltyTestBrand> CreateAsync(MeridianAppFixture app, object? programme = null)
     {
@@ -50,9 +53,9 @@ public sealed record LoyaltyTestBrand(TestBrand Test, long ProgrammeId, long Mem
         var created = await b.Test.Client.PostAsJsonAsync("/api/v1/loyalty/programmes",
             programme ?? new { name = "Club", expiry = "after_days", expiryDays = 365, expiringNoticeDays = 30 }).ReadAsync<JsonElement>();
         var programmeId = created.GetProperty("id").GetInt64();
-        var profileId = await NewProfileAsync(b, "member-1");
+        var profileId = await NewProfileAsync(b, MemberUserId);
         var member = await b.Test.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{programmeId}/members", new { profileId }).ReadAsync<JsonElement>();
-        return new LoyaltyTestBrand(b.Test, programmeId, member.GetProperty("id").GetInt64(), profileId);
+        return new LoyaltyTestBrand(b, programmeId, member.GetProperty("id").GetInt64(), profileId);
     }
 
     public static async Task<long> NewProfileAsync(ProfileTestBrand b, string userId)

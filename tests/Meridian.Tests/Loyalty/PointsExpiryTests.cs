@@ -1,9 +1,9 @@
 using System.Text.Json;
 using Meridian.Tests.Infrastructure;
+using Meridian.Loyalty;
 using Meridian.Loyalty.Expiry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace Meridian.Tests.Loyalty;
 
@@ -77,7 +77,7 @@ public abstract class PointsExpiryTests(LoyaltyApp app)
     public async Task One_node_at_a_time_runs_the_job_and_another_takes_over_when_its_lease_lapses()
     {
         var other = new PointsExpiryJob(app.Services.GetRequiredService<IServiceScopeFactory>(),
-            Options.Create(new ExpiryOptions { NodeName = "other-node", Lease = TimeSpan.FromMinutes(2) }), app.Clock, NullLogger<PointsExpiryJob>.Instance);
+            new LoyaltyJobOptions { NodeName = "other-node", Lease = TimeSpan.FromMinutes(2) }, app.Clock, NullLogger<PointsExpiryJob>.Instance);
         Assert.NotNull(await Job.RunOnceAsync(default));
 
         Assert.Null(await other.RunOnceAsync(default));

@@ -30,6 +30,8 @@ public sealed class LoyaltyProgramme : ITenantOwned
     public int ExpiryDays { get; set; }
     /// <summary>How many days before a lot expires the <c>points.expiring</c> event goes out (0: none).</summary>
     public int ExpiringNoticeDays { get; set; }
+    /// <summary>Points an order earns per unit of its currency (before the tier's multiplier; fractions are dropped).</summary>
+    public long PointsPerCurrencyUnit { get; set; } = 1;
     public DateTime CreatedAt { get; init; }
 
     /// <summary>Lots granted at <paramref name="grantedAt"/> expire at the returned instant (null: never).</summary>
@@ -125,6 +127,8 @@ public sealed class LedgerEntry : ITenantOwned
     public string? Reason { get; init; }
     /// <summary>The caller's reference (an order id, a reward code).</summary>
     public string? Reference { get; init; }
+    /// <summary>What produced the entry, unique per member (<c>order:{id}</c>): an order earns once however often its event arrives.</summary>
+    public string? SourceKey { get; internal set; }
     public DateTime CreatedAt { get; init; }
     public List<LotDraw> Draws { get; } = [];
     /// <summary>The lot a grant (earning, positive adjustment) created.</summary>
@@ -203,6 +207,17 @@ public sealed class LoyaltyJob
     public string? LeaseOwner { get; set; }
     public DateTime? LeaseUntil { get; set; }
     public DateTime? LastRunAt { get; set; }
+    /// <summary>For a job that follows the event log: the last event it has handled.</summary>
+    public long PositionTx { get; set; }
+    public long PositionId { get; set; }
+
+    /// <summary>Claims the job for <paramref name="node"/> (or renews its claim) unless another node's lease is still running.</summary>
+    internal static async Task<bool> TakeLeaseAsync(Meridian.Data.MeridianDb db, string name, string node, TimeSpan lease, DateTime now, CancellationToken ct)
+    {
+        await db.Database.ExecuteSqlAsync($"INSERT INTO loyalty_jobs (name, position_tx, position_id) VALUES ({name}, 0, 0) ON CONFLICT (name) DO NOTHING", ct);
+        return await db.Set<LoyaltyJob>().Where(j => j.Name == name && (j.LeaseOwner == node || j.LeaseUntil == null || j.LeaseUntil < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, node).SetProperty(j => j.LeaseUntil, now + lease), ct) == 1;
+    }
 }
 
 internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, IEntityTypeConfiguration<LoyaltyTier>,
@@ -240,6 +255,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.ToTable("loyalty_entries");
         b.HasIndex(x => new { x.MemberId, x.Id });
         b.HasIndex(x => x.ReversesEntryId).IsUnique();
+        b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
         b.HasOne<LoyaltyMember>().WithMany().HasForeignKey(x => x.MemberId);
         b.HasOne<LedgerEntry>().WithMany().HasForeignKey(x => x.ReversesEntryId);
         b.HasMany(x => x.Draws).WithOne().HasForeignKey(x => x.EntryId);
@@ -248,6 +264,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.Property(x => x.Rule).HasMaxLength(500);
         b.Property(x => x.Reason).HasMaxLength(500);
         b.Property(x => x.Reference).HasMaxLength(200);
+        b.Property(x => x.SourceKey).HasMaxLength(250);
     }
 
     public void Configure(EntityTypeBuilder<PointLot> b)

@@ -5,20 +5,8 @@ using Meridian.Loyalty.Ledger;
 using Meridian.Platform.Outbox;
 using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 
 namespace Meridian.Loyalty.Expiry;
-
-/// <summary><c>Meridian:Loyalty:Expiry</c>: how often to look for due lots, and the lease that keeps other nodes out meanwhile.</summary>
-public sealed class ExpiryOptions
-{
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMinutes(1);
-    /// <summary>Renewed after every batch; a node that stops renewing (crashed, paused) is replaced once it lapses.</summary>
-    public TimeSpan Lease { get; set; } = TimeSpan.FromMinutes(2);
-    public int BatchSize { get; set; } = 500;
-    public bool Enabled { get; set; } = true;
-    public string? NodeName { get; set; }
-}
 
 /// <summary>
 /// Expires the points left in due lots, one expiry entry per lot, and sends <c>points.expiring</c> the programme's
@@ -27,12 +15,11 @@ public sealed class ExpiryOptions
 /// Each lot expires in its own transaction through <see cref="PointsLedger"/>, under the member's balance row like any
 /// posting, so expiry never takes points a concurrent spend has drawn.
 /// </summary>
-public sealed class PointsExpiryJob(IServiceScopeFactory scopes, IOptions<ExpiryOptions> options, TimeProvider time, ILogger<PointsExpiryJob> logger)
+public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<PointsExpiryJob> logger)
     : BackgroundService
 {
     public const string Name = "points-expiry";
-    private readonly ExpiryOptions opts = options.Value;
-    private readonly string node = options.Value.NodeName ?? $"{Environment.MachineName}:{Environment.ProcessId}";
+    private readonly string node = opts.Node;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -96,13 +83,8 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, IOptions<Expiry
         }
     }
 
-    private async Task<bool> LeaseAsync(CancellationToken ct) => await InScopeAsync(async (db, _) =>
-    {
-        await db.Database.ExecuteSqlAsync($"INSERT INTO loyalty_jobs (name) VALUES ({Name}) ON CONFLICT (name) DO NOTHING", ct);
-        var now = time.GetUtcNow().UtcDateTime;
-        return await db.Set<LoyaltyJob>().Where(j => j.Name == Name && (j.LeaseOwner == node || j.LeaseUntil == null || j.LeaseUntil < now))
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, node).SetProperty(j => j.LeaseUntil, now + opts.Lease), ct) == 1;
-    });
+    private Task<bool> LeaseAsync(CancellationToken ct) =>
+        InScopeAsync((db, _) => LoyaltyJob.TakeLeaseAsync(db, Name, node, opts.Lease, time.GetUtcNow().UtcDateTime, ct));
 
     private async Task<T> InScopeAsync<T>(Func<MeridianDb, IServiceProvider, Task<T>> work)
     {

@@ -27,11 +27,13 @@ public sealed class PointsBook(long tenantId, long programmeId, long memberId, l
         };
 
     /// <summary>Credits points in a new lot with its expiry (earning, a positive adjustment).</summary>
-    public LedgerEntry Grant(string kind, string account, long points, DateTime? expiresAt, DateTime now, string? rule = null, string? reason = null, string? reference = null)
+    public LedgerEntry Grant(string kind, string account, long points, DateTime? expiresAt, DateTime now, string? rule = null, string? reason = null,
+        string? reference = null, string? sourceKey = null)
     {
         if (points <= 0) throw new ArgumentOutOfRangeException(nameof(points), "A grant credits at least one point.");
         Balance += points;
         var entry = NewEntry(kind, account, points, now, rule, reason, reference);
+        entry.SourceKey = sourceKey;
         lots.Add(PointLot.Grant(entry, points, expiresAt));
         return entry;
     }

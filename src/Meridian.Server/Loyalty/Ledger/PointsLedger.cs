@@ -44,22 +44,28 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// </summary>
 public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time)
 {
-    /// <summary>Credits earned points, multiplied by the member's tier, and moves the member up a tier when they qualify.</summary>
-    public Task<LedgerEntry?> EarnAsync(long memberId, long basePoints, string? reference, CancellationToken ct) => InTransactionAsync(async () =>
+    /// <summary>
+    /// Credits earned points, multiplied by the member's tier, and moves the member up a tier when they qualify.
+    /// With a <paramref name="sourceKey"/> (an order), the member earns once per key: a repeat returns the first entry.
+    /// </summary>
+    public Task<LedgerEntry?> EarnAsync(long memberId, long basePoints, string? reference, CancellationToken ct, string rule = "api", string? sourceKey = null) =>
+        InTransactionAsync(async () =>
     {
         if (await LockAsync(memberId, ct) is not { } locked) return null;
+        if (sourceKey is not null && await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.MemberId == memberId && e.SourceKey == sourceKey, ct) is { } earlier)
+            return earlier;
         var programme = await ProgrammeAsync(locked.ProgrammeId, ct);
         var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
         var tier = tiers.SingleOrDefault(t => t.Id == locked.TierId);
         var percent = tier?.MultiplierPercent ?? 100;
         var points = checked(basePoints * percent / 100);
-        var rule = tier is null ? $"api: {basePoints} points" : $"api: {basePoints} points × {percent}% (tier {tier.Name})";
+        var explained = tier is null ? $"{rule}: {basePoints} points" : $"{rule}: {basePoints} points × {percent}% (tier {tier.Name})";
         if (points == 0) throw new BusinessRuleException($"{basePoints} points × {percent}% rounds down to nothing.", StatusCodes.Status422UnprocessableEntity);
 
         var member = (await MoveAsync(memberId, points, points, ct))!;
         var book = await BookAsync(member, points, ct);
         var now = time.GetUtcNow().UtcDateTime;
-        var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, rule, reference: reference);
+        var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, explained, reference: reference, sourceKey: sourceKey);
         db.Add(entry);
         events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
         await PromoteAsync(programme, member, tiers, ct);

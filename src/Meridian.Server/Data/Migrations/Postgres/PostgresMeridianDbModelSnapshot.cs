@@ -534,6 +534,11 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(500)")
                         .HasColumnName("rule");
 
+                    b.Property<string>("SourceKey")
+                        .HasMaxLength(250)
+                        .HasColumnType("character varying(250)")
+                        .HasColumnName("source_key");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
@@ -547,6 +552,10 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasIndex("MemberId", "Id")
                         .HasDatabaseName("ix_loyalty_entries_member_id_id");
+
+                    b.HasIndex("MemberId", "SourceKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
                     b.ToTable("loyalty_entries", (string)null);
                 });
@@ -603,6 +612,14 @@ namespace Meridian.Data.Migrations.Postgres
                     b.Property<DateTime?>("LeaseUntil")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
 
                     b.HasKey("Name")
                         .HasName("pk_loyalty_jobs");
@@ -704,6 +721,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)")
                         .HasColumnName("name");
+
+                    b.Property<long>("PointsPerCurrencyUnit")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points_per_currency_unit");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")

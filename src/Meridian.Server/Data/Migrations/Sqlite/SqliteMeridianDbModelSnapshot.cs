@@ -516,6 +516,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("rule");
 
+                    b.Property<string>("SourceKey")
+                        .HasMaxLength(250)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source_key");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
@@ -529,6 +534,10 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasIndex("MemberId", "Id")
                         .HasDatabaseName("ix_loyalty_entries_member_id_id");
+
+                    b.HasIndex("MemberId", "SourceKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
                     b.ToTable("loyalty_entries", (string)null);
                 });
@@ -583,6 +592,14 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.Property<DateTime?>("LeaseUntil")
                         .HasColumnType("TEXT")
                         .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_tx");
 
                     b.HasKey("Name")
                         .HasName("pk_loyalty_jobs");
@@ -680,6 +697,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasMaxLength(200)
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
+
+                    b.Property<long>("PointsPerCurrencyUnit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points_per_currency_unit");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")

@@ -36,7 +36,9 @@ namespace Meridian.Data.Migrations.Sqlite
                     name = table.Column<string>(type: "TEXT", maxLength: 50, nullable: false),
                     lease_owner = table.Column<string>(type: "TEXT", maxLength: 100, nullable: true),
                     lease_until = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    last_run_at = table.Column<DateTime>(type: "TEXT", nullable: true)
+                    last_run_at = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    position_tx = table.Column<long>(type: "INTEGER", nullable: false),
+                    position_id = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -55,6 +57,7 @@ namespace Meridian.Data.Migrations.Sqlite
                     expiry = table.Column<int>(type: "INTEGER", nullable: false),
                     expiry_days = table.Column<int>(type: "INTEGER", nullable: false),
                     expiring_notice_days = table.Column<int>(type: "INTEGER", nullable: false),
+                    points_per_currency_unit = table.Column<long>(type: "INTEGER", nullable: false),
                     created_at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
@@ -136,6 +139,7 @@ namespace Meridian.Data.Migrations.Sqlite
                     rule = table.Column<string>(type: "TEXT", maxLength: 500, nullable: true),
                     reason = table.Column<string>(type: "TEXT", maxLength: 500, nullable: true),
                     reference = table.Column<string>(type: "TEXT", maxLength: 200, nullable: true),
+                    source_key = table.Column<string>(type: "TEXT", maxLength: 250, nullable: true),
                     created_at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
@@ -211,6 +215,12 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "ix_loyalty_entries_member_id_id",
                 table: "loyalty_entries",
                 columns: new[] { "member_id", "id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_loyalty_entries_member_id_source_key",
+                table: "loyalty_entries",
+                columns: new[] { "member_id", "source_key" },
+                unique: true);
 
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_entries_reverses_entry_id",

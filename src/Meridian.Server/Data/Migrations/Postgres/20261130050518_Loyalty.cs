@@ -37,7 +37,9 @@ namespace Meridian.Data.Migrations.Postgres
                     name = table.Column<string>(type: "character varying(50)", maxLength: 50, nullable: false),
                     lease_owner = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: true),
                     lease_until = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
-                    last_run_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                    last_run_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    position_tx = table.Column<long>(type: "bigint", nullable: false),
+                    position_id = table.Column<long>(type: "bigint", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -56,6 +58,7 @@ namespace Meridian.Data.Migrations.Postgres
                     expiry = table.Column<int>(type: "integer", nullable: false),
                     expiry_days = table.Column<int>(type: "integer", nullable: false),
                     expiring_notice_days = table.Column<int>(type: "integer", nullable: false),
+                    points_per_currency_unit = table.Column<long>(type: "bigint", nullable: false),
                     created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
@@ -137,6 +140,7 @@ namespace Meridian.Data.Migrations.Postgres
                     rule = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: true),
                     reason = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: true),
                     reference = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true),
+                    source_key = table.Column<string>(type: "character varying(250)", maxLength: 250, nullable: true),
                     created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
@@ -212,6 +216,12 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "ix_loyalty_entries_member_id_id",
                 table: "loyalty_entries",
                 columns: new[] { "member_id", "id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_loyalty_entries_member_id_source_key",
+                table: "loyalty_entries",
+                columns: new[] { "member_id", "source_key" },
+                unique: true);
 
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_entries_reverses_entry_id",
