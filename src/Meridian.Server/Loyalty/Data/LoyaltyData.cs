@@ -174,14 +174,15 @@ public sealed class PointLot : ITenantOwned
         if (Remaining - points < 0 || Remaining - points > Granted)
             throw new InvalidOperationException($"Lot {Id} holds {Remaining} of {Granted} points; it cannot give {points}.");
         Remaining -= points;
-        entry.Draws.Add(new LotDraw { Lot = this, LotId = Id, Points = points });
+        entry.Draws.Add(new LotDraw { TenantId = TenantId, Lot = this, LotId = Id, Points = points });
     }
 }
 
 /// <summary>Points an entry took from a lot (negative: put back by a reversal).</summary>
-public sealed class LotDraw
+public sealed class LotDraw : ITenantOwned
 {
     public long Id { get; private set; }
+    public long TenantId { get; init; }
     public long EntryId { get; private set; }
     public long LotId { get; init; }
     public PointLot? Lot { get; init; }

@@ -190,6 +190,7 @@ namespace Meridian.Data.Migrations.Sqlite
                 {
                     id = table.Column<long>(type: "INTEGER", nullable: false)
                         .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
                     entry_id = table.Column<long>(type: "INTEGER", nullable: false),
                     lot_id = table.Column<long>(type: "INTEGER", nullable: false),
                     points = table.Column<long>(type: "INTEGER", nullable: false)

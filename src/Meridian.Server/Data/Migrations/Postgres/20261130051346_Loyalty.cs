@@ -191,6 +191,7 @@ namespace Meridian.Data.Migrations.Postgres
                 {
                     id = table.Column<long>(type: "bigint", nullable: false)
                         .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
                     entry_id = table.Column<long>(type: "bigint", nullable: false),
                     lot_id = table.Column<long>(type: "bigint", nullable: false),
                     points = table.Column<long>(type: "bigint", nullable: false)
