@@ -10,6 +10,7 @@ using Meridian.Platform.Outbox;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty;
@@ -82,6 +83,7 @@ public static class LoyaltyEndpoints
         loyalty.MapGet("/programmes/{id}", Programme);
         loyalty.MapPost("/programmes/{id}/tiers", CreateTier).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPost("/programmes/{id}/members", Enrol).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/members", MemberOfProfile);
         loyalty.MapGet("/members/{id}", Member);
         loyalty.MapGet("/members/{id}/balance", Balance);
         loyalty.MapGet("/members/{id}/entries", History);
@@ -169,13 +171,16 @@ public static class LoyaltyEndpoints
         return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, member.EnrolledAt));
     }
 
-    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct)
-    {
-        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
-        if (member is null) return Problems.NotFound($"Member {id}");
-        return TypedResults.Ok(new MemberDto(member.Id, member.ProgrammeId, member.ProfileId, member.Balance, member.QualifyingPoints,
-            await TierAsync(db, member, ct), member.EnrolledAt));
-    }
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
+        await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct) is { } member
+            ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
+            : Problems.NotFound($"Member {id}");
+
+    /// <summary>The membership of a profile (a front end knows the customer, not the member id).</summary>
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db, CancellationToken ct) =>
+        await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.ProfileId == profileId).OrderBy(m => m.Id).FirstOrDefaultAsync(ct) is { } member
+            ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
+            : Problems.NotFound($"A member for profile {profileId}");
 
     public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MeridianDb db, CancellationToken ct)
     {
@@ -226,6 +231,9 @@ public static class LoyaltyEndpoints
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
         tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+
+    private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.EnrolledAt);
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);

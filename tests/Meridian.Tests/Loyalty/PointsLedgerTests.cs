@@ -181,6 +181,24 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
         await b.Client.PostAsJsonAsync("/api/v1/loyalty/programmes", new { name = "Second", expiry = "never" }).ProblemAsync(409, ProblemTypes.Conflict);
     }
 
+    [Fact]
+    public async Task Another_brand_can_neither_see_nor_move_a_members_points()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app);
+        var other = await app.NewBrandAsync();
+        await b.EarnAsync(100);
+
+        await other.Client.GetAsync($"/api/v1/loyalty/members/{b.MemberId}/balance").ProblemAsync(404, ProblemTypes.NotFound);
+        var spend = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/loyalty/members/{b.MemberId}/spend") { Content = JsonContent.Create(new { points = 10 }) };
+        spend.Headers.Add("Idempotency-Key", "foreign");
+        await other.Client.SendAsync(spend).ProblemAsync(404, ProblemTypes.NotFound);
+
+        Assert.Equal(100, await b.BalanceAsync());
+        var member = await b.Client.GetAsync($"/api/v1/loyalty/members?profileId={b.ProfileId}").ReadAsync<JsonElement>();
+        Assert.Equal(b.MemberId, member.GetProperty("id").GetInt64());
+        await other.Client.GetAsync($"/api/v1/loyalty/members?profileId={b.ProfileId}").ProblemAsync(404, ProblemTypes.NotFound);
+    }
+
     private static long LotOf(JsonElement grant) => grant.GetProperty("lot").GetProperty("id").GetInt64();
 }
 
