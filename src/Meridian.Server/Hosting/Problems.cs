@@ -46,7 +46,7 @@ public static class ProblemTypes
             ["rate-limited"] = ("Too many requests.", "The key exceeded its request rate; retry after the number of seconds in `Retry-After`."),
             ["idempotency-key-reused"] = ("The Idempotency-Key was used for another request.", "A retry must repeat the first request exactly; a new request needs a new key."),
             ["insufficient-points"] = ("The balance does not cover the points.", "`balance` is what the member holds, `requested` what the request needs and `shortfall` the difference."),
-            ["not-reversible"] = ("The entry cannot be reversed.", "Expiry and reversal entries are final; an entry is reversed at most once."),
+            ["not-reversible"] = ("The entry cannot be reversed.", "Expiry and reversal entries are final; a spend is reversed once and in full; an earning may be reversed in parts, never beyond its points."),
             ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),
         };
 }

@@ -70,7 +70,10 @@ public sealed record AdjustRequest(
     [property: Required, Range(-1_000_000_000_000, 1_000_000_000_000)] long? Points,
     [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
 
-public sealed record ReverseRequest([property: StringLength(500)] string? Reason);
+/// <summary>Without <c>points</c>, all that is left of the entry; an earning may be reversed in parts.</summary>
+public sealed record ReverseRequest(
+    [property: StringLength(500)] string? Reason,
+    [property: Range(1, 1_000_000_000_000)] long? Points);
 
 /// <summary>Programmes, tiers and members; the points ledger (earn, spend, adjust, reverse, balance, history).</summary>
 public static class LoyaltyEndpoints
@@ -222,7 +225,7 @@ public static class LoyaltyEndpoints
     }
 
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct)), $"Entry {entryId} of member {id}", ct);
+        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points)), $"Entry {entryId} of member {id}", ct);
 
     private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Account, e.BalanceAfter,
         e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt) : null,

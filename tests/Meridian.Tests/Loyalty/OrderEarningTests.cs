@@ -9,7 +9,7 @@ public abstract class OrderEarningTests(LoyaltyApp app)
     private OrderEarning Follower => app.Services.GetRequiredService<OrderEarning>();
 
     [Fact]
-    public async Task A_completed_order_earns_per_currency_unit_once_and_its_refund_takes_the_points_back()
+    public async Task A_completed_order_earns_per_currency_unit_once_and_its_refunds_take_back_their_share_never_more()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app, new { name = "Club", expiry = "never", pointsPerCurrencyUnit = 2 });
         var buyer = LoyaltyTestBrand.MemberUserId;
@@ -20,13 +20,18 @@ public abstract class OrderEarningTests(LoyaltyApp app)
             new { type = "track", userId = "not-a-member", @event = "Order Completed", properties = new { order_id = "o-3", total = 99 } });
         await UntilBalanceAsync(b, 259 + 20);
 
-        await b.Brand.SendAsync(new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1", total = 129.90 } });
+        await b.Brand.SendAsync(new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1", total = 50 } });
+        await UntilBalanceAsync(b, 279 - 100);
+        await b.Brand.SendAsync(
+            new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1" } },
+            new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1" } });
         await UntilBalanceAsync(b, 20);
 
         var entries = await b.EntriesAsync();
-        Assert.Equal(["earn", "earn", "reverse"], entries.Select(e => e.GetProperty("kind").GetString()));
-        Assert.Equal(["o-1", "2", "o-1"], entries.Select(e => e.GetProperty("reference").GetString()));
+        Assert.Equal(["earn", "earn", "reverse", "reverse"], entries.Select(e => e.GetProperty("kind").GetString()));
+        Assert.Equal(["o-1", "2", "o-1", "o-1"], entries.Select(e => e.GetProperty("reference").GetString()));
         Assert.Contains("order o-1: 129.9 × 2 per unit", entries[0].GetProperty("rule").GetString());
+        Assert.Equal([-100L, -159L], entries.Skip(2).Select(e => e.GetProperty("points").GetInt64()));
     }
 
     private async Task UntilBalanceAsync(LoyaltyTestBrand b, long expected)

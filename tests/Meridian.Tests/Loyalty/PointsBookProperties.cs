@@ -32,7 +32,7 @@ public static class LedgerOps
 
 /// <summary>
 /// The ledger's rules (<see cref="PointsBook"/>) over thousands of random histories of earning, spending, adjusting,
-/// reversing and expiring: the balance is the sum of the entries and of the lots, never negative; no lot goes below
+/// reversing (earnings in part or whole) and expiring: the balance is the sum of the entries and of the lots, never negative; no lot goes below
 /// zero or above its grant; expiry takes only unspent points of due lots; a reversal puts back exactly what was taken;
 /// replaying the journal gives every stored balance.
 /// </summary>
@@ -46,7 +46,7 @@ public sealed class PointsBookProperties
     {
         var book = new PointsBook(1, 1, 1, 0, []);
         var entries = new List<LedgerEntry>();
-        var reversed = new HashSet<LedgerEntry>();
+        var reversed = new Dictionary<LedgerEntry, long>();
         var now = Start;
         foreach (var op in ops)
         {
@@ -67,13 +67,17 @@ public sealed class PointsBookProperties
                             : book.Take(EntryKinds.Adjust, LedgerAccounts.Adjustments, -op.Amount, now, reason: "test"));
                         break;
                     case LedgerOpKind.Reverse:
-                        var candidates = entries.Where(e => e.Kind is not (EntryKinds.Expire or EntryKinds.Reverse) && !reversed.Contains(e)).ToList();
+                        var candidates = entries.Where(e => e.Kind is not (EntryKinds.Expire or EntryKinds.Reverse) && reversed.GetValueOrDefault(e) < Math.Abs(e.Points)).ToList();
                         if (candidates.Count == 0) break;
                         var original = candidates[op.Pick % candidates.Count];
+                        var already = reversed.GetValueOrDefault(original);
+                        // Earnings are sometimes reversed in part; spends always in full.
+                        long? part = original.Points > 0 && op.Amount % 2 == 0 ? 1 + op.Amount % (original.Points - already) : null;
                         var before = original.Draws.ToDictionary(d => d.Lot!, d => d.Lot!.Remaining);
-                        var reversal = book.Reverse(original, original.Draws, original.Lot, now);
+                        var reversal = book.Reverse(original, already, original.Draws, original.Lot, now, points: part);
                         entries.Add(reversal);
-                        reversed.Add(original);
+                        reversed[original] = already + Math.Abs(reversal.Points);
+                        Assert.InRange(reversed[original], 1, Math.Abs(original.Points));
                         if (original.Points < 0)
                             foreach (var draw in original.Draws)
                                 Assert.Equal(before[draw.Lot!] + draw.Points, draw.Lot!.Remaining);

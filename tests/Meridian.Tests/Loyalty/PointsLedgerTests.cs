@@ -125,6 +125,26 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task An_earning_can_be_reversed_in_parts_never_beyond_its_points_and_a_spend_only_in_full()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app);
+        var earned = await b.EarnAsync(100);
+        var reverse = $"/api/v1/loyalty/members/{b.MemberId}/entries/{earned.GetProperty("id").GetInt64()}/reverse";
+
+        Assert.Equal(-30, (await b.PostAsync(reverse, new { points = 30 }).ReadAsync<JsonElement>()).GetProperty("points").GetInt64());
+        var tooMuch = await b.PostAsync(reverse, new { points = 80 }).ProblemAsync(422, ProblemTypes.NotReversible);
+        Assert.Contains("70 points", tooMuch.GetProperty("detail").GetString());
+        Assert.Equal(-70, (await b.PostAsync(reverse, new { }).ReadAsync<JsonElement>()).GetProperty("points").GetInt64());
+        Assert.Equal(0, await b.BalanceAsync());
+
+        await b.EarnAsync(50);
+        var spent = await b.SpendAsync(40);
+        await b.PostAsync($"/api/v1/loyalty/members/{b.MemberId}/entries/{spent.GetProperty("id").GetInt64()}/reverse", new { points = 10 })
+            .ProblemAsync(422, ProblemTypes.NotReversible);
+        Assert.Equal(10, await b.BalanceAsync());
+    }
+
+    [Fact]
     public async Task Reversing_an_earning_whose_points_were_spent_fails_with_the_shortfall()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);

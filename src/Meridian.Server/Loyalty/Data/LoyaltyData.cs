@@ -107,7 +107,7 @@ public static class LedgerAccounts
 /// <summary>
 /// One posting, never changed: <see cref="Points"/> move between the member's account (credited when positive) and the
 /// counter <see cref="Account"/> (debited by the same amount), so every entry balances and the member's balance is the
-/// sum of its entries. A mistake is undone by a reversing entry (<see cref="ReversesEntryId"/>, at most one per entry).
+/// sum of its entries. A mistake is undone by reversing entries (<see cref="ReversesEntryId"/>; an earning may be reversed in parts).
 /// </summary>
 public sealed class LedgerEntry : ITenantOwned
 {
@@ -123,6 +123,8 @@ public sealed class LedgerEntry : ITenantOwned
     public long? ReversesEntryId { get; init; }
     /// <summary>Which rule produced the entry and how its points were computed.</summary>
     public string? Rule { get; init; }
+    /// <summary>For an earning: the points before the tier's multiplier, so that a partial refund can take back its share.</summary>
+    public long? BasePoints { get; internal set; }
     /// <summary>Why staff adjusted or reversed it.</summary>
     public string? Reason { get; init; }
     /// <summary>The caller's reference (an order id, a reward code).</summary>
@@ -255,7 +257,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
     {
         b.ToTable("loyalty_entries");
         b.HasIndex(x => new { x.MemberId, x.Id });
-        b.HasIndex(x => x.ReversesEntryId).IsUnique();
+        b.HasIndex(x => x.ReversesEntryId);
         b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
         b.HasOne<LoyaltyMember>().WithMany().HasForeignKey(x => x.MemberId);
         b.HasOne<LedgerEntry>().WithMany().HasForeignKey(x => x.ReversesEntryId);

@@ -9,7 +9,7 @@ namespace Meridian.Loyalty.Ledger;
 /// <list type="bullet">
 /// <item>the balance is the sum of the entries and of the lots' remaining points, and never goes below zero;</item>
 /// <item>spending draws from the lots that expire soonest (lots that never expire last) and records each draw;</item>
-/// <item>reversing a spend puts back exactly what it drew, lot by lot; reversing a grant takes its own lot first;</item>
+/// <item>reversing a spend puts back exactly what it drew, lot by lot; reversing a grant (in part or whole) takes its own lot first;</item>
 /// <item>expiry takes only what is left in a lot once it is due, so points already spent are never expired.</item>
 /// </list>
 /// </summary>
@@ -59,18 +59,21 @@ public sealed class PointsBook(long tenantId, long programmeId, long memberId, l
     }
 
     /// <summary>
-    /// Undoes an entry: a grant is taken back (its own lot first), a debit is put back into the lots it drew from.
-    /// <paramref name="draws"/> are the original entry's draws with their lots; <paramref name="grantedLot"/> the lot a grant made.
+    /// Undoes an entry, or part of an earning: a grant is taken back (its own lot first), a debit is put back in full into
+    /// the lots it drew from. <paramref name="alreadyReversed"/> is what earlier reversals of the entry took back;
+    /// <paramref name="points"/> (null: all that is left) how much to reverse now. <paramref name="draws"/> are the
+    /// original entry's draws with their lots; <paramref name="grantedLot"/> the lot a grant made.
     /// </summary>
-    public LedgerEntry Reverse(LedgerEntry original, IEnumerable<LotDraw> draws, PointLot? grantedLot, DateTime now, string? reason = null)
+    public LedgerEntry Reverse(LedgerEntry original, long alreadyReversed, IEnumerable<LotDraw> draws, PointLot? grantedLot, DateTime now,
+        string? reason = null, long? points = null)
     {
-        original.EnsureReversible();
+        var amount = ToReverse(original, alreadyReversed, points);
         var rule = $"reverses entry {original.Id} ({original.Kind})";
         if (original.Points > 0)
-            return Take(EntryKinds.Reverse, original.Account, original.Points, now, rule, reason, original.Reference, grantedLot, original.Id);
+            return Take(EntryKinds.Reverse, original.Account, amount, now, rule, reason, original.Reference, grantedLot, original.Id);
 
-        Balance -= original.Points;
-        var entry = NewEntry(EntryKinds.Reverse, original.Account, -original.Points, now, rule, reason, original.Reference, original.Id);
+        Balance += amount;
+        var entry = NewEntry(EntryKinds.Reverse, original.Account, amount, now, rule, reason, original.Reference, original.Id);
         foreach (var draw in draws)
         {
             var lot = draw.Lot ?? throw new InvalidOperationException("Load the lots of the draws to reverse them.");
@@ -78,6 +81,21 @@ public sealed class PointsBook(long tenantId, long programmeId, long memberId, l
             if (!lots.Contains(lot)) lots.Add(lot);
         }
         return entry;
+    }
+
+    /// <summary>How many points a reversal of <paramref name="original"/> moves; throws when the entry cannot be reversed so.</summary>
+    public static long ToReverse(LedgerEntry original, long alreadyReversed, long? points)
+    {
+        original.EnsureReversible();
+        var left = Math.Abs(original.Points) - alreadyReversed;
+        if (left <= 0)
+            throw new BusinessRuleException($"Entry {original.Id} is already reversed.", StatusCodes.Status409Conflict, ProblemTypes.NotReversible);
+        var amount = points ?? left;
+        if (amount <= 0 || amount > left)
+            throw new BusinessRuleException($"{left} points of entry {original.Id} are left to reverse.", StatusCodes.Status422UnprocessableEntity, ProblemTypes.NotReversible);
+        if (original.Points < 0 && amount != left)
+            throw new BusinessRuleException("A debit is reversed in full: its points go back to the lots they came from.", StatusCodes.Status422UnprocessableEntity, ProblemTypes.NotReversible);
+        return amount;
     }
 
     /// <summary>Expires what is left in a due lot; null when the lot is not due or already empty.</summary>

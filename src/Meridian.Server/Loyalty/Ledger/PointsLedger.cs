@@ -66,6 +66,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var book = await BookAsync(member, points, ct);
         var now = time.GetUtcNow().UtcDateTime;
         var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, explained, reference: reference, sourceKey: sourceKey);
+        entry.BasePoints = basePoints;
         db.Add(entry);
         events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
         await PromoteAsync(programme, member, tiers, ct);
@@ -102,29 +103,33 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
 
     /// <summary>
     /// Reverses an entry of the member (a refund): a spend's points go back into the lots they came from, an earning is
-    /// taken back (with its qualifying points; the tier stays, as downgrades are not evaluated yet). Each entry is
-    /// reversed at most once; expiry and reversal entries are final.
+    /// taken back in whole or in part (with its qualifying points; the tier stays, as downgrades are not evaluated yet).
+    /// Expiry and reversal entries are final.
     /// </summary>
-    public Task<LedgerEntry?> ReverseAsync(long memberId, long entryId, string? reason, CancellationToken ct) => InTransactionAsync(async () =>
+    public Task<LedgerEntry?> ReverseAsync(long memberId, long entryId, string? reason, CancellationToken ct, long? points = null) => InTransactionAsync(async () =>
     {
         var original = await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.Id == entryId && e.MemberId == memberId, ct);
         if (original is null) return null;
         original.EnsureReversible();
         if (await LockAsync(memberId, ct) is null) return null;
         // The balance row is locked from here on, so no other reversal of the entry can be in flight.
-        if (await db.Set<LedgerEntry>().AnyAsync(e => e.ReversesEntryId == original.Id, ct))
-            throw new BusinessRuleException($"Entry {original.Id} is already reversed.", StatusCodes.Status409Conflict, ProblemTypes.NotReversible);
-        var qualifying = original.Kind == EntryKinds.Earn ? -original.Points : 0;
-        var member = (await MoveAsync(memberId, -original.Points, qualifying, ct))!;
+        var reversed = await ReversedAsync(original, ct);
+        var amount = PointsBook.ToReverse(original, reversed, points);
+        var delta = original.Points > 0 ? -amount : amount;
+        var member = (await MoveAsync(memberId, delta, original.Kind == EntryKinds.Earn ? delta : 0, ct))!;
 
-        var book = await BookAsync(member, -original.Points, ct);
+        var book = await BookAsync(member, delta, ct);
         var draws = await db.Set<LotDraw>().Include(d => d.Lot).Where(d => d.EntryId == original.Id).ToListAsync(ct);
         var grantedLot = original.Grants ? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
-        var entry = book.Reverse(original, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason);
+        var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points);
         db.Add(entry);
         await db.SaveChangesAsync(ct);
         return entry;
     });
+
+    /// <summary>How many of an entry's points earlier reversals took back (or put back).</summary>
+    public async Task<long> ReversedAsync(LedgerEntry original, CancellationToken ct) =>
+        Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points, ct));
 
     /// <summary>Expires what is left of a due lot (null: nothing to expire, e.g. another node or a spend got there first).</summary>
     public Task<LedgerEntry?> ExpireAsync(long lotId, long memberId, CancellationToken ct) => InTransactionAsync(async () =>

@@ -14,9 +14,10 @@ namespace Meridian.Loyalty.Orders;
 /// <summary>
 /// Members earn from their orders: follows the event log behind identity resolution (so each event has its profile)
 /// and turns <c>Order Completed</c> into points (the programme's points per currency unit, times the tier's multiplier)
-/// and <c>Order Refunded</c> into the reversal of those points. Exactly once: each order's posting commits with the
-/// follower's new log position, and the entry's source key (<c>order:{order_id}</c>) is unique per member, so an
-/// order sent twice (or replayed after a crash) earns once. One node at a time holds the lease.
+/// and <c>Order Refunded</c> into the reversal of its share of those points (all of them when the refund names no
+/// amount). Exactly once: each order's posting commits with the follower's new log position, and the entry's source
+/// key (<c>order:{order_id}</c>) is unique per member, so an order sent twice (or replayed after a crash) earns once;
+/// refunds never take back more than the order earned. One node at a time holds the lease.
 /// </summary>
 public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<OrderEarning> logger)
     : BackgroundService
@@ -68,20 +69,20 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.TenantId == e.TenantId && m.ProfileId == profile.ProfileId, ct);
         if (member is null) return;
         var ledger = services.GetRequiredService<PointsLedger>();
+        var perUnit = await db.Set<LoyaltyProgramme>().Where(p => p.Id == member.ProgrammeId).Select(p => p.PointsPerCurrencyUnit).SingleAsync(ct);
         var key = $"order:{order.OrderId}";
         try
         {
             if (e.Name == OrderFacts.Completed)
             {
-                var perUnit = await db.Set<LoyaltyProgramme>().Where(p => p.Id == member.ProgrammeId).Select(p => p.PointsPerCurrencyUnit).SingleAsync(ct);
                 var basePoints = (long)Math.Floor(order.Amount * perUnit);
                 if (basePoints > 0)
                     await ledger.EarnAsync(member.Id, basePoints, order.OrderId, ct, $"order {order.OrderId}: {order.Amount} × {perUnit} per unit", key);
             }
             else if (await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(x => x.MemberId == member.Id && x.SourceKey == key, ct) is { } earned
-                     && !await db.Set<LedgerEntry>().AnyAsync(x => x.ReversesEntryId == earned.Id, ct))
+                     && Math.Min(earned.Points - await ledger.ReversedAsync(earned, ct), RefundedPoints(earned, order.Amount, perUnit)) is var back and > 0)
             {
-                await ledger.ReverseAsync(member.Id, earned.Id, "order refunded", ct);
+                await ledger.ReverseAsync(member.Id, earned.Id, $"order refunded: {order.Amount}", ct, back);
             }
         }
         catch (BusinessRuleException rule)
@@ -90,6 +91,14 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
             logger.LogWarning("Order {Order} of member {Member} (event {Event}) left unposted: {Reason}", order.OrderId, member.Id, e.Id, rule.Message);
         }
     }
+
+    /// <summary>
+    /// The share of an earning a refund takes back: the refunded amount's points (per unit, fractions dropped) times the
+    /// multiplier the earning had; a refund without an amount takes back all of it.
+    /// </summary>
+    /// <summary>The share of an earning a refund takes back: the refunded amount's points times the earning's multiplier.</summary>
+    private static long RefundedPoints(LedgerEntry earned, decimal refunded, long perUnit) =>
+        refunded <= 0 || earned.BasePoints is not > 0 ? earned.Points : (long)Math.Floor(refunded * perUnit) * earned.Points / earned.BasePoints.Value;
 
     /// <summary>Moves the follower's position, only while this node holds the lease.</summary>
     private async Task<bool> AdvanceAsync(MeridianDb db, LoggedEvent e, CancellationToken ct) =>

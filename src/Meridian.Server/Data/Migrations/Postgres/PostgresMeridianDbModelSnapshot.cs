@@ -493,6 +493,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("balance_after");
 
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("base_points");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -547,7 +551,6 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasName("pk_loyalty_entries");
 
                     b.HasIndex("ReversesEntryId")
-                        .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
 
                     b.HasIndex("MemberId", "Id")

@@ -475,6 +475,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("balance_after");
 
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("base_points");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
@@ -529,7 +533,6 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasName("pk_loyalty_entries");
 
                     b.HasIndex("ReversesEntryId")
-                        .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
 
                     b.HasIndex("MemberId", "Id")

@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Meridian.Data.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteMeridianDb))]
-    [Migration("20261130051317_Loyalty")]
+    [Migration("20261130052311_Loyalty")]
     partial class Loyalty
     {
         /// <inheritdoc />
@@ -478,6 +478,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("balance_after");
 
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("base_points");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
@@ -532,7 +536,6 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasName("pk_loyalty_entries");
 
                     b.HasIndex("ReversesEntryId")
-                        .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
 
                     b.HasIndex("MemberId", "Id")

@@ -1,9 +1,10 @@
 ﻿using System;
 using Microsoft.EntityFrameworkCore.Migrations;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
-namespace Meridian.Data.Migrations.Sqlite
+namespace Meridian.Data.Migrations.Postgres
 {
     /// <inheritdoc />
     public partial class Loyalty : Migration
@@ -15,14 +16,14 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_idempotency",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    key = table.Column<string>(type: "TEXT", maxLength: 200, nullable: false),
-                    request_hash = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    status_code = table.Column<int>(type: "INTEGER", nullable: false),
-                    body = table.Column<string>(type: "TEXT", nullable: false),
-                    created_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    key = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: false),
+                    request_hash = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    status_code = table.Column<int>(type: "integer", nullable: false),
+                    body = table.Column<string>(type: "text", nullable: false),
+                    created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -33,12 +34,12 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_jobs",
                 columns: table => new
                 {
-                    name = table.Column<string>(type: "TEXT", maxLength: 50, nullable: false),
-                    lease_owner = table.Column<string>(type: "TEXT", maxLength: 100, nullable: true),
-                    lease_until = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    last_run_at = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    position_tx = table.Column<long>(type: "INTEGER", nullable: false),
-                    position_id = table.Column<long>(type: "INTEGER", nullable: false)
+                    name = table.Column<string>(type: "character varying(50)", maxLength: 50, nullable: false),
+                    lease_owner = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: true),
+                    lease_until = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    last_run_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    position_tx = table.Column<long>(type: "bigint", nullable: false),
+                    position_id = table.Column<long>(type: "bigint", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -49,16 +50,16 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_programmes",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    group_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    name = table.Column<string>(type: "TEXT", maxLength: 200, nullable: false),
-                    expiry = table.Column<int>(type: "INTEGER", nullable: false),
-                    expiry_days = table.Column<int>(type: "INTEGER", nullable: false),
-                    expiring_notice_days = table.Column<int>(type: "INTEGER", nullable: false),
-                    points_per_currency_unit = table.Column<long>(type: "INTEGER", nullable: false),
-                    created_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    group_id = table.Column<long>(type: "bigint", nullable: false),
+                    name = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: false),
+                    expiry = table.Column<int>(type: "integer", nullable: false),
+                    expiry_days = table.Column<int>(type: "integer", nullable: false),
+                    expiring_notice_days = table.Column<int>(type: "integer", nullable: false),
+                    points_per_currency_unit = table.Column<long>(type: "bigint", nullable: false),
+                    created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -69,15 +70,15 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_tiers",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    programme_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    name = table.Column<string>(type: "TEXT", maxLength: 100, nullable: false),
-                    rank = table.Column<int>(type: "INTEGER", nullable: false),
-                    qualifying_points = table.Column<long>(type: "INTEGER", nullable: false),
-                    multiplier_percent = table.Column<int>(type: "INTEGER", nullable: false),
-                    benefits = table.Column<string>(type: "TEXT", maxLength: 4000, nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    programme_id = table.Column<long>(type: "bigint", nullable: false),
+                    name = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: false),
+                    rank = table.Column<int>(type: "integer", nullable: false),
+                    qualifying_points = table.Column<long>(type: "bigint", nullable: false),
+                    multiplier_percent = table.Column<int>(type: "integer", nullable: false),
+                    benefits = table.Column<string>(type: "character varying(4000)", maxLength: 4000, nullable: false)
                 },
                 constraints: table =>
                 {
@@ -94,16 +95,16 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_members",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    programme_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    tier_id = table.Column<long>(type: "INTEGER", nullable: true),
-                    balance = table.Column<long>(type: "INTEGER", nullable: false),
-                    qualifying_points = table.Column<long>(type: "INTEGER", nullable: false),
-                    version = table.Column<long>(type: "INTEGER", nullable: false),
-                    enrolled_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    programme_id = table.Column<long>(type: "bigint", nullable: false),
+                    profile_id = table.Column<long>(type: "bigint", nullable: false),
+                    tier_id = table.Column<long>(type: "bigint", nullable: true),
+                    balance = table.Column<long>(type: "bigint", nullable: false),
+                    qualifying_points = table.Column<long>(type: "bigint", nullable: false),
+                    version = table.Column<long>(type: "bigint", nullable: false),
+                    enrolled_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -126,21 +127,22 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_entries",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    programme_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    member_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    kind = table.Column<string>(type: "TEXT", maxLength: 20, nullable: false),
-                    points = table.Column<long>(type: "INTEGER", nullable: false),
-                    account = table.Column<string>(type: "TEXT", maxLength: 50, nullable: false),
-                    balance_after = table.Column<long>(type: "INTEGER", nullable: false),
-                    reverses_entry_id = table.Column<long>(type: "INTEGER", nullable: true),
-                    rule = table.Column<string>(type: "TEXT", maxLength: 500, nullable: true),
-                    reason = table.Column<string>(type: "TEXT", maxLength: 500, nullable: true),
-                    reference = table.Column<string>(type: "TEXT", maxLength: 200, nullable: true),
-                    source_key = table.Column<string>(type: "TEXT", maxLength: 250, nullable: true),
-                    created_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    programme_id = table.Column<long>(type: "bigint", nullable: false),
+                    member_id = table.Column<long>(type: "bigint", nullable: false),
+                    kind = table.Column<string>(type: "character varying(20)", maxLength: 20, nullable: false),
+                    points = table.Column<long>(type: "bigint", nullable: false),
+                    account = table.Column<string>(type: "character varying(50)", maxLength: 50, nullable: false),
+                    balance_after = table.Column<long>(type: "bigint", nullable: false),
+                    reverses_entry_id = table.Column<long>(type: "bigint", nullable: true),
+                    rule = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: true),
+                    base_points = table.Column<long>(type: "bigint", nullable: true),
+                    reason = table.Column<string>(type: "character varying(500)", maxLength: 500, nullable: true),
+                    reference = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true),
+                    source_key = table.Column<string>(type: "character varying(250)", maxLength: 250, nullable: true),
+                    created_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -162,15 +164,15 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_lots",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    member_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    entry_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    granted = table.Column<long>(type: "INTEGER", nullable: false),
-                    remaining = table.Column<long>(type: "INTEGER", nullable: false),
-                    expires_at = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    notice_sent_at = table.Column<DateTime>(type: "TEXT", nullable: true)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    member_id = table.Column<long>(type: "bigint", nullable: false),
+                    entry_id = table.Column<long>(type: "bigint", nullable: false),
+                    granted = table.Column<long>(type: "bigint", nullable: false),
+                    remaining = table.Column<long>(type: "bigint", nullable: false),
+                    expires_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    notice_sent_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -188,12 +190,12 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "loyalty_lot_draws",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    entry_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    lot_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    points = table.Column<long>(type: "INTEGER", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    entry_id = table.Column<long>(type: "bigint", nullable: false),
+                    lot_id = table.Column<long>(type: "bigint", nullable: false),
+                    points = table.Column<long>(type: "bigint", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -226,8 +228,7 @@ namespace Meridian.Data.Migrations.Sqlite
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_entries_reverses_entry_id",
                 table: "loyalty_entries",
-                column: "reverses_entry_id",
-                unique: true);
+                column: "reverses_entry_id");
 
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_idempotency_tenant_id_key",

@@ -13,7 +13,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Meridian.Data.Migrations.Postgres
 {
     [DbContext(typeof(PostgresMeridianDb))]
-    [Migration("20261130051346_Loyalty")]
+    [Migration("20261130052345_Loyalty")]
     partial class Loyalty
     {
         /// <inheritdoc />
@@ -496,6 +496,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("balance_after");
 
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("base_points");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -550,7 +554,6 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasName("pk_loyalty_entries");
 
                     b.HasIndex("ReversesEntryId")
-                        .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
 
                     b.HasIndex("MemberId", "Id")
