@@ -130,7 +130,7 @@ public static class LoyaltyEndpoints
         };
         db.Add(programme);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.programme.created", "loyalty_programme", programme.Id, null, ToDto(programme, [])));
-        await db.SaveChangesAsync(ct);
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict("The brand already runs a loyalty programme.");
         return TypedResults.Created($"/api/v1/loyalty/programmes/{programme.Id}", ToDto(programme, []));
     }
 
@@ -153,7 +153,7 @@ public static class LoyaltyEndpoints
         };
         db.Add(tier);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.tier.created", "loyalty_tier", tier.Id, null, TierDto.From(tier)));
-        await db.SaveChangesAsync(ct);
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"The programme already has a tier of rank {request.Rank}.");
         return TypedResults.Created($"/api/v1/loyalty/programmes/{id}", TierDto.From(tier));
     }
 
@@ -170,7 +170,7 @@ public static class LoyaltyEndpoints
         var member = new LoyaltyMember { TenantId = programme.TenantId, ProgrammeId = id, ProfileId = profile.ProfileId, EnrolledAt = time.GetUtcNow().UtcDateTime };
         db.Add(member);
         events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
-        await db.SaveChangesAsync(ct);
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
         return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, member.EnrolledAt));
     }
 
@@ -234,6 +234,23 @@ public static class LoyaltyEndpoints
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
         tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+
+    /// <summary>
+    /// Saves, or returns false when a unique index refused the row: two requests that passed the check above at the
+    /// same moment (a double-clicked enrol), of which the second gets the same 409 as if it had come later.
+    /// </summary>
+    private static async Task<bool> SavedUniqueAsync(MeridianDb db, CancellationToken ct)
+    {
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return true;
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 } or Npgsql.PostgresException { SqlState: "23505" })
+        {
+            return false;
+        }
+    }
 
     private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
         new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.EnrolledAt);

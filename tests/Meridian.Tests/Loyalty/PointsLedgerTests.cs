@@ -202,6 +202,23 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task Enrolling_one_profile_many_times_at_once_makes_one_member_and_the_rest_get_409()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app);
+        var profileId = await LoyaltyTestBrand.NewProfileAsync(b.Brand, "member-2");
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 10).Select(async _ =>
+        {
+            using var response = await b.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/members", new { profileId });
+            return (int)response.StatusCode;
+        }));
+
+        Assert.Equal(1, statuses.Count(s => s == 201));
+        Assert.Equal(9, statuses.Count(s => s == 409));
+        await b.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/members", new { profileId }).ProblemAsync(409, ProblemTypes.Conflict);
+    }
+
+    [Fact]
     public async Task Another_brand_can_neither_see_nor_move_a_members_points()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);
