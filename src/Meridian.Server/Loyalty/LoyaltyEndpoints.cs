@@ -23,7 +23,7 @@ public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoin
 public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
     IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
 
-public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, DateTime EnrolledAt);
+public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, long? TierFloorId, DateTime EnrolledAt);
 
 /// <summary>Points an entry took from a lot (negative: put back), and when that lot expires.</summary>
 public sealed record DrawDto(long LotId, long Points, DateTime? ExpiresAt);
@@ -71,6 +71,8 @@ public sealed record AdjustRequest(
     [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
 
 /// <summary>Without <c>points</c>, all that is left of the entry; an earning may be reversed in parts.</summary>
+public sealed record TierFloorRequest(long? TierId, [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
+
 public sealed record ReverseRequest(
     [property: StringLength(500)] string? Reason,
     [property: Range(1, 1_000_000_000_000)] long? Points);
@@ -90,6 +92,7 @@ public static class LoyaltyEndpoints
         loyalty.MapGet("/members/{id}", Member);
         loyalty.MapGet("/members/{id}/balance", Balance);
         loyalty.MapGet("/members/{id}/entries", History);
+        loyalty.MapPut("/members/{id}/tier-floor", SetTierFloor).RequireAuthorization(Permissions.LoyaltyWrite);
         var postings = loyalty.MapGroup("/members/{id}").RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         postings.MapPost("/earn", Earn).Produces<EntryDto>();
         postings.MapPost("/spend", Spend).Produces<EntryDto>();
@@ -171,7 +174,7 @@ public static class LoyaltyEndpoints
         db.Add(member);
         events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
         if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
-        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, member.EnrolledAt));
+        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, null, member.EnrolledAt));
     }
 
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
@@ -194,6 +197,20 @@ public static class LoyaltyEndpoints
             .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
         return TypedResults.Ok(new BalanceDto(member.Id, member.Balance, member.QualifyingPoints, await TierAsync(db, member, ct),
             expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
+    }
+
+    /// <summary>Staff grant a tier by hand (null clears it): a floor the member's tier never goes below; with a reason, audited.</summary>
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> SetTierFloor(
+        long id, TierFloorRequest request, MeridianDb db, PointsLedger ledger, AuditLog audit, CancellationToken ct)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var before = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
+        if (before is null || await ledger.SetTierFloorAsync(id, request.TierId, ct) is not { } after) return Problems.NotFound($"Member {id}");
+        audit.Record(after.TenantId, () => new AuditChange("loyalty.tier_floor.set", "loyalty_member", id,
+            new { before.TierId, before.TierFloorId }, new { after.TierId, after.TierFloorId, request.Reason }));
+        await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        return TypedResults.Ok(await ToDtoAsync(db, after, ct));
     }
 
     /// <summary>The member's entries, oldest first, with their lots and draws.</summary>
@@ -253,7 +270,7 @@ public static class LoyaltyEndpoints
     }
 
     private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
-        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.EnrolledAt);
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);

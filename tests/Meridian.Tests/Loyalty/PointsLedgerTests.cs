@@ -191,6 +191,26 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task Staff_grant_a_tier_by_hand_with_a_reason_and_earning_never_takes_the_member_below_it()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app);
+        await b.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/tiers", new { name = "Silver", rank = 1, qualifyingPoints = 100 }).ReadAsync<JsonElement>();
+        var gold = await b.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/tiers", new { name = "Gold", rank = 2, qualifyingPoints = 5000, multiplierPercent = 200 }).ReadAsync<JsonElement>();
+        var path = $"/api/v1/loyalty/members/{b.MemberId}/tier-floor";
+
+        await b.Client.PutAsJsonAsync(path, new { tierId = gold.GetProperty("id").GetInt64() }).ProblemAsync(400, ProblemTypes.Validation);
+        await b.Client.PutAsJsonAsync(path, new { tierId = 999_999_999, reason = "x" }).ProblemAsync(422, ProblemTypes.BusinessRule);
+        var member = await b.Client.PutAsJsonAsync(path, new { tierId = gold.GetProperty("id").GetInt64(), reason = "VIP from the flagship store" }).ReadAsync<JsonElement>();
+        Assert.Equal("Gold", member.GetProperty("tier").GetProperty("name").GetString());
+
+        var earned = await b.EarnAsync(150);
+        Assert.Equal(300, earned.GetProperty("points").GetInt64());
+        Assert.Equal("Gold", (await b.Client.GetAsync($"/api/v1/loyalty/members/{b.MemberId}").ReadAsync<JsonElement>()).GetProperty("tier").GetProperty("name").GetString());
+        var audit = await b.Client.GetAsync("/api/v1/audit?action=loyalty.tier_floor.set").ReadAsync<JsonElement>();
+        Assert.Contains("VIP from the flagship store", Assert.Single(audit.GetProperty("items").EnumerateArray()).GetProperty("after").ToString());
+    }
+
+    [Fact]
     public async Task Enrolling_a_profile_that_does_not_exist_fails_with_404_and_a_second_programme_with_409()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);

@@ -77,6 +77,8 @@ public sealed class LoyaltyMember : ITenantOwned
     public long ProgrammeId { get; init; }
     public long ProfileId { get; init; }
     public long? TierId { get; set; }
+    /// <summary>A tier staff granted by hand: the member's tier is never below it.</summary>
+    public long? TierFloorId { get; set; }
     /// <summary>Spendable points: always the sum of the member's entries and of its lots' remaining points.</summary>
     public long Balance { get; private set; }
     /// <summary>Points that count towards a tier: what was earned, less what was reversed; spending does not lower it.</summary>
@@ -251,6 +253,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.HasIndex(x => new { x.TenantId, x.ProfileId });
         b.HasOne<LoyaltyProgramme>().WithMany().HasForeignKey(x => x.ProgrammeId);
         b.HasOne<LoyaltyTier>().WithMany().HasForeignKey(x => x.TierId);
+        b.HasOne<LoyaltyTier>().WithMany().HasForeignKey(x => x.TierFloorId);
     }
 
     public void Configure(EntityTypeBuilder<LedgerEntry> b)

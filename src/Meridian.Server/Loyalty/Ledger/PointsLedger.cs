@@ -189,11 +189,32 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     private Task<LoyaltyProgramme> ProgrammeAsync(long id, CancellationToken ct) =>
         db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == id, ct);
 
+    /// <summary>
+    /// Sets (or, with null, clears) the tier staff granted by hand, a floor under the member's tier: a floor above the
+    /// current tier moves the member up at once. Null when the member does not exist; throws when the tier is not the
+    /// programme's. Call it inside the caller's transaction, which may add the audit entry.
+    /// </summary>
+    public async Task<LoyaltyMember?> SetTierFloorAsync(long memberId, long? tierId, CancellationToken ct)
+    {
+        if (await LockAsync(memberId, ct) is not { } member) return null;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+        var floor = tierId is null ? null : tiers.SingleOrDefault(t => t.Id == tierId)
+            ?? throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
+        await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierFloorId, tierId), ct);
+        await MoveUpAsync(programme, member, tiers, floor, ct);
+        await db.SaveChangesAsync(ct);
+        return await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
+    }
+
     /// <summary>Moves the member up to the best tier its qualifying points reach (never down: downgrade policies come later).</summary>
-    private async Task PromoteAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, CancellationToken ct)
+    private Task PromoteAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, CancellationToken ct) =>
+        MoveUpAsync(programme, member, tiers, LoyaltyTier.For(tiers, member.QualifyingPoints), ct);
+
+    private async Task MoveUpAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, LoyaltyTier? reached, CancellationToken ct)
     {
         var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
-        if (LoyaltyTier.For(tiers, member.QualifyingPoints) is not { } reached || reached.Rank <= (current?.Rank ?? int.MinValue)) return;
+        if (reached is null || reached.Rank <= (current?.Rank ?? int.MinValue)) return;
         await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, reached.Id), ct);
         events.Publish(programme.GroupId, member.TenantId, () => new TierChanged(member.Id, member.ProfileId, current?.Id, reached.Id, reached.Name));
     }

@@ -645,6 +645,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
 
+                    b.Property<long?>("TierFloorId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_floor_id");
+
                     b.Property<long?>("TierId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tier_id");
@@ -655,6 +659,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasKey("Id")
                         .HasName("pk_loyalty_members");
+
+                    b.HasIndex("TierFloorId")
+                        .HasDatabaseName("ix_loyalty_members_tier_floor_id");
 
                     b.HasIndex("TierId")
                         .HasDatabaseName("ix_loyalty_members_tier_id");
@@ -1951,6 +1958,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_loyalty_members_loyalty_programmes_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierFloorId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_floor_id");
 
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
                         .WithMany()

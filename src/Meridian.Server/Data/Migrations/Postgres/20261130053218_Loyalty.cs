@@ -101,6 +101,7 @@ namespace Meridian.Data.Migrations.Postgres
                     programme_id = table.Column<long>(type: "bigint", nullable: false),
                     profile_id = table.Column<long>(type: "bigint", nullable: false),
                     tier_id = table.Column<long>(type: "bigint", nullable: true),
+                    tier_floor_id = table.Column<long>(type: "bigint", nullable: true),
                     balance = table.Column<long>(type: "bigint", nullable: false),
                     qualifying_points = table.Column<long>(type: "bigint", nullable: false),
                     version = table.Column<long>(type: "bigint", nullable: false),
@@ -116,6 +117,11 @@ namespace Meridian.Data.Migrations.Postgres
                         principalTable: "loyalty_programmes",
                         principalColumn: "id",
                         onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "fk_loyalty_members_loyalty_tiers_tier_floor_id",
+                        column: x => x.tier_floor_id,
+                        principalTable: "loyalty_tiers",
+                        principalColumn: "id");
                     table.ForeignKey(
                         name: "fk_loyalty_members_loyalty_tiers_tier_id",
                         column: x => x.tier_id,
@@ -273,6 +279,11 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "ix_loyalty_members_tenant_id_profile_id",
                 table: "loyalty_members",
                 columns: new[] { "tenant_id", "profile_id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_loyalty_members_tier_floor_id",
+                table: "loyalty_members",
+                column: "tier_floor_id");
 
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_members_tier_id",

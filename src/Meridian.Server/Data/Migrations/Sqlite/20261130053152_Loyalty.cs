@@ -100,6 +100,7 @@ namespace Meridian.Data.Migrations.Sqlite
                     programme_id = table.Column<long>(type: "INTEGER", nullable: false),
                     profile_id = table.Column<long>(type: "INTEGER", nullable: false),
                     tier_id = table.Column<long>(type: "INTEGER", nullable: true),
+                    tier_floor_id = table.Column<long>(type: "INTEGER", nullable: true),
                     balance = table.Column<long>(type: "INTEGER", nullable: false),
                     qualifying_points = table.Column<long>(type: "INTEGER", nullable: false),
                     version = table.Column<long>(type: "INTEGER", nullable: false),
@@ -115,6 +116,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         principalTable: "loyalty_programmes",
                         principalColumn: "id",
                         onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "fk_loyalty_members_loyalty_tiers_tier_floor_id",
+                        column: x => x.tier_floor_id,
+                        principalTable: "loyalty_tiers",
+                        principalColumn: "id");
                     table.ForeignKey(
                         name: "fk_loyalty_members_loyalty_tiers_tier_id",
                         column: x => x.tier_id,
@@ -272,6 +278,11 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "ix_loyalty_members_tenant_id_profile_id",
                 table: "loyalty_members",
                 columns: new[] { "tenant_id", "profile_id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_loyalty_members_tier_floor_id",
+                table: "loyalty_members",
+                column: "tier_floor_id");
 
             migrationBuilder.CreateIndex(
                 name: "ix_loyalty_members_tier_id",

@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Meridian.Data.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteMeridianDb))]
-    [Migration("20261130052311_Loyalty")]
+    [Migration("20261130053152_Loyalty")]
     partial class Loyalty
     {
         /// <inheritdoc />
@@ -648,6 +648,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
 
+                    b.Property<long?>("TierFloorId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_floor_id");
+
                     b.Property<long?>("TierId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tier_id");
@@ -658,6 +662,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasKey("Id")
                         .HasName("pk_loyalty_members");
+
+                    b.HasIndex("TierFloorId")
+                        .HasDatabaseName("ix_loyalty_members_tier_floor_id");
 
                     b.HasIndex("TierId")
                         .HasDatabaseName("ix_loyalty_members_tier_id");
@@ -1954,6 +1961,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_loyalty_members_loyalty_programmes_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierFloorId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_floor_id");
 
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
                         .WithMany()

@@ -13,7 +13,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Meridian.Data.Migrations.Postgres
 {
     [DbContext(typeof(PostgresMeridianDb))]
-    [Migration("20261130052345_Loyalty")]
+    [Migration("20261130053218_Loyalty")]
     partial class Loyalty
     {
         /// <inheritdoc />
@@ -670,6 +670,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
 
+                    b.Property<long?>("TierFloorId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tier_floor_id");
+
                     b.Property<long?>("TierId")
                         .HasColumnType("bigint")
                         .HasColumnName("tier_id");
@@ -680,6 +684,9 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasKey("Id")
                         .HasName("pk_loyalty_members");
+
+                    b.HasIndex("TierFloorId")
+                        .HasDatabaseName("ix_loyalty_members_tier_floor_id");
 
                     b.HasIndex("TierId")
                         .HasDatabaseName("ix_loyalty_members_tier_id");
@@ -2013,6 +2020,11 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_loyalty_members_loyalty_programmes_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierFloorId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_floor_id");
 
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
                         .WithMany()
