@@ -1,5 +1,6 @@
 using Meridian.Hosting;
 using Meridian.Ingestion;
+using Meridian.Loyalty;
 using Meridian.Platform;
 using Meridian.Profiles;
 
@@ -14,6 +15,7 @@ try
     builder.AddPlatform();
     builder.AddIngestion();
     builder.AddProfiles();
+    builder.AddLoyalty();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -21,6 +23,7 @@ try
     app.MapPlatform();
     app.MapIngestion();
     app.MapProfiles();
+    app.MapLoyalty();
     await app.RunAsync();
     return 0;
 }

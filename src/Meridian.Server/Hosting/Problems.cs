@@ -24,6 +24,9 @@ public static class ProblemTypes
     public const string BusinessRule = Prefix + "business-rule";
     public const string BrandRequired = Prefix + "brand-required";
     public const string RateLimited = Prefix + "rate-limited";
+    public const string IdempotencyKeyReused = Prefix + "idempotency-key-reused";
+    public const string InsufficientPoints = Prefix + "insufficient-points";
+    public const string NotReversible = Prefix + "not-reversible";
     public const string Internal = Prefix + "internal";
 
     public static readonly IReadOnlyDictionary<string, (string Title, string Description)> Catalogue =
@@ -41,6 +44,9 @@ public static class ProblemTypes
             ["business-rule"] = ("A business rule prevents this change.", "The request is valid but the current state does not allow it."),
             ["brand-required"] = ("A brand must be named.", "A group-level key acting on brand data must name the brand with the `Meridian-Brand` header (slug or id)."),
             ["rate-limited"] = ("Too many requests.", "The key exceeded its request rate; retry after the number of seconds in `Retry-After`."),
+            ["idempotency-key-reused"] = ("The Idempotency-Key was used for another request.", "A retry must repeat the first request exactly; a new request needs a new key."),
+            ["insufficient-points"] = ("The balance does not cover the points.", "`balance` is what the member holds, `requested` what the request needs and `shortfall` the difference."),
+            ["not-reversible"] = ("The entry cannot be reversed.", "Expiry and reversal entries are final; a spend is reversed once and in full; an earning may be reversed in parts, never beyond its points."),
             ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),
         };
 }
@@ -51,6 +57,8 @@ public sealed class BusinessRuleException(string message, int statusCode = Statu
 {
     public int StatusCode { get; } = statusCode;
     public string Type { get; } = type;
+    /// <summary>Members added to the problem body (e.g. the shortfall of a spend), so a client need not parse the detail.</summary>
+    public Dictionary<string, object?> Extensions { get; init; } = [];
 }
 
 /// <summary>Helpers that build the problem results handlers return for expected failures.</summary>
@@ -78,7 +86,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         var problem = exception switch
         {
             BadHttpRequestException bad => FromBadRequest(bad),
-            BusinessRuleException rule => new ProblemDetails { Status = rule.StatusCode, Type = rule.Type, Title = "A business rule prevents this change.", Detail = rule.Message },
+            BusinessRuleException rule => FromRule(rule),
             Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException => new ProblemDetails
             {
                 Status = 409, Type = ProblemTypes.Conflict, Title = "Conflict.",
@@ -94,6 +102,14 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         }
         http.Response.StatusCode = problem.Status!.Value;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static ProblemDetails FromRule(BusinessRuleException rule)
+    {
+        var title = rule.Type.StartsWith(ProblemTypes.Prefix, StringComparison.Ordinal) && ProblemTypes.Catalogue.TryGetValue(rule.Type[ProblemTypes.Prefix.Length..], out var known) ? known.Title : "A business rule prevents this change.";
+        var problem = new ProblemDetails { Status = rule.StatusCode, Type = rule.Type, Title = title, Detail = rule.Message };
+        foreach (var (name, value) in rule.Extensions) problem.Extensions[name] = value;
+        return problem;
     }
 
     private static ProblemDetails FromBadRequest(BadHttpRequestException bad) => bad.StatusCode switch

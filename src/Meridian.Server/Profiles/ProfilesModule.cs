@@ -11,6 +11,7 @@ public static class ProfilesModule
         builder.Services.AddScoped<ProfileSteward>();
         builder.Services.AddScoped<ProfileViews>();
         builder.Services.AddSingleton<IdentifierRules>();
+        builder.Services.AddScoped<ProfileDirectory>();
         builder.Services.AddOptions<LifecycleThresholds>().BindConfiguration("Meridian:Profiles:Lifecycle");
         builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
         builder.Services.AddSingleton<ProfileProjector>();

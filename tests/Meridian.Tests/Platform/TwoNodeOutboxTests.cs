@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Meridian.Tests.Infrastructure;
@@ -12,30 +11,18 @@ namespace Meridian.Tests.Platform;
 /// </summary>
 public sealed class TwoNodeOutboxTests
 {
-    private const string AdminKey = "mdn_sk_TwoNodeAdmin00000000000000000000";
-
     [Fact]
     public async Task Two_server_processes_on_one_PostgreSQL_deliver_every_event_exactly_once()
     {
-        var database = await PostgresServer.CreateDatabaseAsync("twonode");
-        Dictionary<string, string> Settings(string node) => new()
-        {
-            ["Meridian:Database:Provider"] = "Postgres",
-            ["Meridian:Database:ConnectionString"] = database,
-            ["Meridian:Bootstrap:AdminApiKey"] = AdminKey,
-            ["Meridian:Outbox:NodeName"] = node,
-            ["Meridian:Outbox:PollInterval"] = "00:00:00.050",
-            ["Meridian:Outbox:BatchSize"] = "10",
-            ["Meridian:RateLimit:PermitsPerSecond"] = "100000",
-            ["Meridian:RateLimit:Burst"] = "100000",
-        };
-        await using var nodeA = ServerProcess.Start(Settings("node-a"));
-        await nodeA.WaitUntilReadyAsync();
-        await using var nodeB = ServerProcess.Start(Settings("node-b"));
-        await nodeB.WaitUntilReadyAsync();
+        await using var nodes = await TwoNodes.StartAsync("twonode", node =>
+        [
+            new("Meridian:Outbox:NodeName", node),
+            new("Meridian:Outbox:PollInterval", "00:00:00.050"),
+            new("Meridian:Outbox:BatchSize", "10"),
+        ]);
         using var receiver = new WebhookReceiver();
-        var a = Client(nodeA);
-        var b = Client(nodeB);
+        var a = TwoNodes.Client(nodes.A);
+        var b = TwoNodes.Client(nodes.B);
 
         var hook = await a.PostAsJsonAsync("/api/v1/webhooks", new { url = receiver.Url, eventTypes = new[] { "source.created" } }).ReadAsync<JsonElement>();
         var secret = hook.GetProperty("secret").GetString()!;
@@ -59,7 +46,7 @@ public sealed class TwoNodeOutboxTests
         var one = calls[0];
         Assert.Equal("v1," + Meridian.Platform.Webhooks.WebhookSubscriber.Sign(secret, $"{one.Id}.{one.Timestamp}.{one.Body}"), one.Signature);
 
-        await using var db = new NpgsqlConnection(database);
+        await using var db = new NpgsqlConnection(nodes.Database);
         await db.OpenAsync();
         await using var command = new NpgsqlCommand(
             "SELECT delivered_by, count(*), max(attempts) FROM outbox_deliveries WHERE subscriber = 'webhooks' AND status = 1 GROUP BY delivered_by", db);
@@ -70,13 +57,5 @@ public sealed class TwoNodeOutboxTests
         Assert.True(byNode.GetValueOrDefault("node-a").Count > 0 && byNode.GetValueOrDefault("node-b").Count > 0,
             $"both nodes should deliver: {string.Join(", ", byNode.Select(kv => $"{kv.Key}={kv.Value.Count}"))}");
         Assert.All(byNode.Values, v => Assert.Equal(1, v.MaxAttempts)); // no delivery was claimed twice
-    }
-
-    private static HttpClient Client(ServerProcess node)
-    {
-        var client = new HttpClient { BaseAddress = node.BaseAddress };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        client.DefaultRequestHeaders.Add("Meridian-Brand", "demo");
-        return client;
     }
 }

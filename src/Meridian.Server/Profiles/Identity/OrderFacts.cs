@@ -38,6 +38,17 @@ public static class OrderFacts
         }
     }
 
+    /// <summary>
+    /// An order event as other modules read it: its <c>order_id</c> (text or number) and its amount in major units,
+    /// read as <see cref="Apply"/> reads it; null when the message is not an order event with an id.
+    /// </summary>
+    public static (string OrderId, decimal Amount)? Order(JsonElement message)
+    {
+        if (!message.TryGetProperty("properties", out var p) || p.ValueKind != JsonValueKind.Object || !p.TryGetProperty("order_id", out var id)) return null;
+        var orderId = id.ValueKind switch { JsonValueKind.String => id.GetString(), JsonValueKind.Number => id.GetRawText(), _ => null };
+        return string.IsNullOrWhiteSpace(orderId) ? null : (orderId, Amount(p, "total") ?? Amount(p, "revenue") ?? Amount(p, "value") ?? 0m);
+    }
+
     private static decimal? Amount(JsonElement properties, string name) =>
         properties.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetDecimal(out var d) && d is >= 0 and < 1_000_000_000_000m ? d : null;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Data;
 using Microsoft.EntityFrameworkCore;
@@ -45,24 +46,7 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!opts.Enabled) return;
-        using var timer = new PeriodicTimer(opts.PollInterval, time);
-        try
-        {
-            do
-            {
-                try
-                {
-                    await RunOnceAsync(stoppingToken);
-                }
-                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-                {
-                    logger.LogError(ex, "Profile scoring tick failed");
-                }
-            } while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
+        await PeriodicWork.RunAsync("Profile scoring", opts.PollInterval, time, logger, ct => RunOnceAsync(ct), stoppingToken);
     }
 
     /// <summary>Scores every brand whose last run is older than the interval. Returns how many brands this node scored.</summary>

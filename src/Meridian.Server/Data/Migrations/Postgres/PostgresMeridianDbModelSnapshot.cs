@@ -456,6 +456,442 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("body");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Key")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("key");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("request_hash");
+
+                    b.Property<int>("StatusCode")
+                        .HasColumnType("integer")
+                        .HasColumnName("status_code");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_idempotency");
+
+                    b.HasIndex("TenantId", "Key")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_idempotency_tenant_id_key");
+
+                    b.ToTable("loyalty_idempotency", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Account")
+                        .IsRequired()
+                        .HasMaxLength(50)
+                        .HasColumnType("character varying(50)")
+                        .HasColumnName("account");
+
+                    b.Property<long>("BalanceAfter")
+                        .HasColumnType("bigint")
+                        .HasColumnName("balance_after");
+
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("base_points");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MemberId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("member_id");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("reason");
+
+                    b.Property<string>("Reference")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("reference");
+
+                    b.Property<long?>("ReversesEntryId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("reverses_entry_id");
+
+                    b.Property<string>("Rule")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("rule");
+
+                    b.Property<string>("SourceKey")
+                        .HasMaxLength(250)
+                        .HasColumnType("character varying(250)")
+                        .HasColumnName("source_key");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_entries");
+
+                    b.HasIndex("ReversesEntryId")
+                        .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
+
+                    b.HasIndex("MemberId", "Id")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_id");
+
+                    b.HasIndex("MemberId", "SourceKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
+
+                    b.ToTable("loyalty_entries", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LotDraw", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("EntryId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("entry_id");
+
+                    b.Property<long>("LotId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("lot_id");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_lot_draws");
+
+                    b.HasIndex("EntryId")
+                        .HasDatabaseName("ix_loyalty_lot_draws_entry_id");
+
+                    b.HasIndex("LotId")
+                        .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
+
+                    b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("character varying(50)")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_loyalty_jobs");
+
+                    b.ToTable("loyalty_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("Balance")
+                        .HasColumnType("bigint")
+                        .HasColumnName("balance");
+
+                    b.Property<DateTime>("EnrolledAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("enrolled_at");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingPoints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_points");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierFloorId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tier_floor_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tier_id");
+
+                    b.Property<long>("Version")
+                        .HasColumnType("bigint")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_members");
+
+                    b.HasIndex("TierFloorId")
+                        .HasDatabaseName("ix_loyalty_members_tier_floor_id");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_members_tier_id");
+
+                    b.HasIndex("ProgrammeId", "ProfileId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_members_programme_id_profile_id");
+
+                    b.HasIndex("TenantId", "ProfileId")
+                        .HasDatabaseName("ix_loyalty_members_tenant_id_profile_id");
+
+                    b.ToTable("loyalty_members", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+                        });
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyProgramme", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<int>("Expiry")
+                        .HasColumnType("integer")
+                        .HasColumnName("expiry");
+
+                    b.Property<int>("ExpiryDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("expiry_days");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PointsPerCurrencyUnit")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points_per_currency_unit");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_programmes");
+
+                    b.HasIndex("TenantId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_programmes_tenant_id");
+
+                    b.ToTable("loyalty_programmes", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Benefits")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("character varying(4000)")
+                        .HasColumnName("benefits");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("integer")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingPoints")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_points");
+
+                    b.Property<int>("Rank")
+                        .HasColumnType("integer")
+                        .HasColumnName("rank");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_tiers");
+
+                    b.HasIndex("ProgrammeId", "Rank")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_tiers_programme_id_rank");
+
+                    b.ToTable("loyalty_tiers", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.PointLot", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("EntryId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("entry_id");
+
+                    b.Property<DateTime?>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long>("Granted")
+                        .HasColumnType("bigint")
+                        .HasColumnName("granted");
+
+                    b.Property<long>("MemberId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("member_id");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("bigint")
+                        .HasColumnName("remaining");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_lots");
+
+                    b.HasIndex("EntryId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_lots_entry_id");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_loyalty_lots_expires_at")
+                        .HasFilter("remaining > 0");
+
+                    b.HasIndex("MemberId", "ExpiresAt")
+                        .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
+
+                    b.ToTable("loyalty_lots", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
+                        });
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -1589,6 +2025,82 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
+                        .WithMany()
+                        .HasForeignKey("MemberId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_entries_loyalty_members_member_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", null)
+                        .WithMany()
+                        .HasForeignKey("ReversesEntryId")
+                        .HasConstraintName("fk_loyalty_entries_loyalty_entries_reverses_entry_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LotDraw", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", null)
+                        .WithMany("Draws")
+                        .HasForeignKey("EntryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lot_draws_loyalty_entries_entry_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.PointLot", "Lot")
+                        .WithMany()
+                        .HasForeignKey("LotId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
+
+                    b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_members_loyalty_programmes_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierFloorId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_floor_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_tiers_loyalty_programmes_programme_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.PointLot", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", "Entry")
+                        .WithOne("Lot")
+                        .HasForeignKey("Meridian.Loyalty.Data.PointLot", "EntryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
+
+                    b.Navigation("Entry");
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.HasOne("Meridian.Platform.Tenancy.Brand", null)
@@ -1773,6 +2285,13 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_identifier_types_brands_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.Navigation("Draws");
+
+                    b.Navigation("Lot");
                 });
 #pragma warning restore 612, 618
         }

@@ -442,6 +442,428 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("body");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Key")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("key");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("request_hash");
+
+                    b.Property<int>("StatusCode")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status_code");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_idempotency");
+
+                    b.HasIndex("TenantId", "Key")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_idempotency_tenant_id_key");
+
+                    b.ToTable("loyalty_idempotency", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Account")
+                        .IsRequired()
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("account");
+
+                    b.Property<long>("BalanceAfter")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("balance_after");
+
+                    b.Property<long?>("BasePoints")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("base_points");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MemberId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("member_id");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<string>("Reference")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reference");
+
+                    b.Property<long?>("ReversesEntryId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("reverses_entry_id");
+
+                    b.Property<string>("Rule")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("rule");
+
+                    b.Property<string>("SourceKey")
+                        .HasMaxLength(250)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source_key");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_entries");
+
+                    b.HasIndex("ReversesEntryId")
+                        .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
+
+                    b.HasIndex("MemberId", "Id")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_id");
+
+                    b.HasIndex("MemberId", "SourceKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
+
+                    b.ToTable("loyalty_entries", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LotDraw", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("EntryId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("entry_id");
+
+                    b.Property<long>("LotId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("lot_id");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_lot_draws");
+
+                    b.HasIndex("EntryId")
+                        .HasDatabaseName("ix_loyalty_lot_draws_entry_id");
+
+                    b.HasIndex("LotId")
+                        .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
+
+                    b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_loyalty_jobs");
+
+                    b.ToTable("loyalty_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("Balance")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("balance");
+
+                    b.Property<DateTime>("EnrolledAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("enrolled_at");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingPoints")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_points");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierFloorId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_floor_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_id");
+
+                    b.Property<long>("Version")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_members");
+
+                    b.HasIndex("TierFloorId")
+                        .HasDatabaseName("ix_loyalty_members_tier_floor_id");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_members_tier_id");
+
+                    b.HasIndex("ProgrammeId", "ProfileId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_members_programme_id_profile_id");
+
+                    b.HasIndex("TenantId", "ProfileId")
+                        .HasDatabaseName("ix_loyalty_members_tenant_id_profile_id");
+
+                    b.ToTable("loyalty_members", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+                        });
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyProgramme", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<int>("Expiry")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiry");
+
+                    b.Property<int>("ExpiryDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiry_days");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PointsPerCurrencyUnit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points_per_currency_unit");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_programmes");
+
+                    b.HasIndex("TenantId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_programmes_tenant_id");
+
+                    b.ToTable("loyalty_programmes", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Benefits")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("benefits");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingPoints")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_points");
+
+                    b.Property<int>("Rank")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rank");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_tiers");
+
+                    b.HasIndex("ProgrammeId", "Rank")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_tiers_programme_id_rank");
+
+                    b.ToTable("loyalty_tiers", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.PointLot", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("EntryId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("entry_id");
+
+                    b.Property<DateTime?>("ExpiresAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long>("Granted")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("granted");
+
+                    b.Property<long>("MemberId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("member_id");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("remaining");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_lots");
+
+                    b.HasIndex("EntryId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_lots_entry_id");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_loyalty_lots_expires_at")
+                        .HasFilter("remaining > 0");
+
+                    b.HasIndex("MemberId", "ExpiresAt")
+                        .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
+
+                    b.ToTable("loyalty_lots", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
+                        });
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -1544,6 +1966,82 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
+                        .WithMany()
+                        .HasForeignKey("MemberId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_entries_loyalty_members_member_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", null)
+                        .WithMany()
+                        .HasForeignKey("ReversesEntryId")
+                        .HasConstraintName("fk_loyalty_entries_loyalty_entries_reverses_entry_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LotDraw", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", null)
+                        .WithMany("Draws")
+                        .HasForeignKey("EntryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lot_draws_loyalty_entries_entry_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.PointLot", "Lot")
+                        .WithMany()
+                        .HasForeignKey("LotId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
+
+                    b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_members_loyalty_programmes_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierFloorId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_floor_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_tiers_loyalty_programmes_programme_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.PointLot", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LedgerEntry", "Entry")
+                        .WithOne("Lot")
+                        .HasForeignKey("Meridian.Loyalty.Data.PointLot", "EntryId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
+
+                    b.Navigation("Entry");
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.HasOne("Meridian.Platform.Tenancy.Brand", null)
@@ -1728,6 +2226,13 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_identifier_types_brands_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
+                {
+                    b.Navigation("Draws");
+
+                    b.Navigation("Lot");
                 });
 #pragma warning restore 612, 618
         }

@@ -1,0 +1,307 @@
+using Meridian.Hosting;
+using Meridian.Platform.Tenancy;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Meridian.Loyalty.Data;
+
+/// <summary>When the points of a lot expire, counted from the moment they were granted (UTC).</summary>
+public enum ExpiryPolicy
+{
+    Never = 0,
+    AfterDays = 1,
+    EndOfMonth = 2,
+    EndOfYear = 3,
+}
+
+/// <summary>
+/// A loyalty programme. It belongs to the brand that runs it (<see cref="TenantId"/>) inside a group
+/// (<see cref="GroupId"/>); members and entries carry the programme id, not only a brand, so that a programme shared
+/// by the group's brands needs no change to the ledger.
+/// </summary>
+public sealed class LoyaltyProgramme : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long GroupId { get; init; }
+    public required string Name { get; set; }
+    public ExpiryPolicy Expiry { get; set; }
+    /// <summary>For <see cref="ExpiryPolicy.AfterDays"/>: how many days a lot lives.</summary>
+    public int ExpiryDays { get; set; }
+    /// <summary>How many days before a lot expires the <c>points.expiring</c> event goes out (0: none).</summary>
+    public int ExpiringNoticeDays { get; set; }
+    /// <summary>Points an order earns per unit of its currency (before the tier's multiplier; fractions are dropped).</summary>
+    public long PointsPerCurrencyUnit { get; set; } = 1;
+    public DateTime CreatedAt { get; init; }
+
+    /// <summary>Lots granted at <paramref name="grantedAt"/> expire at the returned instant (null: never).</summary>
+    public DateTime? ExpiresAt(DateTime grantedAt) => Expiry switch
+    {
+        ExpiryPolicy.Never => null,
+        ExpiryPolicy.AfterDays => grantedAt.AddDays(ExpiryDays),
+        ExpiryPolicy.EndOfMonth => new DateTime(grantedAt.Year, grantedAt.Month, 1, 0, 0, 0, DateTimeKind.Utc).AddMonths(1),
+        ExpiryPolicy.EndOfYear => new DateTime(grantedAt.Year + 1, 1, 1, 0, 0, 0, DateTimeKind.Utc),
+        _ => throw new InvalidOperationException($"Unknown expiry policy {Expiry}."),
+    };
+}
+
+/// <summary>A tier of a programme, reached by qualifying points (kept apart from the spendable balance).</summary>
+public sealed class LoyaltyTier : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long ProgrammeId { get; init; }
+    public required string Name { get; set; }
+    /// <summary>Higher is better; unique within the programme.</summary>
+    public int Rank { get; set; }
+    public long QualifyingPoints { get; set; }
+    /// <summary>Earning multiplier in percent (100: ×1, 150: ×1.5), so that points stay whole numbers.</summary>
+    public int MultiplierPercent { get; set; } = 100;
+    /// <summary>Named benefits (free shipping, birthday gift...) as a JSON array of strings.</summary>
+    public string Benefits { get; set; } = "[]";
+
+    /// <summary>The best tier whose threshold the qualifying points reach (null: below every tier).</summary>
+    public static LoyaltyTier? For(IEnumerable<LoyaltyTier> tiers, long qualifyingPoints) =>
+        tiers.Where(t => t.QualifyingPoints <= qualifyingPoints).MaxBy(t => t.Rank);
+}
+
+/// <summary>
+/// A profile enrolled in a programme. <see cref="Balance"/> is the row every posting updates with a conditional
+/// <c>UPDATE ... WHERE balance + delta >= 0</c> in the transaction that writes its entries: the database, not a lock in
+/// memory, keeps it from going below zero, and it serialises the postings of one member across nodes.
+/// </summary>
+public sealed class LoyaltyMember : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long ProgrammeId { get; init; }
+    public long ProfileId { get; init; }
+    public long? TierId { get; set; }
+    /// <summary>A tier staff granted by hand: the member's tier is never below it.</summary>
+    public long? TierFloorId { get; set; }
+    /// <summary>Spendable points: always the sum of the member's entries and of its lots' remaining points.</summary>
+    public long Balance { get; private set; }
+    /// <summary>Points that count towards a tier: what was earned, less what was reversed; spending does not lower it.</summary>
+    public long QualifyingPoints { get; set; }
+    /// <summary>Bumped by every posting; the update that takes the row lock.</summary>
+    public long Version { get; private set; }
+    public DateTime EnrolledAt { get; init; }
+}
+
+public static class EntryKinds
+{
+    public const string Earn = "earn";
+    public const string Spend = "spend";
+    public const string Adjust = "adjust";
+    public const string Reverse = "reverse";
+    public const string Expire = "expire";
+}
+
+/// <summary>The accounts on the other side of a member's account: where points come from and go to.</summary>
+public static class LedgerAccounts
+{
+    public const string Issued = "issued";
+    public const string Redeemed = "redeemed";
+    public const string Adjustments = "adjustments";
+    public const string Expired = "expired";
+}
+
+/// <summary>
+/// One posting, never changed: <see cref="Points"/> move between the member's account (credited when positive) and the
+/// counter <see cref="Account"/> (debited by the same amount), so every entry balances and the member's balance is the
+/// sum of its entries. A mistake is undone by reversing entries (<see cref="ReversesEntryId"/>; an earning may be reversed in parts).
+/// </summary>
+public sealed class LedgerEntry : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long ProgrammeId { get; init; }
+    public long MemberId { get; init; }
+    public required string Kind { get; init; }
+    public long Points { get; init; }
+    public required string Account { get; init; }
+    /// <summary>The member's balance once this entry posted (postings of a member are serialised by its balance row).</summary>
+    public long BalanceAfter { get; init; }
+    public long? ReversesEntryId { get; init; }
+    /// <summary>Which rule produced the entry and how its points were computed.</summary>
+    public string? Rule { get; init; }
+    /// <summary>For an earning: the points before the tier's multiplier, so that a partial refund can take back its share.</summary>
+    public long? BasePoints { get; internal set; }
+    /// <summary>Why staff adjusted or reversed it.</summary>
+    public string? Reason { get; init; }
+    /// <summary>The caller's reference (an order id, a reward code).</summary>
+    public string? Reference { get; init; }
+    /// <summary>What produced the entry, unique per member (<c>order:{id}</c>): an order earns once however often its event arrives.</summary>
+    public string? SourceKey { get; internal set; }
+    public DateTime CreatedAt { get; init; }
+    public List<LotDraw> Draws { get; } = [];
+    /// <summary>The lot a grant (earning, positive adjustment) created.</summary>
+    public PointLot? Lot { get; internal set; }
+
+    public bool Grants => Points > 0 && Kind is EntryKinds.Earn or EntryKinds.Adjust;
+
+    public void EnsureReversible()
+    {
+        if (Kind is EntryKinds.Expire or EntryKinds.Reverse)
+            throw new BusinessRuleException($"A {Kind} entry cannot be reversed.", StatusCodes.Status422UnprocessableEntity, ProblemTypes.NotReversible);
+    }
+}
+
+/// <summary>Points granted together, with one expiry. Spending and expiry draw from lots; a refund puts points back.</summary>
+public sealed class PointLot : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long MemberId { get; init; }
+    public long EntryId { get; private set; }
+    public LedgerEntry? Entry { get; init; }
+    public long Granted { get; init; }
+    /// <summary>Always <see cref="Granted"/> less the draws on the lot.</summary>
+    public long Remaining { get; private set; }
+    public DateTime? ExpiresAt { get; init; }
+    /// <summary>When <c>points.expiring</c> went out for the lot (null: not yet).</summary>
+    public DateTime? NoticeSentAt { get; set; }
+
+    public static PointLot Grant(LedgerEntry entry, long points, DateTime? expiresAt)
+    {
+        var lot = new PointLot { TenantId = entry.TenantId, MemberId = entry.MemberId, Entry = entry, Granted = points, Remaining = points, ExpiresAt = expiresAt };
+        entry.Lot = lot;
+        return lot;
+    }
+
+    public bool IsDue(DateTime now) => ExpiresAt is { } at && at <= now;
+
+    /// <summary>Takes points out (positive) or puts drawn points back (negative), recording the draw on the entry.</summary>
+    public void Draw(LedgerEntry entry, long points)
+    {
+        if (points == 0) return;
+        if (Remaining - points < 0 || Remaining - points > Granted)
+            throw new InvalidOperationException($"Lot {Id} holds {Remaining} of {Granted} points; it cannot give {points}.");
+        Remaining -= points;
+        entry.Draws.Add(new LotDraw { TenantId = TenantId, Lot = this, LotId = Id, Points = points });
+    }
+}
+
+/// <summary>Points an entry took from a lot (negative: put back by a reversal).</summary>
+public sealed class LotDraw : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long EntryId { get; private set; }
+    public long LotId { get; init; }
+    public PointLot? Lot { get; init; }
+    public long Points { get; init; }
+}
+
+/// <summary>The first response to a value-moving request, replayed to any retry that carries the same key.</summary>
+public sealed class IdempotentRequest : ITenantOwned
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public required string Key { get; init; }
+    public required string RequestHash { get; init; }
+    public int StatusCode { get; init; }
+    public required string Body { get; init; }
+    public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>A background job of the module, claimed with a lease so that one node runs it at a time.</summary>
+public sealed class LoyaltyJob
+{
+    public required string Name { get; init; }
+    public string? LeaseOwner { get; set; }
+    public DateTime? LeaseUntil { get; set; }
+    public DateTime? LastRunAt { get; set; }
+    /// <summary>For a job that follows the event log: the last event it has handled.</summary>
+    public long PositionTx { get; set; }
+    public long PositionId { get; set; }
+
+    /// <summary>Claims the job for <paramref name="node"/> (or renews its claim) unless another node's lease is still running.</summary>
+    internal static async Task<bool> TakeLeaseAsync(Meridian.Data.MeridianDb db, string name, string node, TimeSpan lease, DateTime now, CancellationToken ct)
+    {
+        await db.Database.ExecuteSqlAsync($"INSERT INTO loyalty_jobs (name, position_tx, position_id) VALUES ({name}, 0, 0) ON CONFLICT (name) DO NOTHING", ct);
+        return await db.Set<LoyaltyJob>().Where(j => j.Name == name && (j.LeaseOwner == node || j.LeaseUntil == null || j.LeaseUntil < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, node).SetProperty(j => j.LeaseUntil, now + lease), ct) == 1;
+    }
+}
+
+internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, IEntityTypeConfiguration<LoyaltyTier>,
+    IEntityTypeConfiguration<LoyaltyMember>, IEntityTypeConfiguration<LedgerEntry>, IEntityTypeConfiguration<PointLot>,
+    IEntityTypeConfiguration<LotDraw>, IEntityTypeConfiguration<IdempotentRequest>, IEntityTypeConfiguration<LoyaltyJob>
+{
+    public void Configure(EntityTypeBuilder<LoyaltyProgramme> b)
+    {
+        b.ToTable("loyalty_programmes");
+        // One programme per brand for now; a group-shared programme will be owned by one brand and opened to others.
+        b.HasIndex(x => x.TenantId).IsUnique();
+        b.Property(x => x.Name).HasMaxLength(200);
+    }
+
+    public void Configure(EntityTypeBuilder<LoyaltyTier> b)
+    {
+        b.ToTable("loyalty_tiers");
+        b.HasIndex(x => new { x.ProgrammeId, x.Rank }).IsUnique();
+        b.HasOne<LoyaltyProgramme>().WithMany().HasForeignKey(x => x.ProgrammeId);
+        b.Property(x => x.Name).HasMaxLength(100);
+        b.Property(x => x.Benefits).HasMaxLength(4000);
+    }
+
+    public void Configure(EntityTypeBuilder<LoyaltyMember> b)
+    {
+        b.ToTable("loyalty_members", t => t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0"));
+        b.HasIndex(x => new { x.ProgrammeId, x.ProfileId }).IsUnique();
+        b.HasIndex(x => new { x.TenantId, x.ProfileId });
+        b.HasOne<LoyaltyProgramme>().WithMany().HasForeignKey(x => x.ProgrammeId);
+        b.HasOne<LoyaltyTier>().WithMany().HasForeignKey(x => x.TierId);
+        b.HasOne<LoyaltyTier>().WithMany().HasForeignKey(x => x.TierFloorId);
+    }
+
+    public void Configure(EntityTypeBuilder<LedgerEntry> b)
+    {
+        b.ToTable("loyalty_entries");
+        b.HasIndex(x => new { x.MemberId, x.Id });
+        b.HasIndex(x => x.ReversesEntryId);
+        b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
+        b.HasOne<LoyaltyMember>().WithMany().HasForeignKey(x => x.MemberId);
+        b.HasOne<LedgerEntry>().WithMany().HasForeignKey(x => x.ReversesEntryId);
+        b.HasMany(x => x.Draws).WithOne().HasForeignKey(x => x.EntryId);
+        b.Property(x => x.Kind).HasMaxLength(20);
+        b.Property(x => x.Account).HasMaxLength(50);
+        b.Property(x => x.Rule).HasMaxLength(500);
+        b.Property(x => x.Reason).HasMaxLength(500);
+        b.Property(x => x.Reference).HasMaxLength(200);
+        b.Property(x => x.SourceKey).HasMaxLength(250);
+    }
+
+    public void Configure(EntityTypeBuilder<PointLot> b)
+    {
+        b.ToTable("loyalty_lots", t => t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted"));
+        b.HasIndex(x => new { x.MemberId, x.ExpiresAt });
+        b.HasIndex(x => x.ExpiresAt).HasFilter("remaining > 0");
+        b.HasOne(x => x.Entry).WithOne(x => x.Lot).HasForeignKey<PointLot>(x => x.EntryId);
+    }
+
+    public void Configure(EntityTypeBuilder<LotDraw> b)
+    {
+        b.ToTable("loyalty_lot_draws");
+        b.HasIndex(x => x.EntryId);
+        b.HasIndex(x => x.LotId);
+        b.HasOne(x => x.Lot).WithMany().HasForeignKey(x => x.LotId);
+    }
+
+    public void Configure(EntityTypeBuilder<IdempotentRequest> b)
+    {
+        b.ToTable("loyalty_idempotency");
+        b.HasIndex(x => new { x.TenantId, x.Key }).IsUnique();
+        b.Property(x => x.Key).HasMaxLength(200);
+        b.Property(x => x.RequestHash).HasMaxLength(64);
+    }
+
+    public void Configure(EntityTypeBuilder<LoyaltyJob> b)
+    {
+        b.ToTable("loyalty_jobs");
+        b.HasKey(x => x.Name);
+        b.Property(x => x.Name).HasMaxLength(50);
+        b.Property(x => x.LeaseOwner).HasMaxLength(100);
+    }
+}

@@ -1,0 +1,221 @@
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Loyalty.Data;
+using Meridian.Platform.Outbox;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Loyalty.Ledger;
+
+public sealed record MemberEnrolled(long MemberId, long ProfileId, long ProgrammeId) : IDomainEvent
+{
+    public string EventType => "member.enrolled";
+}
+
+public sealed record PointsEarned(long MemberId, long ProfileId, long EntryId, long Points, long Balance, string? Reference) : IDomainEvent
+{
+    public string EventType => "points.earned";
+}
+
+public sealed record PointsSpent(long MemberId, long ProfileId, long EntryId, long Points, long Balance, string? Reference) : IDomainEvent
+{
+    public string EventType => "points.spent";
+}
+
+public sealed record PointsExpired(long MemberId, long ProfileId, long EntryId, long Points, long Balance) : IDomainEvent
+{
+    public string EventType => "points.expired";
+}
+
+public sealed record PointsExpiring(long MemberId, long ProfileId, long Points, DateTime ExpiresAt) : IDomainEvent
+{
+    public string EventType => "points.expiring";
+}
+
+public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId, long ToTierId, string ToTier) : IDomainEvent
+{
+    public string EventType => "tier.changed";
+}
+
+/// <summary>
+/// Posts to the ledger. Each posting runs in one transaction that starts by updating the member's balance row with a
+/// conditional <c>UPDATE ... WHERE balance + delta >= 0</c>: that statement is the guard against overspending and the
+/// row lock that serialises the member's postings on every node (SQLite: the database write lock). The rules
+/// themselves are <see cref="PointsBook"/>'s. Callers may open the transaction (to add rows that commit with it).
+/// </summary>
+public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time)
+{
+    /// <summary>
+    /// Credits earned points, multiplied by the member's tier, and moves the member up a tier when they qualify.
+    /// With a <paramref name="sourceKey"/> (an order), the member earns once per key: a repeat returns the first entry.
+    /// </summary>
+    public Task<LedgerEntry?> EarnAsync(long memberId, long basePoints, string? reference, CancellationToken ct, string rule = "api", string? sourceKey = null) =>
+        InTransactionAsync(async () =>
+    {
+        if (await LockAsync(memberId, ct) is not { } locked) return null;
+        if (sourceKey is not null && await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.MemberId == memberId && e.SourceKey == sourceKey, ct) is { } earlier)
+            return earlier;
+        var programme = await ProgrammeAsync(locked.ProgrammeId, ct);
+        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+        var tier = tiers.SingleOrDefault(t => t.Id == locked.TierId);
+        var percent = tier?.MultiplierPercent ?? 100;
+        var points = checked(basePoints * percent / 100);
+        var explained = tier is null ? $"{rule}: {basePoints} points" : $"{rule}: {basePoints} points × {percent}% (tier {tier.Name})";
+        if (points == 0) throw new BusinessRuleException($"{basePoints} points × {percent}% rounds down to nothing.", StatusCodes.Status422UnprocessableEntity);
+
+        var member = (await MoveAsync(memberId, points, points, ct))!;
+        var book = await BookAsync(member, points, ct);
+        var now = time.GetUtcNow().UtcDateTime;
+        var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, explained, reference: reference, sourceKey: sourceKey);
+        entry.BasePoints = basePoints;
+        db.Add(entry);
+        events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
+        await PromoteAsync(programme, member, tiers, ct);
+        await db.SaveChangesAsync(ct);
+        return entry;
+    });
+
+    public Task<LedgerEntry?> SpendAsync(long memberId, long points, string? reference, CancellationToken ct) => InTransactionAsync(async () =>
+    {
+        if (await MoveAsync(memberId, -points, 0, ct) is not { } member) return null;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var book = await BookAsync(member, -points, ct);
+        var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, time.GetUtcNow().UtcDateTime, "api: spend", reference: reference);
+        db.Add(entry);
+        events.Publish(programme.GroupId, member.TenantId, () => new PointsSpent(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
+        await db.SaveChangesAsync(ct);
+        return entry;
+    });
+
+    /// <summary>A staff correction, positive (a new lot) or negative (drawn like a spend); the caller audits it.</summary>
+    public Task<LedgerEntry?> AdjustAsync(long memberId, long points, string reason, CancellationToken ct) => InTransactionAsync(async () =>
+    {
+        if (await MoveAsync(memberId, points, 0, ct) is not { } member) return null;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var book = await BookAsync(member, points, ct);
+        var now = time.GetUtcNow().UtcDateTime;
+        var entry = points > 0
+            ? book.Grant(EntryKinds.Adjust, LedgerAccounts.Adjustments, points, programme.ExpiresAt(now), now, "staff adjustment", reason)
+            : book.Take(EntryKinds.Adjust, LedgerAccounts.Adjustments, -points, now, "staff adjustment", reason);
+        db.Add(entry);
+        await db.SaveChangesAsync(ct);
+        return entry;
+    });
+
+    /// <summary>
+    /// Reverses an entry of the member (a refund): a spend's points go back into the lots they came from, an earning is
+    /// taken back in whole or in part (with its qualifying points; the tier stays, as downgrades are not evaluated yet).
+    /// Expiry and reversal entries are final.
+    /// </summary>
+    public Task<LedgerEntry?> ReverseAsync(long memberId, long entryId, string? reason, CancellationToken ct, long? points = null) => InTransactionAsync(async () =>
+    {
+        var original = await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.Id == entryId && e.MemberId == memberId, ct);
+        if (original is null) return null;
+        original.EnsureReversible();
+        if (await LockAsync(memberId, ct) is null) return null;
+        // The balance row is locked from here on, so no other reversal of the entry can be in flight.
+        var reversed = await ReversedAsync(original, ct);
+        var amount = PointsBook.ToReverse(original, reversed, points);
+        var delta = original.Points > 0 ? -amount : amount;
+        var member = (await MoveAsync(memberId, delta, original.Kind == EntryKinds.Earn ? delta : 0, ct))!;
+
+        var book = await BookAsync(member, delta, ct);
+        var draws = await db.Set<LotDraw>().Include(d => d.Lot).Where(d => d.EntryId == original.Id).ToListAsync(ct);
+        var grantedLot = original.Grants ? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
+        var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points);
+        db.Add(entry);
+        await db.SaveChangesAsync(ct);
+        return entry;
+    });
+
+    /// <summary>How many of an entry's points earlier reversals took back (or put back).</summary>
+    public async Task<long> ReversedAsync(LedgerEntry original, CancellationToken ct) =>
+        Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points, ct));
+
+    /// <summary>Expires what is left of a due lot (null: nothing to expire, e.g. another node or a spend got there first).</summary>
+    public Task<LedgerEntry?> ExpireAsync(long lotId, long memberId, CancellationToken ct) => InTransactionAsync(async () =>
+    {
+        if (await LockAsync(memberId, ct) is null) return null;
+        var lot = await db.Set<PointLot>().SingleAsync(l => l.Id == lotId, ct);
+        var now = time.GetUtcNow().UtcDateTime;
+        if (!lot.IsDue(now) || lot.Remaining == 0) return null;
+        var member = await MoveAsync(memberId, -lot.Remaining, 0, ct);
+        var programme = await ProgrammeAsync(member!.ProgrammeId, ct);
+        var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance + lot.Remaining, [lot]);
+        var entry = book.Expire(lot, now)!;
+        db.Add(entry);
+        events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
+        await db.SaveChangesAsync(ct);
+        return entry;
+    });
+
+    private async Task<LedgerEntry?> InTransactionAsync(Func<Task<LedgerEntry?>> post)
+    {
+        if (db.Database.CurrentTransaction is not null) return await post();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var entry = await post();
+        if (entry is not null) await transaction.CommitAsync();
+        return entry;
+    }
+
+    /// <summary>Takes the member's row lock without moving points; null when the member does not exist (in the caller's brands).</summary>
+    private async Task<LoyaltyMember?> LockAsync(long memberId, CancellationToken ct) =>
+        await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.Version, m => m.Version + 1), ct) == 0
+            ? null
+            : await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
+
+    /// <summary>
+    /// The guard: moves the balance only if it stays at or above zero, in the caller's transaction. Returns the member
+    /// as it is afterwards; null when it does not exist; throws the 409 with the shortfall when the balance is short.
+    /// </summary>
+    private async Task<LoyaltyMember?> MoveAsync(long memberId, long delta, long qualifyingDelta, CancellationToken ct)
+    {
+        var moved = await db.Set<LoyaltyMember>().Where(m => m.Id == memberId && m.Balance + delta >= 0)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(m => m.Balance, m => m.Balance + delta)
+                .SetProperty(m => m.QualifyingPoints, m => m.QualifyingPoints + qualifyingDelta)
+                .SetProperty(m => m.Version, m => m.Version + 1), ct);
+        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == memberId, ct);
+        if (member is not null && moved == 0) throw PointsBook.Insufficient(member.Balance, -delta);
+        return member;
+    }
+
+    /// <summary>The member's book as it was before <paramref name="delta"/> moved its balance, with the lots that hold points.</summary>
+    private async Task<PointsBook> BookAsync(LoyaltyMember member, long delta, CancellationToken ct)
+    {
+        var lots = await db.Set<PointLot>().Where(l => l.MemberId == member.Id && l.Remaining > 0).OrderBy(l => l.Id).ToListAsync(ct);
+        return new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance - delta, lots);
+    }
+
+    private Task<LoyaltyProgramme> ProgrammeAsync(long id, CancellationToken ct) =>
+        db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == id, ct);
+
+    /// <summary>
+    /// Sets (or, with null, clears) the tier staff granted by hand, a floor under the member's tier: a floor above the
+    /// current tier moves the member up at once. Null when the member does not exist; throws when the tier is not the
+    /// programme's. Call it inside the caller's transaction, which may add the audit entry.
+    /// </summary>
+    public async Task<LoyaltyMember?> SetTierFloorAsync(long memberId, long? tierId, CancellationToken ct)
+    {
+        if (await LockAsync(memberId, ct) is not { } member) return null;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+        var floor = tierId is null ? null : tiers.SingleOrDefault(t => t.Id == tierId)
+            ?? throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
+        await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierFloorId, tierId), ct);
+        await MoveUpAsync(programme, member, tiers, floor, ct);
+        await db.SaveChangesAsync(ct);
+        return await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
+    }
+
+    /// <summary>Moves the member up to the best tier its qualifying points reach (never down: downgrade policies come later).</summary>
+    private Task PromoteAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, CancellationToken ct) =>
+        MoveUpAsync(programme, member, tiers, LoyaltyTier.For(tiers, member.QualifyingPoints), ct);
+
+    private async Task MoveUpAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, LoyaltyTier? reached, CancellationToken ct)
+    {
+        var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
+        if (reached is null || reached.Rank <= (current?.Rank ?? int.MinValue)) return;
+        await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, reached.Id), ct);
+        events.Publish(programme.GroupId, member.TenantId, () => new TierChanged(member.Id, member.ProfileId, current?.Id, reached.Id, reached.Name));
+    }
+}

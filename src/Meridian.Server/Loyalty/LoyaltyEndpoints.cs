@@ -1,0 +1,280 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Ledger;
+using Meridian.Platform.Access;
+using Meridian.Platform.Audit;
+using Meridian.Platform.Outbox;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Loyalty;
+
+public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoints, int MultiplierPercent, IReadOnlyList<string> Benefits)
+{
+    internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.MultiplierPercent, JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
+}
+
+public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
+    IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+
+public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, long? TierFloorId, DateTime EnrolledAt);
+
+/// <summary>Points an entry took from a lot (negative: put back), and when that lot expires.</summary>
+public sealed record DrawDto(long LotId, long Points, DateTime? ExpiresAt);
+
+public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? ExpiresAt);
+
+/// <summary>
+/// A ledger entry: <c>points</c> credited to the member (negative: debited) against the counter <c>account</c>
+/// (issued, redeemed, adjustments, expired); the lot it granted or the lots it drew from; the balance once it posted.
+/// </summary>
+public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, string Account, long BalanceAfter, long? ReversesEntryId,
+    string? Rule, string? Reason, string? Reference, DateTime CreatedAt, LotDto? Lot, IReadOnlyList<DrawDto> Draws);
+
+/// <summary>The spendable balance and when its points expire (soonest first, up to ten dates).</summary>
+public sealed record BalanceDto(long MemberId, long Balance, long QualifyingPoints, TierDto? Tier, IReadOnlyList<ExpiringPointsDto> Expiring);
+
+public sealed record ExpiringPointsDto(DateTime ExpiresAt, long Points);
+
+public sealed record CreateProgrammeRequest(
+    [property: Required, StringLength(200, MinimumLength = 1)] string Name,
+    [property: Required] ExpiryPolicy? Expiry,
+    [property: Range(1, 3650)] int? ExpiryDays,
+    [property: Range(0, 365)] int? ExpiringNoticeDays,
+    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit);
+
+public sealed record CreateTierRequest(
+    [property: Required, StringLength(100, MinimumLength = 1)] string Name,
+    [property: Required, Range(0, 1000)] int? Rank,
+    [property: Required, Range(0, 1_000_000_000_000)] long? QualifyingPoints,
+    [property: Range(1, 10_000)] int? MultiplierPercent,
+    [property: MaxLength(50)] List<string>? Benefits);
+
+public sealed record EnrolRequest([property: Required] long? ProfileId);
+
+public sealed record EarnRequest(
+    [property: Required, Range(1, 1_000_000_000_000)] long? Points,
+    [property: StringLength(200)] string? Reference);
+
+public sealed record SpendRequest(
+    [property: Required, Range(1, 1_000_000_000_000)] long? Points,
+    [property: StringLength(200)] string? Reference);
+
+public sealed record AdjustRequest(
+    [property: Required, Range(-1_000_000_000_000, 1_000_000_000_000)] long? Points,
+    [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
+
+/// <summary>Without <c>points</c>, all that is left of the entry; an earning may be reversed in parts.</summary>
+public sealed record TierFloorRequest(long? TierId, [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
+
+public sealed record ReverseRequest(
+    [property: StringLength(500)] string? Reason,
+    [property: Range(1, 1_000_000_000_000)] long? Points);
+
+/// <summary>Programmes, tiers and members; the points ledger (earn, spend, adjust, reverse, balance, history).</summary>
+public static class LoyaltyEndpoints
+{
+    public static IEndpointRouteBuilder MapLoyaltyRoutes(this IEndpointRouteBuilder app)
+    {
+        var loyalty = app.MapGroup("/api/v1/loyalty").WithTags("Loyalty").RequireAuthorization(Permissions.LoyaltyRead);
+        loyalty.MapGet("/programmes", Programmes);
+        loyalty.MapPost("/programmes", CreateProgramme).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
+        loyalty.MapGet("/programmes/{id}", Programme);
+        loyalty.MapPost("/programmes/{id}/tiers", CreateTier).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapPost("/programmes/{id}/members", Enrol).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/members", MemberOfProfile);
+        loyalty.MapGet("/members/{id}", Member);
+        loyalty.MapGet("/members/{id}/balance", Balance);
+        loyalty.MapGet("/members/{id}/entries", History);
+        loyalty.MapPut("/members/{id}/tier-floor", SetTierFloor).RequireAuthorization(Permissions.LoyaltyWrite);
+        var postings = loyalty.MapGroup("/members/{id}").RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
+        postings.MapPost("/earn", Earn).Produces<EntryDto>();
+        postings.MapPost("/spend", Spend).Produces<EntryDto>();
+        postings.MapPost("/adjust", Adjust).Produces<EntryDto>();
+        postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
+        return app;
+    }
+
+    public static async Task<Ok<Page<ProgrammeDto>>> Programmes([AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+    {
+        var rows = await db.Set<LoyaltyProgramme>().AsNoTracking().Where(p => p.Id > page.After).OrderBy(p => p.Id).Take(page.Take + 1).ToListAsync(ct);
+        var tiers = await TiersOfAsync(db, rows.Select(p => p.Id).ToList(), ct);
+        return TypedResults.Ok(page.ToPage(rows.Select(p => ToDto(p, tiers)).ToList(), p => p.Id));
+    }
+
+    public static async Task<Results<Ok<ProgrammeDto>, ProblemHttpResult>> Programme(long id, MeridianDb db, CancellationToken ct) =>
+        await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct) is { } programme
+            ? TypedResults.Ok(ToDto(programme, await TiersOfAsync(db, [id], ct)))
+            : Problems.NotFound($"Programme {id}");
+
+    public static async Task<Results<Created<ProgrammeDto>, ValidationProblem, ProblemHttpResult>> CreateProgramme(
+        CreateProgrammeRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        if (request.Expiry == ExpiryPolicy.AfterDays && request.ExpiryDays is null)
+            return Problems.Validation("expiryDays", "The after_days policy needs the number of days.");
+        if (await db.Set<LoyaltyProgramme>().AnyAsync(p => p.TenantId == tenant.Brand, ct))
+            return Problems.Conflict("The brand already runs a loyalty programme.");
+        var programme = new LoyaltyProgramme
+        {
+            TenantId = tenant.Brand,
+            GroupId = tenant.GroupId,
+            Name = request.Name,
+            Expiry = request.Expiry!.Value,
+            ExpiryDays = request.Expiry == ExpiryPolicy.AfterDays ? request.ExpiryDays!.Value : 0,
+            ExpiringNoticeDays = request.ExpiringNoticeDays ?? 0,
+            PointsPerCurrencyUnit = request.PointsPerCurrencyUnit ?? 1,
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+        };
+        db.Add(programme);
+        audit.Record(programme.TenantId, () => new AuditChange("loyalty.programme.created", "loyalty_programme", programme.Id, null, ToDto(programme, [])));
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict("The brand already runs a loyalty programme.");
+        return TypedResults.Created($"/api/v1/loyalty/programmes/{programme.Id}", ToDto(programme, []));
+    }
+
+    public static async Task<Results<Created<TierDto>, ProblemHttpResult>> CreateTier(
+        long id, CreateTierRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
+    {
+        var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
+        if (programme is null) return Problems.NotFound($"Programme {id}");
+        if (await db.Set<LoyaltyTier>().AnyAsync(t => t.ProgrammeId == id && t.Rank == request.Rank, ct))
+            return Problems.Conflict($"The programme already has a tier of rank {request.Rank}.");
+        var tier = new LoyaltyTier
+        {
+            TenantId = programme.TenantId,
+            ProgrammeId = id,
+            Name = request.Name,
+            Rank = request.Rank!.Value,
+            QualifyingPoints = request.QualifyingPoints!.Value,
+            MultiplierPercent = request.MultiplierPercent ?? 100,
+            Benefits = JsonSerializer.Serialize(request.Benefits ?? []),
+        };
+        db.Add(tier);
+        audit.Record(programme.TenantId, () => new AuditChange("loyalty.tier.created", "loyalty_tier", tier.Id, null, TierDto.From(tier)));
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"The programme already has a tier of rank {request.Rank}.");
+        return TypedResults.Created($"/api/v1/loyalty/programmes/{id}", TierDto.From(tier));
+    }
+
+    /// <summary>Enrols a profile of the programme's brand (a merged profile's id enrols the profile it was merged into).</summary>
+    public static async Task<Results<Created<MemberDto>, ProblemHttpResult>> Enrol(
+        long id, EnrolRequest request, MeridianDb db, ProfileDirectory profiles, EventPublisher events, TimeProvider time, CancellationToken ct)
+    {
+        var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
+        if (programme is null) return Problems.NotFound($"Programme {id}");
+        if (await profiles.FindLiveAsync(request.ProfileId!.Value, ct) is not { } profile || profile.BrandId != programme.TenantId)
+            return Problems.NotFound($"Profile {request.ProfileId}");
+        if (await db.Set<LoyaltyMember>().AnyAsync(m => m.ProgrammeId == id && m.ProfileId == profile.ProfileId, ct))
+            return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
+        var member = new LoyaltyMember { TenantId = programme.TenantId, ProgrammeId = id, ProfileId = profile.ProfileId, EnrolledAt = time.GetUtcNow().UtcDateTime };
+        db.Add(member);
+        events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
+        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, null, member.EnrolledAt));
+    }
+
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
+        await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct) is { } member
+            ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
+            : Problems.NotFound($"Member {id}");
+
+    /// <summary>The membership of a profile (a front end knows the customer, not the member id).</summary>
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db, CancellationToken ct) =>
+        await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.ProfileId == profileId).OrderBy(m => m.Id).FirstOrDefaultAsync(ct) is { } member
+            ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
+            : Problems.NotFound($"A member for profile {profileId}");
+
+    public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MeridianDb db, CancellationToken ct)
+    {
+        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
+        if (member is null) return Problems.NotFound($"Member {id}");
+        var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == id && l.Remaining > 0 && l.ExpiresAt != null)
+            .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
+            .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
+        return TypedResults.Ok(new BalanceDto(member.Id, member.Balance, member.QualifyingPoints, await TierAsync(db, member, ct),
+            expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
+    }
+
+    /// <summary>Staff grant a tier by hand (null clears it): a floor the member's tier never goes below; with a reason, audited.</summary>
+    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> SetTierFloor(
+        long id, TierFloorRequest request, MeridianDb db, PointsLedger ledger, AuditLog audit, CancellationToken ct)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var before = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
+        if (before is null || await ledger.SetTierFloorAsync(id, request.TierId, ct) is not { } after) return Problems.NotFound($"Member {id}");
+        audit.Record(after.TenantId, () => new AuditChange("loyalty.tier_floor.set", "loyalty_member", id,
+            new { before.TierId, before.TierFloorId }, new { after.TierId, after.TierFloorId, request.Reason }));
+        await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        return TypedResults.Ok(await ToDtoAsync(db, after, ct));
+    }
+
+    /// <summary>The member's entries, oldest first, with their lots and draws.</summary>
+    public static async Task<Results<Ok<Page<EntryDto>>, ProblemHttpResult>> History(long id, [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+    {
+        if (!await db.Set<LoyaltyMember>().AnyAsync(m => m.Id == id, ct)) return Problems.NotFound($"Member {id}");
+        var entries = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.MemberId == id && e.Id > page.After).OrderBy(e => e.Id)
+            .Take(page.Take + 1).Include(e => e.Draws).ThenInclude(d => d.Lot).Include(e => e.Lot).AsSplitQuery().ToListAsync(ct);
+        return TypedResults.Ok(page.ToPage(entries.Select(e => ToDto(e)!).ToList(), e => e.Id));
+    }
+
+    public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
+        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
+
+    public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
+        once.RunAsync(http, request, async () => ToDto(await ledger.SpendAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
+
+    /// <summary>A staff correction with a reason, recorded in the audit log with the entry it posted.</summary>
+    public static async Task<IResult> Adjust(long id, AdjustRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, AuditLog audit, CancellationToken ct)
+    {
+        if (request.Points == 0) return Problems.Validation("points", "An adjustment moves at least one point, up or down.");
+        return await once.RunAsync(http, request, async () =>
+        {
+            var entry = await ledger.AdjustAsync(id, request.Points!.Value, request.Reason, ct);
+            if (entry is not null)
+                audit.Record(entry.TenantId, () => new AuditChange("loyalty.points.adjusted", "loyalty_member", id, null, ToDto(entry)));
+            return ToDto(entry);
+        }, $"Member {id}", ct);
+    }
+
+    public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
+        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points)), $"Entry {entryId} of member {id}", ct);
+
+    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Account, e.BalanceAfter,
+        e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt) : null,
+        e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
+
+    private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
+        p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
+        tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+
+    /// <summary>
+    /// Saves, or returns false when a unique index refused the row: two requests that passed the check above at the
+    /// same moment (a double-clicked enrol), of which the second gets the same 409 as if it had come later.
+    /// </summary>
+    private static async Task<bool> SavedUniqueAsync(MeridianDb db, CancellationToken ct)
+    {
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return true;
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 } or Npgsql.PostgresException { SqlState: "23505" })
+        {
+            return false;
+        }
+    }
+
+    private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
+
+    private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
+        db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);
+
+    private static async Task<TierDto?> TierAsync(MeridianDb db, LoyaltyMember member, CancellationToken ct) =>
+        member.TierId is { } tierId && await db.Set<LoyaltyTier>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == tierId, ct) is { } tier ? TierDto.From(tier) : null;
+}
