@@ -93,6 +93,11 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
                 Detail = "The data changed while this request was working on it (e.g. new events for the same customer); retry the request.",
             },
             JsonException json => Malformed(json),
+            _ when IsUniqueViolation(exception) => new ProblemDetails
+            {
+                Status = 409, Type = ProblemTypes.Conflict, Title = "Conflict.",
+                Detail = "Another request created the same thing at the same moment (a value that must be unique); look it up, or retry.",
+            },
             _ => null,
         };
         if (problem is null)
@@ -103,6 +108,18 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
         http.Response.StatusCode = problem.Status!.Value;
         return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem, Exception = exception });
     }
+
+    /// <summary>
+    /// Two requests racing to create the same unique thing: the check before the insert passed for both and the
+    /// database's unique index stopped the second. That is the client's conflict, not a server error.
+    /// </summary>
+    private static bool IsUniqueViolation(Exception exception) =>
+        (exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } ? inner : exception) switch
+        {
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 } => true,
+            Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation } => true,
+            _ => false,
+        };
 
     private static ProblemDetails FromRule(BusinessRuleException rule)
     {

@@ -9,6 +9,22 @@ namespace Meridian.Tests.Hosting;
 public abstract class HostingTests(MeridianAppFixture app)
 {
     [Fact]
+    public async Task Requests_racing_to_create_the_same_unique_thing_get_201_or_409_never_500()
+    {
+        var brand = await app.NewBrandAsync();
+        var answers = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            brand.Client.PostAsync("/api/v1/sources", new StringContent("""{"name":"till","channel":"pos"}""", System.Text.Encoding.UTF8, "application/json"))));
+
+        Assert.Single(answers, a => a.StatusCode == HttpStatusCode.Created);
+        foreach (var refused in answers.Where(a => a.StatusCode != HttpStatusCode.Created))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal(ProblemTypes.Conflict, problem.GetProperty("type").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Health_live_and_ready_answer_without_a_key()
     {
         using var client = app.CreateClient();
