@@ -105,9 +105,15 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Where to copy every line the server prints, to study a run afterwards (<c>MERIDIAN_BENCH_SERVER_LOG</c>).</summary>
+    private static readonly string? LogFile = Environment.GetEnvironmentVariable("MERIDIAN_BENCH_SERVER_LOG");
+    private static readonly Lock LogLock = new();
+
     private void Keep(string? line)
     {
         if (line is null) return;
+        if (LogFile is not null)
+            lock (LogLock) File.AppendAllText(LogFile, $"{DateTime.UtcNow:HH:mm:ss.fff} {line}\n");
         output.Enqueue(line);
         while (output.Count > 40) output.TryDequeue(out _);
     }
