@@ -51,8 +51,11 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
 
         foreach (var e in events.Where(e => e.Type == "track" && e.Name is OrderFacts.Completed or OrderFacts.Refunded))
         {
+            // Most orders are not members': find out before taking a transaction, which on SQLite holds the one write lock
+            // from its start. A transaction per order, members or not, stalled ingestion and resolution for seconds at a time.
+            if (await MemberOrderAsync(services, e, ct) is not { } work) continue;
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
-            await HandleAsync(services, e, ct);
+            await PostAsync(services, e, work, ct);
             if (!await AdvanceAsync(db, e, ct)) return 0;
             await transaction.CommitAsync(ct);
             db.ChangeTracker.Clear();
@@ -60,16 +63,26 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         return await AdvanceAsync(db, events[^1], ct) ? events.Count : 0;
     }
 
-    private async Task HandleAsync(IServiceProvider services, LoggedEvent e, CancellationToken ct)
+    private sealed record MemberOrder((string OrderId, decimal Amount) Order, LoyaltyMember Member, long PerUnit);
+
+    /// <summary>The order and the member it earns for, or null when the event earns nothing.</summary>
+    private static async Task<MemberOrder?> MemberOrderAsync(IServiceProvider services, LoggedEvent e, CancellationToken ct)
     {
         using var message = JsonDocument.Parse(e.Payload);
-        if (OrderFacts.Order(message.RootElement) is not { } order) return;
-        if (await services.GetRequiredService<ProfileDirectory>().ProfileOfEventAsync(e.Id, ct) is not { } profile) return;
+        if (OrderFacts.Order(message.RootElement) is not { } order) return null;
+        if (await services.GetRequiredService<ProfileDirectory>().ProfileOfEventAsync(e.Id, ct) is not { } profile) return null;
         var db = services.GetRequiredService<MeridianDb>();
         var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.TenantId == e.TenantId && m.ProfileId == profile.ProfileId, ct);
-        if (member is null) return;
-        var ledger = services.GetRequiredService<PointsLedger>();
+        if (member is null) return null;
         var perUnit = await db.Set<LoyaltyProgramme>().Where(p => p.Id == member.ProgrammeId).Select(p => p.PointsPerCurrencyUnit).SingleAsync(ct);
+        return new MemberOrder(order, member, perUnit);
+    }
+
+    private async Task PostAsync(IServiceProvider services, LoggedEvent e, MemberOrder work, CancellationToken ct)
+    {
+        var (order, member, perUnit) = work;
+        var db = services.GetRequiredService<MeridianDb>();
+        var ledger = services.GetRequiredService<PointsLedger>();
         var key = $"order:{order.OrderId}";
         try
         {
