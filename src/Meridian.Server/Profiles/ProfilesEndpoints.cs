@@ -341,7 +341,7 @@ public static class ProfilesEndpoints
     public static async Task<Ok<List<IdentifierTypeDto>>> Types(MeridianDb db, TenantScope tenant, CancellationToken ct)
     {
         var types = await db.Set<IdentifierType>().Where(t => t.TenantId == tenant.Brand).ToListAsync(ct);
-        return TypedResults.Ok((types.Count > 0 ? types : DefaultIdentifierTypes.For(tenant.Brand)).OrderBy(t => t.Priority)
+        return TypedResults.Ok(DefaultIdentifierTypes.Effective(types, tenant.Brand)
             .Select(t => new IdentifierTypeDto(t.Name, t.Priority, t.MaxPerProfile, t.Normalizer, t.Paths, t.BlockedValues, t.Links)).ToList());
     }
 

@@ -59,7 +59,7 @@ public sealed class IngestWriter(IServiceScopeFactory scopes, IOptions<IngestOpt
     {
         try
         {
-            var results = await StoreAsync(group.Select(p => p.Batch).ToList());
+            var results = await WriteAsync(group.Select(p => p.Batch).ToList());
             for (var i = 0; i < group.Count; i++) group[i].Done.TrySetResult(results[i]);
         }
         catch (Exception ex) when (group.Count > 1)
@@ -75,7 +75,7 @@ public sealed class IngestWriter(IServiceScopeFactory scopes, IOptions<IngestOpt
         }
     }
 
-    private async Task<StoreResult[]> StoreAsync(IReadOnlyList<IngestBatch> batches)
+    private async Task<StoreResult[]> WriteAsync(IReadOnlyList<IngestBatch> batches)
     {
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();

@@ -109,7 +109,6 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
     /// The share of an earning a refund takes back: the refunded amount's points (per unit, fractions dropped) times the
     /// multiplier the earning had; a refund without an amount takes back all of it.
     /// </summary>
-    /// <summary>The share of an earning a refund takes back: the refunded amount's points times the earning's multiplier.</summary>
     private static long RefundedPoints(LedgerEntry earned, decimal refunded, long perUnit) =>
         refunded <= 0 || earned.BasePoints is not > 0 ? earned.Points : (long)Math.Floor(refunded * perUnit) * earned.Points / earned.BasePoints.Value;
 

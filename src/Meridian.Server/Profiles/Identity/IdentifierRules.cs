@@ -18,7 +18,7 @@ public sealed class IdentifierRules(IMemoryCache cache)
         if (cache.TryGetValue(Key(brandId), out (IReadOnlyList<IdentifierType>, string) cached)) return cached;
         var configured = await db.Set<IdentifierType>().AsNoTracking().Where(t => t.TenantId == brandId).ToListAsync(ct);
         var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
-        (IReadOnlyList<IdentifierType>, string) rules = ((configured.Count > 0 ? configured : DefaultIdentifierTypes.For(brandId)).OrderBy(t => t.Priority).ToList(), region);
+        (IReadOnlyList<IdentifierType>, string) rules = (DefaultIdentifierTypes.Effective(configured, brandId), region);
         cache.Set(Key(brandId), rules, CacheFor);
         return rules;
     }

@@ -41,6 +41,10 @@ public static class DefaultIdentifierTypes
 {
     public static readonly string[] Blocked = ["null", "undefined", "none", "unknown", "anonymous", "n/a", "0", "-1", "0000000", "00000000000", "test"];
 
+    /// <summary>The brand's types, strongest first: those it configured, else the defaults.</summary>
+    public static List<IdentifierType> Effective(IReadOnlyList<IdentifierType> configured, long tenantId) =>
+        (configured.Count > 0 ? configured : For(tenantId)).OrderBy(t => t.Priority).ToList();
+
     public static IReadOnlyList<IdentifierType> For(long tenantId) =>
     [
         New(tenantId, "user_id", 1, 1, Normalizers.Trim, "userId"),

@@ -98,7 +98,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         var brand = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => new { b.DefaultPhoneRegion, b.Currency }).SingleOrDefaultAsync(ct);
         var region = brand?.DefaultPhoneRegion ?? "CN";
         currencies[tenantId] = brand?.Currency ?? "CNY";
-        rules[tenantId] = ((configured.Count > 0 ? configured : DefaultIdentifierTypes.For(tenantId)).OrderBy(t => t.Priority).ToList(), region);
+        rules[tenantId] = (DefaultIdentifierTypes.Effective(configured, tenantId), region);
         customFields[tenantId] = await fields.ForAsync(tenantId, "profile", ct);
     }
 
