@@ -1,5 +1,6 @@
 using Meridian.Hosting;
 using Meridian.Ingestion;
+using Meridian.Login;
 using Meridian.Loyalty;
 using Meridian.Platform;
 using Meridian.Profiles;
@@ -16,6 +17,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddLogin();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -24,6 +26,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapLogin();
     await app.RunAsync();
     return 0;
 }

@@ -1,0 +1,105 @@
+using System.ComponentModel.DataAnnotations;
+using System.Security.Claims;
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Login.Data;
+using Meridian.Login.SignIn;
+using Meridian.Platform.Audit;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles;
+using Meridian.Profiles.Data;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
+
+namespace Meridian.Login.SelfService;
+
+public sealed record MeDto(long ProfileId, string Brand, string? Name, string? Email, string? Phone);
+
+public sealed record MyConsentRequest(
+    [property: Required, StringLength(32)] string Channel,
+    [property: Required, StringLength(32)] string Purpose,
+    [property: Required] bool? Granted);
+
+public sealed record ExportRequestDto(long Id, long ProfileId, string Status, DateTime RequestedAt);
+
+/// <summary>
+/// What a signed-in customer can see and change about themselves, with the access token a front end got for them
+/// (scope <c>meridian_api</c>): their profile, their consents, a request for a copy of their data.
+/// </summary>
+public static class SelfServiceEndpoints
+{
+    public static IEndpointRouteBuilder MapSelfService(this IEndpointRouteBuilder app)
+    {
+        var me = app.MapGroup("/api/v1/me").WithTags("Customer self-service").RequireAuthorization(LoginScopes.CustomerPolicy)
+            .AddEndpointFilter(async (context, next) =>
+            {
+                var user = context.HttpContext.User;
+                if (!user.HasScope(LoginScopes.Api) || !long.TryParse(user.GetClaim(LoginClaims.BrandId), out var brandId))
+                    return TypedResults.Problem(statusCode: 403, type: ProblemTypes.Forbidden, title: "Forbidden.",
+                        detail: $"A customer's access token with the '{LoginScopes.Api}' scope is required.");
+                var tenant = context.HttpContext.RequestServices.GetRequiredService<TenantScope>();
+                var db = context.HttpContext.RequestServices.GetRequiredService<MeridianDb>();
+                var groupId = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.GroupId).SingleAsync(context.HttpContext.RequestAborted);
+                tenant.Restrict(groupId, [brandId], brandId);
+                return await next(context);
+            });
+        me.MapGet("/", Me);
+        me.MapGet("/consents", MyConsents);
+        me.MapPut("/consents", ChangeMyConsent);
+        me.MapPost("/export-requests", RequestExport);
+        me.MapGet("/export-requests", MyExportRequests);
+        return app;
+    }
+
+    public static async Task<Results<Ok<MeDto>, ProblemHttpResult>> Me(ClaimsPrincipal user, MeridianDb db, ProfileDirectory profiles, CancellationToken ct)
+    {
+        var account = await AccountAsync(user, db, ct);
+        if (account is null) return Problems.NotFound("Your account");
+        return TypedResults.Ok(new MeDto(account.ProfileId, user.GetClaim(LoginClaims.Brand) ?? "", await profiles.TraitAsync(account.ProfileId, "name", ct), account.Email, account.Phone));
+    }
+
+    public static async Task<Results<Ok<IReadOnlyList<ConsentDto>>, ProblemHttpResult>> MyConsents(ClaimsPrincipal user, MeridianDb db, ProfileDirectory profiles, CancellationToken ct)
+    {
+        var account = await AccountAsync(user, db, ct);
+        return account is null ? Problems.NotFound("Your account") : TypedResults.Ok(await profiles.ConsentsAsync(account.ProfileId, ct));
+    }
+
+    public static async Task<Results<Ok<ConsentDto>, ValidationProblem, ProblemHttpResult>> ChangeMyConsent(MyConsentRequest request, ClaimsPrincipal user, MeridianDb db,
+        ProfileDirectory profiles, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        if (!Consents.Channels.Contains(request.Channel)) return Problems.Validation("channel", $"One of: {string.Join(", ", Consents.Channels)}.");
+        if (!Consents.Purposes.Contains(request.Purpose)) return Problems.Validation("purpose", $"One of: {string.Join(", ", Consents.Purposes)}.");
+        var account = await AccountAsync(user, db, ct);
+        if (account is null) return Problems.NotFound("Your account");
+        var change = profiles.ChangeConsent(account.TenantId, account.ProfileId, request.Channel, request.Purpose, request.Granted!.Value,
+            $"customer:{user.GetClaim(OpenIddictConstants.Claims.ClientId) ?? user.GetClaim("azp") ?? "login"}", time.GetUtcNow().UtcDateTime);
+        audit.Record(account.TenantId, () => new AuditChange("profile.consent-changed", "profile", account.ProfileId, null, new { request.Channel, request.Purpose, request.Granted, by = "customer" }));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(change);
+    }
+
+    /// <summary>Recorded and audited; staff fulfil it with the profile export (<c>GET /api/v1/profiles/{id}/export</c>).</summary>
+    public static async Task<Results<Accepted<ExportRequestDto>, ProblemHttpResult>> RequestExport(ClaimsPrincipal user, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        var account = await AccountAsync(user, db, ct);
+        if (account is null) return Problems.NotFound("Your account");
+        var request = new DataExportRequest { TenantId = account.TenantId, ProfileId = account.ProfileId, RequestedAt = time.GetUtcNow().UtcDateTime, Status = "requested" };
+        db.Add(request);
+        audit.Record(account.TenantId, () => new AuditChange("profile.export-requested", "profile", account.ProfileId, null, new { requestId = request.Id, by = "customer" }));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Accepted($"/api/v1/me/export-requests", new ExportRequestDto(request.Id, request.ProfileId, request.Status, request.RequestedAt));
+    }
+
+    public static async Task<Results<Ok<List<ExportRequestDto>>, ProblemHttpResult>> MyExportRequests(ClaimsPrincipal user, MeridianDb db, CancellationToken ct)
+    {
+        var account = await AccountAsync(user, db, ct);
+        if (account is null) return Problems.NotFound("Your account");
+        var requests = await db.Set<DataExportRequest>().AsNoTracking().Where(r => r.ProfileId == account.ProfileId).OrderBy(r => r.Id)
+            .Select(r => new ExportRequestDto(r.Id, r.ProfileId, r.Status, r.RequestedAt)).ToListAsync(ct);
+        return TypedResults.Ok(requests);
+    }
+
+    private static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
+        long.TryParse(user.GetClaim(SignInPages.AccountIdClaim), out var id) ? await db.Set<CustomerAccount>().SingleOrDefaultAsync(a => a.Id == id, ct) : null;
+}
