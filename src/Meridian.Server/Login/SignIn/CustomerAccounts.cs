@@ -87,7 +87,8 @@ public sealed class CustomerAccounts(MeridianDb db, ProfileDirectory profiles, I
         var now = Now;
         var message = JsonSerializer.Serialize(new
         {
-            type = "identify", messageId = "login-" + Guid.NewGuid().ToString("N"), timestamp = now,
+            // Segment requires userId or anonymousId; a fresh anonymous id says nothing about anyone and links nothing.
+            type = "identify", messageId = "login-" + Guid.NewGuid().ToString("N"), anonymousId = "login-" + Guid.NewGuid().ToString("N"), timestamp = now,
             traits = new Dictionary<string, string> { [type] = value },
             context = new { library = new { name = "meridian-login" } },
         });
