@@ -109,8 +109,7 @@ public static class LoginModule
                     .EnableAuthorizationEndpointPassthrough()
                     .EnableEndSessionEndpointPassthrough()
                     .EnableUserInfoEndpointPassthrough()
-                    .EnableTokenEndpointPassthrough()
-                    .EnableStatusCodePagesIntegration();
+                    .EnableTokenEndpointPassthrough();
                 if (!options.RequireHttps) aspNetCore.DisableTransportSecurityRequirement();
             })
             .AddValidation(o =>

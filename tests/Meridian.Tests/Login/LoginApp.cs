@@ -10,7 +10,6 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Meridian.Tests.Login;
 
@@ -21,7 +20,7 @@ namespace Meridian.Tests.Login;
 public abstract class LoginApp : MeridianAppFixture
 {
     public WebhookReceiver Sms { get; } = new();
-    public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
+    public ShiftedClock Clock { get; } = new();
     public int Port { get; } = PostgresServer.FreePort();
     public Uri Address => new($"http://127.0.0.1:{Port}");
 
@@ -50,6 +49,17 @@ public abstract class LoginApp : MeridianAppFixture
         Sms.Dispose();
         await base.DisposeAsync();
     }
+}
+
+/// <summary>
+/// The real clock moved forward by what the test says. Unlike a fake clock, timers keep real time: advancing a fake
+/// clock by weeks would fire the host's 100 ms timers millions of times.
+/// </summary>
+public sealed class ShiftedClock : TimeProvider
+{
+    private long offsetTicks;
+    public override DateTimeOffset GetUtcNow() => base.GetUtcNow().AddTicks(Interlocked.Read(ref offsetTicks));
+    public void Advance(TimeSpan by) => Interlocked.Add(ref offsetTicks, by.Ticks);
 }
 
 public sealed class LoginSqliteApp : LoginApp

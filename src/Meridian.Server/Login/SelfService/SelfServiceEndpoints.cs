@@ -21,6 +21,11 @@ public sealed record MyConsentRequest(
     [property: Required, StringLength(32)] string Purpose,
     [property: Required] bool? Granted);
 
+/// <summary>Adds (or changes) the email and password a customer can also sign in with. The email is not verified yet.</summary>
+public sealed record MyCredentialsRequest(
+    [property: Required, StringLength(320)] string Email,
+    [property: Required, StringLength(PasswordHasher.MaxLength)] string Password);
+
 public sealed record ExportRequestDto(long Id, long ProfileId, string Status, DateTime RequestedAt);
 
 /// <summary>
@@ -47,6 +52,7 @@ public static class SelfServiceEndpoints
         me.MapGet("/", Me);
         me.MapGet("/consents", MyConsents);
         me.MapPut("/consents", ChangeMyConsent);
+        me.MapPut("/credentials", SetMyCredentials);
         me.MapPost("/export-requests", RequestExport);
         me.MapGet("/export-requests", MyExportRequests);
         return app;
@@ -77,6 +83,23 @@ public static class SelfServiceEndpoints
         audit.Record(account.TenantId, () => new AuditChange("profile.consent-changed", "profile", account.ProfileId, null, new { request.Channel, request.Purpose, request.Granted, by = "customer" }));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(change);
+    }
+
+    public static async Task<Results<NoContent, ValidationProblem, ProblemHttpResult>> SetMyCredentials(MyCredentialsRequest request, ClaimsPrincipal user, MeridianDb db,
+        CustomerAccounts accounts, PasswordHasher hasher, AuditLog audit, CancellationToken ct)
+    {
+        var account = await AccountAsync(user, db, ct);
+        if (account is null) return Problems.NotFound("Your account");
+        var email = await accounts.NormalizeAsync(account.TenantId, "email", request.Email, ct);
+        if (email is null) return Problems.Validation("email", "Not a valid email address.");
+        if (PasswordHasher.Weakness(request.Password) is { } weakness) return Problems.Validation("password", weakness);
+        if (await accounts.FindAsync(account.TenantId, "email", email, ct) is { } other && other.Id != account.Id)
+            return Problems.Conflict("Another account of this brand uses that email.");
+        account.Email = email;
+        account.PasswordHash = hasher.Hash(request.Password);
+        audit.Record(account.TenantId, () => new AuditChange("login.credentials-changed", "login_account", account.Id, null, new { by = "customer" }));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.NoContent();
     }
 
     /// <summary>Recorded and audited; staff fulfil it with the profile export (<c>GET /api/v1/profiles/{id}/export</c>).</summary>
