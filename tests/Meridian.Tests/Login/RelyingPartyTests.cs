@@ -40,7 +40,7 @@ public abstract class RelyingPartyTests(LoginApp app)
         Assert.StartsWith(app.Address + "connect/authorize?", toProvider);
         Assert.Contains("code_challenge_method=S256", toProvider);
         var toSignIn = await RedirectOf(browser, toProvider);
-        var returnUrl = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(new Uri(new Uri(app.Address, toSignIn).Query).ToString())["returnUrl"].ToString();
+        var returnUrl = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(new Uri(app.Address, toSignIn).Query)["returnUrl"].ToString();
 
         var before = app.Sms.Calls.Count;
         using (var sent = await browser.PostAsync(new Uri(app.Address, "/login/sms/send"), Flow.Form(("returnUrl", returnUrl), ("phone", phone))))
@@ -89,7 +89,10 @@ public abstract class RelyingPartyTests(LoginApp app)
             .AddOpenIdConnect(o =>
             {
                 o.Authority = authority;
-                o.RequireHttpsMetadata = false; // the test issuer is plain http on loopback
+                // The test runs on plain http on loopback: metadata over http, and the correlation and nonce cookies not marked Secure.
+                o.RequireHttpsMetadata = false;
+                o.CorrelationCookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+                o.NonceCookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
                 o.ClientId = clientId;
                 o.ClientSecret = secret;
                 o.ResponseType = "code";

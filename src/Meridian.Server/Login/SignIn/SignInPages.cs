@@ -60,7 +60,11 @@ public static class SignInPages
 
         var normalized = await accounts.NormalizeAsync(brand.BrandId, "email", email, ct) ?? email.Trim().ToLowerInvariant();
         string[] keys = [Throttle.AccountKey(brand.BrandId, normalized), Throttle.AddressKey(ClientAddress(http, options.Value))];
-        if (await throttle.IsBlockedAsync(keys, ct)) return fail;
+        if (await throttle.IsBlockedAsync(keys, ct))
+        {
+            await throttle.FailedAsync(keys, ct);
+            return fail;
+        }
         var account = await accounts.FindAsync(brand.BrandId, "email", normalized, ct);
         if (!hasher.Verify(password, account?.PasswordHash))
         {
@@ -114,7 +118,11 @@ public static class SignInPages
 
         // Only the source address is throttled here: failing codes on purpose must not lock the phone's owner out.
         string[] keys = [Throttle.AddressKey(ClientAddress(http, options.Value))];
-        if (await throttle.IsBlockedAsync(keys, ct)) return fail;
+        if (await throttle.IsBlockedAsync(keys, ct))
+        {
+            await throttle.FailedAsync(keys, ct);
+            return fail;
+        }
         var now = time.GetUtcNow().UtcDateTime;
         var challenge = await db.Set<SmsChallenge>().Where(c => c.TenantId == brand.BrandId && c.Phone == phone && c.UsedAt == null && c.ExpiresAt > now)
             .OrderByDescending(c => c.SentAt).FirstOrDefaultAsync(ct);

@@ -7,7 +7,8 @@ namespace Meridian.Login.SignIn;
 /// <summary>
 /// Progressive delays after failed sign-ins, per account and per source address. The first few failures cost nothing;
 /// then each one blocks that key for twice as long as the one before (up to <see cref="MaxDelay"/>). A blocked
-/// attempt is answered exactly like a wrong secret, without checking it. An SMS code is throttled per address only,
+/// attempt is answered exactly like a wrong secret, without checking it, and counts as a failure: an attack that keeps
+/// going keeps the key blocked, for longer each time. An SMS code is throttled per address only,
 /// so that nobody can lock a customer out of their account by failing on purpose: the customer's phone always gets in.
 /// </summary>
 public sealed class Throttle(MeridianDb db, TimeProvider time)
