@@ -83,6 +83,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 ["Meridian__RateLimit__Burst"] = "1000000",
                 ["Meridian__RateLimit__IngestPermitsPerSecond"] = "1000000",
                 ["Meridian__RateLimit__IngestBurst"] = "1000000",
+                ["Meridian__Login__RequireHttps"] = "false", // the bench speaks plain http on loopback
                 ["Logging__LogLevel__Default"] = "Warning",
             },
         };

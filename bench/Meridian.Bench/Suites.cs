@@ -38,6 +38,11 @@ internal static class Suites
     private const string SingleLookup = $"GET {LookupBench.Path} req/s, one client";
     private const string SingleLookupLatency = "lookup p50 ms / p99 ms, one client";
     private const string IdentityMemory = "server RSS MB idle / peak, identity run";
+    private const string Refresh = "POST /connect/token (refresh grant) req/s";
+    private const string RefreshRatio = "… ratio to raw select";
+    private const string RefreshLatency = "token p50 ms / p99 ms";
+    private const string UserInfo = "GET /connect/userinfo req/s";
+    private const string UserInfoLatency = "userinfo p50 ms / p99 ms";
 
     public static async Task SqliteAsync(string serverDll, BenchOptions options, DemoEvents? events, Report report, CancellationToken ct)
     {
@@ -246,5 +251,9 @@ internal static class Suites
         Console.WriteLine($"{provider.Title()}: GET {HttpGetBench.Path} at {server.BaseAddress}");
         var get = await HttpGetBench.RunAsync(server, options, ct);
         report.Load(Get, GetLatency, provider, get, (GetRatio, select.PerSecond));
+        Console.WriteLine($"{provider.Title()}: the OpenID Connect provider (refresh grant, userinfo)");
+        var login = await LoginBench.RunAsync(server, options, ct);
+        report.Load(Refresh, RefreshLatency, provider, login.Refresh, (RefreshRatio, select.PerSecond));
+        report.Load(UserInfo, UserInfoLatency, provider, login.UserInfo);
     }
 }
