@@ -38,9 +38,12 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly;
+    /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity run).</summary>
+    public bool ReadsOnly { get; init; }
 
-    public bool RunsIdentity => !IngestOnly;
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !ReadsOnly;
+
+    public bool RunsIdentity => !IngestOnly && !ReadsOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -57,6 +60,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                               concurrent clients sending batches (default 8)
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
+          --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -89,6 +93,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--identity-only":
                     options = options with { IdentityOnly = true };
+                    continue;
+                case "--reads-only":
+                    options = options with { ReadsOnly = true };
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
