@@ -39,6 +39,9 @@ internal sealed record CorpusEndpoint(string Method, RoutePattern Pattern, Type?
     public static IReadOnlyList<CorpusEndpoint> Discover(IServiceProvider services) =>
         services.GetRequiredService<EndpointDataSource>().Endpoints
             .OfType<RouteEndpoint>()
+            // OpenID Connect's endpoints answer in OAuth's error format and the sign-in pages in HTML, as browsers and OIDC
+            // clients expect, not in problem details; tests/Login holds their refusals.
+            .Where(e => e.RoutePattern.RawText?.TrimStart('/') is not { } path || !(path.StartsWith("connect/", StringComparison.Ordinal) || path.StartsWith("login/", StringComparison.Ordinal)))
             .SelectMany(e => (e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? ["GET"])
                 .Where(m => m is not ("HEAD" or "OPTIONS"))
                 .Select(m => new CorpusEndpoint(m, e.RoutePattern, e.Metadata.GetMetadata<IAcceptsMetadata>()?.RequestType,

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Ingestion.Sources;
@@ -30,15 +31,21 @@ public sealed record LoginBrandDto(long BrandId, string DisplayName, string Prim
 /// A relying party. <c>type</c>: <c>public</c> (app, SPA, mini-program: code flow with PKCE, no secret) or
 /// <c>confidential</c> (a back end with a secret; <c>clientCredentials</c> lets it call as itself).
 /// </summary>
+public enum LoginChannel { App, Web, Spa, MiniProgram, Server }
+
+/// <summary><c>confidential</c>: a back end holding a secret; <c>public</c>: an app, SPA or mini-program (PKCE, no secret).</summary>
+public enum LoginClientType { Confidential, Public }
+
+/// <summary>A confidential client without redirect URIs is a server-to-server client: it gets client credentials.</summary>
 public sealed record CreateClientRequest(
     [property: Required, StringLength(200, MinimumLength = 1)] string Name,
-    [property: Required, RegularExpression("^(app|web|spa|mini_program|server)$")] string Channel,
-    [property: Required, RegularExpression("^(public|confidential)$")] string Type,
+    [property: Required] LoginChannel? Channel,
+    [property: Required] LoginClientType? Type,
     [property: MaxLength(20)] List<string>? RedirectUris,
     [property: MaxLength(20)] List<string>? PostLogoutRedirectUris,
     bool? ClientCredentials);
 
-public sealed record ClientDto(string ClientId, long BrandId, string Name, string Channel, string Type, IReadOnlyList<string> RedirectUris,
+public sealed record ClientDto(long Id, string ClientId, long BrandId, string Name, string Channel, string Type, IReadOnlyList<string> RedirectUris,
     IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> GrantTypes, DateTime CreatedAt);
 
 /// <summary>The secret is shown once, here; only its hash is kept.</summary>
@@ -91,17 +98,20 @@ public static class LoginAdminEndpoints
     public static async Task<Results<Created<ClientCreatedDto>, ValidationProblem>> CreateClient(CreateClientRequest request, MeridianDb db, TenantScope tenant,
         IOpenIddictApplicationManager applications, AuditLog audit, EventPublisher events, TimeProvider time, CancellationToken ct)
     {
-        var confidential = request.Type == "confidential";
-        if (request.ClientCredentials == true && !confidential) return Problems.Validation("clientCredentials", "Only a confidential client can use client credentials.");
+        var confidential = request.Type == LoginClientType.Confidential;
         var redirects = request.RedirectUris ?? [];
         var postLogout = request.PostLogoutRedirectUris ?? [];
+        var clientCredentials = request.ClientCredentials ?? (confidential && redirects.Count == 0);
+        if (clientCredentials && !confidential) return Problems.Validation("clientCredentials", "Only a confidential client can use client credentials.");
+        var channel = JsonNamingPolicy.SnakeCaseLower.ConvertName(request.Channel!.Value.ToString());
+        var type = JsonNamingPolicy.SnakeCaseLower.ConvertName(request.Type!.Value.ToString());
         foreach (var (field, uris) in new[] { ("redirectUris", redirects), ("postLogoutRedirectUris", postLogout) })
             foreach (var uri in uris)
                 if (RedirectUriProblem(uri) is { } problem) return Problems.Validation(field, $"'{uri}': {problem}");
-        if (redirects.Count == 0 && request.ClientCredentials != true) return Problems.Validation("redirectUris", "A client that signs customers in needs at least one redirect URI.");
+        if (redirects.Count == 0 && !clientCredentials) return Problems.Validation("redirectUris", "A client that signs customers in needs at least one redirect URI.");
 
         var brand = await EnsureBrandAsync(db, tenant, audit, events, time, ct);
-        var clientId = $"{request.Channel}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10))}";
+        var clientId = $"{channel.Replace('_', '-')}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(10))}";
         var secret = confidential ? Secrets.NewKey("mdn_cs_") : null;
         var descriptor = new OpenIddictApplicationDescriptor
         {
@@ -121,11 +131,11 @@ public static class LoginAdminEndpoints
             ]);
             descriptor.Requirements.Add(Requirements.Features.ProofKeyForCodeExchange);
         }
-        if (request.ClientCredentials == true) descriptor.Permissions.Add(Permissions.GrantTypes.ClientCredentials);
+        if (clientCredentials) descriptor.Permissions.Add(Permissions.GrantTypes.ClientCredentials);
 
-        var client = new LoginClient { TenantId = brand.TenantId, ClientId = clientId, Name = request.Name, Channel = request.Channel, Type = request.Type, CreatedAt = time.GetUtcNow().UtcDateTime };
+        var client = new LoginClient { TenantId = brand.TenantId, ClientId = clientId, Name = request.Name, Channel = channel, Type = type, CreatedAt = time.GetUtcNow().UtcDateTime };
         db.Add(client);
-        audit.Record(brand.TenantId, () => new AuditChange("login.client-created", "login_client", client.Id, null, new { clientId, request.Name, request.Channel, request.Type, redirects, postLogout }));
+        audit.Record(brand.TenantId, () => new AuditChange("login.client-created", "login_client", client.Id, null, new { clientId, request.Name, channel, type, redirects, postLogout }));
         await db.SaveChangesAsync(ct);
         var application = await applications.CreateAsync(descriptor, ct);
         return TypedResults.Created($"/api/v1/login/clients/{clientId}", new ClientCreatedDto(await ToDtoAsync(client, application, applications, ct), secret));
@@ -182,7 +192,7 @@ public static class LoginAdminEndpoints
     private static async Task<ClientDto> ToDtoAsync(LoginClient client, object application, IOpenIddictApplicationManager applications, CancellationToken ct)
     {
         var permissions = await applications.GetPermissionsAsync(application, ct);
-        return new ClientDto(client.ClientId, client.TenantId, client.Name, client.Channel, client.Type,
+        return new ClientDto(client.Id, client.ClientId, client.TenantId, client.Name, client.Channel, client.Type,
             (await applications.GetRedirectUrisAsync(application, ct)).ToList(), (await applications.GetPostLogoutRedirectUrisAsync(application, ct)).ToList(),
             permissions.Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal)).Select(p => p[Permissions.Prefixes.GrantType.Length..]).ToList(),
             client.CreatedAt);
