@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Meridian.Audiences.Data;
+using Meridian.Audiences.Segments;
 using Meridian.Audiences.Tags;
 using Meridian.Data;
 using Meridian.Hosting;
@@ -48,7 +49,10 @@ public sealed record TagProfilesResult(int Changed, int Unchanged, IReadOnlyList
 /// <summary><c>reason</c>: <c>invalid_identifier</c> (no valid value of the type), <c>unknown_identifier</c>, <c>unknown_profile</c>.</summary>
 public sealed record TagReject(string Value, string Reason);
 
-/// <summary>Tag groups, tags, tagging profiles one by one or in bulk (JSON list or CSV of identifiers), and each profile's tags and their history.</summary>
+/// <summary>
+/// Tag groups, tags, tagging profiles one by one or in bulk (JSON list or CSV of identifiers), and each profile's tags and
+/// their history; segments (rules, estimate, members; handlers in <see cref="SegmentEndpoints"/>).
+/// </summary>
 public static class AudiencesEndpoints
 {
     public const int MaxListed = 10_000;
@@ -69,6 +73,14 @@ public static class AudiencesEndpoints
         audiences.MapDelete("/tags/{id}/profiles/{profileId}", RemoveFromProfile).RequireAuthorization(Permissions.AudiencesWrite);
         audiences.MapGet("/profiles/{id}/tags", TagsOfProfile);
         audiences.MapGet("/profiles/{id}/tags/history", TagHistory);
+        audiences.MapPost("/segments/estimate", SegmentEndpoints.Estimate).RequireBrand();
+        audiences.MapGet("/segments", SegmentEndpoints.List);
+        audiences.MapPost("/segments", SegmentEndpoints.Create).RequireAuthorization(Permissions.AudiencesWrite).RequireBrand();
+        audiences.MapGet("/segments/{id}", SegmentEndpoints.Get);
+        audiences.MapPut("/segments/{id}", SegmentEndpoints.Update).RequireAuthorization(Permissions.AudiencesWrite);
+        audiences.MapGet("/segments/{id}/members", SegmentEndpoints.Members);
+        audiences.MapGet("/segments/{id}/members/{profileId}", SegmentEndpoints.Membership);
+        audiences.MapGet("/profiles/{id}/segments", SegmentEndpoints.OfProfile);
         return app;
     }
 
@@ -245,6 +257,8 @@ public static class AudiencesEndpoints
         }
         else
         {
+            if (!http.Request.HasJsonContentType())
+                return Problems.Validation("body", "Send JSON (application/json), or a CSV of identifiers (text/csv) with ?identifierType=.");
             TagProfilesRequest? request;
             try
             {

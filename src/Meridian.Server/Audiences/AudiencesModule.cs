@@ -8,6 +8,7 @@ public static class AudiencesModule
     public static IHostApplicationBuilder AddAudiences(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<Tagging>();
+        builder.Services.AddScoped<Segments.SegmentEvaluator>();
         return builder;
     }
 
