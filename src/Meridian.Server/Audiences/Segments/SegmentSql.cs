@@ -48,6 +48,13 @@ public sealed class SegmentSql
         AllOf all => "(" + string.Join(" AND ", all.Rules.Select(Condition)) + ")",
         AnyOf any => "(" + string.Join(" OR ", any.Rules.Select(Condition)) + ")",
         NotRule not => "(NOT " + Condition(not.Rule) + ")",
+        // A leaf over a missing value is NULL in SQL, and NOT NULL is NULL again: each leaf is made plainly true or false,
+        // so that NOT picks exactly the customers its condition leaves out.
+        _ => $"COALESCE({Leaf(rule)}, {(postgres ? "FALSE" : "0")})",
+    };
+
+    private string Leaf(SegmentRule rule) => rule switch
+    {
         TraitCondition t => Compare(postgres ? Pg("p.traits", Param(t.Trait), "'v'") : Lite("p.traits", Param($"$.\"{t.Trait}\".v")), t.Compare),
         IdentifierCondition i => $"EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.profile_id = p.id AND i.type = {Param(i.Type)})",
         TagCondition tag => $"EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.tenant_id = p.tenant_id AND t.name = {Param(tag.Tag)}"
