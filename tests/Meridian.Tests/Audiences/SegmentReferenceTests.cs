@@ -19,8 +19,12 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
     private sealed record Event(string Name, string Category, int Total, double DaysAgo);
 
     /// <summary>A customer as the reference sees them: traits as sent (a JSON value or absent), identifiers, tags, events.</summary>
-    private sealed record Customer(string UserId, Dictionary<string, JsonNode?> Traits, bool Phone, bool Email, HashSet<string> Tags, List<Event> Events)
+    private sealed record Customer(string UserId, Dictionary<string, JsonNode?> Traits, bool Phone, bool Email, HashSet<string> Tags, List<Event> Events,
+        double FirstSeenDaysAgo)
     {
+        /// <summary>The lifecycle stage the profile API shows (computed in C# by OrderFacts), which the SQL must agree with.</summary>
+        public string Stage { get; set; } = "";
+
         public IEnumerable<Event> Orders => Events.Where(e => e.Name == "Order Completed");
     }
 
@@ -40,8 +44,12 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
         await SendAsync(b, customers);
         var ids = new Dictionary<string, long>();
         foreach (var c in customers)
-            ids[c.UserId] = (await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", c.UserId, p => p.GetProperty("eventCount").GetInt64() == 1 + c.Events.Count))
-                .GetProperty("id").GetInt64();
+        {
+            var profile = await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", c.UserId, p => p.GetProperty("eventCount").GetInt64() == 1 + c.Events.Count);
+            ids[c.UserId] = profile.GetProperty("id").GetInt64();
+            c.Stage = profile.GetProperty("computed").GetProperty("lifecycleStage").GetString()!;
+        }
+        Assert.True(customers.Select(c => c.Stage).Distinct().Count() >= 3, $"seed {seed}: the data should span lifecycle stages");
         foreach (var tag in TagNames)
         {
             var tagId = (await b.Test.Client.PostAsJsonAsync("/api/v1/tags", new { name = tag }).ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
@@ -71,10 +79,17 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
             default: traits["age"] = random.Next(16, 70); break;
         }
         if (random.Next(3) > 0) traits["vip"] = random.Next(2) == 0;
-        var events = Enumerable.Range(0, random.Next(0, 5)).Select(_ => new Event(
-            random.Next(3) == 0 ? "Product Viewed" : "Order Completed", Categories[random.Next(Categories.Length)], random.Next(0, 500),
-            random.Next(0, 60) + 0.5)).ToList();
-        return new Customer($"ref-{i}", traits, random.Next(2) == 0, random.Next(2) == 0, [.. TagNames.Where(_ => random.Next(3) == 0)], events);
+        // Recent, fading and old customers (by their index), with now and then an event from another time: every lifecycle
+        // stage turns up (new, active, at risk, lapsed, won back).
+        (int From, int To)[] periods = [(0, 30), (95, 175), (185, 300)];
+        int DaysAgo() => random.Next(5) == 0 ? random.Next(0, 300) : random.Next(periods[i % 3].From, periods[i % 3].To);
+        // Half a day off whole days keeps every event clear of a window's edge however long the test runs; a customer's
+        // events differ by some minutes more, so no two orders are exactly a threshold apart (where SQL's arithmetic on
+        // times and .NET's could round differently).
+        var events = Enumerable.Range(0, random.Next(0, 5)).Select(j => new Event(
+            random.Next(3) == 0 ? "Product Viewed" : "Order Completed", Categories[random.Next(Categories.Length)], random.Next(0, 500), DaysAgo() + 0.5 + j * 0.01)).ToList();
+        var firstSeen = events.Select(e => e.DaysAgo).Append(DaysAgo() + 0.5).Max() + random.Next(0, 20);
+        return new Customer($"ref-{i}", traits, random.Next(2) == 0, random.Next(2) == 0, [.. TagNames.Where(_ => random.Next(3) == 0)], events, firstSeen);
     }
 
     private static async Task SendAsync(ProfileTestBrand b, List<Customer> customers)
@@ -88,7 +103,7 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
             foreach (var (name, value) in c.Traits) traits[name] = value?.DeepClone();
             if (c.Phone) traits["phone"] = $"1390000{customers.IndexOf(c):D4}";
             if (c.Email) traits["email"] = $"{c.UserId}@example.com";
-            messages.Add(new JsonObject { ["type"] = "identify", ["userId"] = c.UserId, ["traits"] = traits, ["timestamp"] = now.AddDays(-90).ToString("O") });
+            messages.Add(new JsonObject { ["type"] = "identify", ["userId"] = c.UserId, ["traits"] = traits, ["timestamp"] = now.AddDays(-c.FirstSeenDaysAgo).ToString("O") });
             messages.AddRange(c.Events.Select(e => new JsonObject
             {
                 ["type"] = "track", ["userId"] = c.UserId, ["event"] = e.Name, ["timestamp"] = now.AddDays(-e.DaysAgo).ToString("O"),
@@ -100,7 +115,7 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
 
     private static Rule RandomRule(Random random, int depth)
     {
-        var pick = random.Next(depth >= 2 ? 6 : 9);
+        var pick = random.Next(depth >= 2 ? 7 : 10);
         switch (pick)
         {
             case 0: return TraitRule(random);
@@ -127,10 +142,21 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
                     c => c.Orders.Any(o => o.DaysAgo < days) == within);
             }
             case 5: return EventRule(random);
-            case 6 or 7:
+            case 6:
+            {
+                string[] stages = ["unknown", "new", "active", "at_risk", "lapsed", "won_back"];
+                var (a, b) = (stages[random.Next(stages.Length)], stages[random.Next(stages.Length)]);
+                return random.Next(3) switch
+                {
+                    0 => new Rule(new JsonObject { ["computed"] = "lifecycle_stage", ["op"] = "eq", ["value"] = a }, c => c.Stage == a),
+                    1 => new Rule(new JsonObject { ["computed"] = "lifecycle_stage", ["op"] = "ne", ["value"] = a }, c => c.Stage != a),
+                    _ => new Rule(new JsonObject { ["computed"] = "lifecycle_stage", ["op"] = "in", ["value"] = new JsonArray(a, b) }, c => c.Stage == a || c.Stage == b),
+                };
+            }
+            case 7 or 8:
             {
                 var parts = Enumerable.Range(0, random.Next(2, 4)).Select(_ => RandomRule(random, depth + 1)).ToList();
-                var and = pick == 6;
+                var and = pick == 7;
                 return new Rule(new JsonObject { [and ? "and" : "or"] = new JsonArray([.. parts.Select(p => p.Json)]) },
                     c => and ? parts.All(p => p.Holds(c)) : parts.Any(p => p.Holds(c)));
             }

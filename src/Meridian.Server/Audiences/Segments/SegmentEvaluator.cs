@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Audiences.Segments;
 
 /// <summary>Runs a rule against a brand's live profiles in the database: how many match, which, and whether one does.</summary>
-public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time)
+public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft.Extensions.Options.IOptions<Profiles.Identity.LifecycleThresholds> lifecycle)
 {
     private const string LiveProfiles = "FROM profiles p WHERE p.tenant_id = @brand AND p.merged_into_id IS NULL AND p.erased_at IS NULL";
 
@@ -34,7 +34,7 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time)
 
     private async Task<System.Data.Common.DbCommand> CommandAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct)
     {
-        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime);
+        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value);
         var connection = db.Database.GetDbConnection();
         if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
         var command = connection.CreateCommand();

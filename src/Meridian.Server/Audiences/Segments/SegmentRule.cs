@@ -84,11 +84,15 @@ public sealed record ComputedCondition(string Field, Comparison Compare) : Segme
         ["value_score"] = ("value_score", "number"),
         ["event_count"] = ("event_count", "number"),
         ["rfm_segment"] = ("rfm_segment", "text"),
+        ["lifecycle_stage"] = ("", "stage"),
         ["last_order_at"] = ("last_order_at", "time"),
         ["first_order_at"] = ("first_order_at", "time"),
         ["first_seen_at"] = ("first_seen_at", "time"),
         ["last_seen_at"] = ("last_seen_at", "time"),
     };
+
+    /// <summary>The stages of <c>Profiles.Identity.OrderFacts.LifecycleStage</c>, which the SQL computes alike.</summary>
+    public static readonly string[] Stages = ["unknown", "new", "active", "at_risk", "lapsed", "won_back"];
 
     public override string ToText() => Compare.ToText(Field);
 }
@@ -170,11 +174,15 @@ public static class SegmentRuleParser
                 {
                     "time" => [.. Comparison.TimeOps, .. Comparison.PresenceOps],
                     "text" => ["eq", "ne", "in", .. Comparison.PresenceOps],
+                    "stage" => ["eq", "ne", "in"],
                     _ => ["eq", "ne", "gt", "gte", "lt", "lte", .. Comparison.PresenceOps],
                 };
                 var computed = Compare(json, path, errors, ops);
                 if (computed is { Value: { } v } && spec.Kind == "number" && v.ValueKind != JsonValueKind.Number)
                     return Fail(errors, $"{path}.value", $"{field} compares with a number.");
+                if (computed is { Value: { } stage } && spec.Kind == "stage"
+                    && (stage.ValueKind == JsonValueKind.Array ? stage.EnumerateArray() : new[] { stage }.AsEnumerable()).Any(s => !ComputedCondition.Stages.Contains(s.ToString())))
+                    return Fail(errors, $"{path}.value", $"Lifecycle stages are: {string.Join(", ", ComputedCondition.Stages)}.");
                 return computed is null ? null : new ComputedCondition(field, computed);
             default:
                 return Event(json, body, path, errors);

@@ -14,14 +14,17 @@ public sealed class SegmentSql
 {
     private readonly bool postgres;
     private readonly DateTime now;
+    private readonly Profiles.Identity.LifecycleThresholds lifecycle;
     private readonly List<(string Name, object Value)> parameters = [];
 
-    private SegmentSql(bool postgres, DateTime now) => (this.postgres, this.now) = (postgres, now);
+    private SegmentSql(bool postgres, DateTime now, Profiles.Identity.LifecycleThresholds lifecycle) =>
+        (this.postgres, this.now, this.lifecycle) = (postgres, now, lifecycle);
 
     /// <summary>The condition and its parameters (<c>@s0</c>, <c>@s1</c>, ...).</summary>
-    public static (string Sql, IReadOnlyList<(string Name, object Value)> Parameters) Compile(SegmentRule rule, bool postgres, DateTime now)
+    public static (string Sql, IReadOnlyList<(string Name, object Value)> Parameters) Compile(SegmentRule rule, bool postgres, DateTime now,
+        Profiles.Identity.LifecycleThresholds lifecycle)
     {
-        var compiler = new SegmentSql(postgres, now);
+        var compiler = new SegmentSql(postgres, now, lifecycle);
         return (compiler.Condition(rule), compiler.parameters);
     }
 
@@ -122,7 +125,7 @@ public sealed class SegmentSql
     private string Computed(ComputedCondition c)
     {
         var (column, kind) = ComputedCondition.Fields[c.Field];
-        var col = "p." + column;
+        var col = kind == "stage" ? LifecycleStage() : "p." + column;
         switch (c.Compare.Op)
         {
             case "exists": return $"({col} IS NOT NULL)";
@@ -134,6 +137,21 @@ public sealed class SegmentSql
         var value = c.Compare.Value!.Value;
         object bound = kind == "number" ? (postgres ? value.GetDecimal() : value.GetDouble()) : value.ToString();
         return $"({col} IS NOT NULL AND {col} {Symbol(c.Compare.Op)} {Param(bound)})";
+    }
+
+    /// <summary>The lifecycle stage as <c>OrderFacts.LifecycleStage</c> computes it, step by step in the same order.</summary>
+    private string LifecycleStage()
+    {
+        var lastActive = "COALESCE(p.last_order_at, p.last_seen_at)";
+        var gap = postgres ? "EXTRACT(EPOCH FROM (p.last_order_at - p.previous_order_at))"
+            : "((julianday(p.last_order_at) - julianday(p.previous_order_at)) * 86400.0)";
+        var lapsedSeconds = postgres ? (object)(decimal)lifecycle.LapsedAfter.TotalSeconds : lifecycle.LapsedAfter.TotalSeconds;
+        return $"(CASE WHEN {lastActive} IS NULL THEN 'unknown'"
+            + $" WHEN {lastActive} < {Param(now - lifecycle.LapsedAfter)} THEN 'lapsed'"
+            + $" WHEN {lastActive} < {Param(now - lifecycle.AtRiskAfter)} THEN 'at_risk'"
+            + $" WHEN p.last_order_at IS NOT NULL AND p.previous_order_at IS NOT NULL AND {gap} > {Param(lapsedSeconds)} THEN 'won_back'"
+            + $" WHEN p.first_seen_at IS NOT NULL AND p.first_seen_at >= {Param(now - lifecycle.NewFor)} AND p.order_count <= 1 THEN 'new'"
+            + " ELSE 'active' END)";
     }
 
     private string Event(EventCondition e)
