@@ -76,7 +76,9 @@ public static class AudiencesEndpoints
         audiences.MapPost("/segments/estimate", SegmentEndpoints.Estimate).RequireBrand();
         audiences.MapGet("/segments", SegmentEndpoints.List);
         audiences.MapPost("/segments", SegmentEndpoints.Create).RequireAuthorization(Permissions.AudiencesWrite).RequireBrand();
+        audiences.MapGet("/segments/overlap", SegmentEndpoints.Overlap);
         audiences.MapGet("/segments/{id}", SegmentEndpoints.Get);
+        audiences.MapGet("/segments/{id}/export", SegmentEndpoints.Export);
         audiences.MapPut("/segments/{id}", SegmentEndpoints.Update).RequireAuthorization(Permissions.AudiencesWrite);
         audiences.MapGet("/segments/{id}/members", SegmentEndpoints.Members);
         audiences.MapGet("/segments/{id}/members/{profileId}", SegmentEndpoints.Membership);

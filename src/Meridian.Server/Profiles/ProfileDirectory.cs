@@ -57,6 +57,28 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return (found, invalid);
     }
 
+    /// <summary>
+    /// The identifiers of the given types each profile holds, as a caller may see them: masked (as everywhere in
+    /// Meridian) unless <paramref name="pii"/>, the caller's <c>pii.read</c>.
+    /// </summary>
+    public async Task<Dictionary<long, Dictionary<string, List<string>>>> IdentifiersOfAsync(IReadOnlyCollection<long> profileIds,
+        IReadOnlyCollection<string> types, bool pii, CancellationToken ct)
+    {
+        var result = profileIds.Distinct().ToDictionary(id => id, _ => new Dictionary<string, List<string>>());
+        foreach (var chunk in result.Keys.Chunk(500))
+        {
+            var rows = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => chunk.Contains(i.ProfileId) && types.Contains(i.Type))
+                .OrderBy(i => i.Id).Select(i => new { i.ProfileId, i.Type, i.Value }).ToListAsync(ct);
+            foreach (var row in rows)
+            {
+                var of = result[row.ProfileId];
+                if (!of.TryGetValue(row.Type, out var values)) of[row.Type] = values = [];
+                values.Add(pii ? row.Value : ProfilesEndpoints.MaskIdentifier(row.Type, row.Value));
+            }
+        }
+        return result;
+    }
+
     /// <summary>The profile and every profile merged into it (directly or through others): whatever was kept about any of them is the customer's.</summary>
     public async Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct)
     {

@@ -132,6 +132,29 @@ public abstract class SegmentTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task A_segment_exports_its_members_identifiers_masked_without_pii_read_and_two_segments_show_their_overlap()
+    {
+        var (b, ids) = await ShopAsync();
+        var c = b.Test.Client;
+        var hangzhou = (await c.PostAsJsonAsync("/api/v1/segments", new { name = "Hangzhou", rule = new { trait = "city", op = "eq", value = "Hangzhou" } })
+            .ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
+        var buyers = (await c.PostAsJsonAsync("/api/v1/segments", new { name = "Repeat buyers", rule = new { computed = "order_count", op = "gte", value = 2 } })
+            .ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
+
+        var csv = await c.GetStringAsync($"/api/v1/segments/{hangzhou}/export?identifiers=phone,user_id");
+        Assert.Equal(["profile_id,phone,user_id", $"{ids["ann"]},+8613900000601,ann", $"{ids["bo"]},+8613900000602,bo"], csv.TrimEnd('\n').Split('\n'));
+        var marketer = app.ClientWithKey(await app.NewKeyAsync("marketer", b.Test.Slug), b.Test.Slug);
+        var masked = (await marketer.GetStringAsync($"/api/v1/segments/{hangzhou}/export?identifiers=phone")).TrimEnd('\n').Split('\n');
+        Assert.Equal(3, masked.Length);
+        Assert.DoesNotContain("13900000601", masked[1]);
+        Assert.StartsWith($"{ids["ann"]},", masked[1]);
+        await c.GetAsync($"/api/v1/segments/{hangzhou}/export?identifiers=phone;drop table").ProblemAsync(400, ProblemTypes.Validation);
+
+        var overlap = await c.GetAsync($"/api/v1/segments/overlap?a={hangzhou}&b={buyers}").ReadAsync<JsonElement>();
+        Assert.Equal((2, 2, 1), (overlap.GetProperty("sizeA").GetInt64(), overlap.GetProperty("sizeB").GetInt64(), overlap.GetProperty("both").GetInt64()));
+    }
+
+    [Fact]
     public async Task An_invalid_rule_gets_400_naming_the_path_of_each_offending_node()
     {
         var b = await ProfileTestBrand.CreateAsync(app);

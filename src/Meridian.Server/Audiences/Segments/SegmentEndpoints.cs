@@ -3,6 +3,7 @@ using System.Text.Json;
 using Meridian.Audiences.Data;
 using Meridian.Data;
 using Meridian.Hosting;
+using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
@@ -28,6 +29,8 @@ public sealed record SaveSegmentRequest(
 public sealed record MembershipDto(long SegmentId, long ProfileId, bool Member);
 
 public sealed record ProfileSegmentDto(long Id, string Name);
+
+public sealed record OverlapDto(long A, long SizeA, long B, long SizeB, long Both);
 
 /// <summary>The handlers of <c>/api/v1/segments</c> (routes in <see cref="AudiencesEndpoints"/>).</summary>
 public static class SegmentEndpoints
@@ -98,6 +101,57 @@ public static class SegmentEndpoints
         if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != segment.TenantId) return Problems.NotFound($"Profile {profileId}");
         return TypedResults.Ok(new MembershipDto(id, live.ProfileId, await evaluator.ContainsAsync(segment.TenantId, RuleOf(segment), live.ProfileId, ct)));
     }
+
+    /// <summary>How many customers are in each of two segments of one brand now, and in both.</summary>
+    public static async Task<Results<Ok<OverlapDto>, ProblemHttpResult>> Overlap(
+        [Microsoft.AspNetCore.Mvc.FromQuery] long a, [Microsoft.AspNetCore.Mvc.FromQuery] long b, MeridianDb db, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        var segments = await db.Set<Segment>().AsNoTracking().Where(s => s.Id == a || s.Id == b).ToListAsync(ct);
+        if (segments.FirstOrDefault(s => s.Id == a) is not { } first) return Problems.NotFound($"Segment {a}");
+        if (segments.FirstOrDefault(s => s.Id == b) is not { } second || second.TenantId != first.TenantId) return Problems.NotFound($"Segment {b} of the same brand");
+        var (ruleA, ruleB) = (RuleOf(first), RuleOf(second));
+        return TypedResults.Ok(new OverlapDto(a, await evaluator.CountAsync(first.TenantId, ruleA, ct), b, await evaluator.CountAsync(first.TenantId, ruleB, ct),
+            await evaluator.CountAsync(first.TenantId, new AllOf([ruleA, ruleB]), ct)));
+    }
+
+    /// <summary>
+    /// The members now as CSV, streamed a thousand at a time: <c>profile_id</c> and a column per identifier type asked for
+    /// (<c>?identifiers=phone,email</c>; several values of one type separated by <c>;</c>), masked without <c>pii.read</c>.
+    /// </summary>
+    public static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> Export(
+        long id, [Microsoft.AspNetCore.Mvc.FromQuery] string? identifiers, HttpContext http, MeridianDb db, SegmentEvaluator evaluator, ProfileDirectory profiles,
+        AuditLog audit, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        var types = (identifiers ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+        if (types.Count > 20 || types.Any(t => t.Length > 64 || t.Any(ch => !char.IsAsciiLetterOrDigit(ch) && ch != '_')))
+            return Problems.Validation("identifiers", "Up to 20 identifier types, comma-separated (e.g. phone,email).");
+        var pii = http.Caller().Permissions.Contains(Platform.Access.Permissions.PiiRead);
+        audit.Record(segment.TenantId, () => new AuditChange("segment.exported", "segment", segment.Id, null, new { identifiers = types, pii }));
+        await db.SaveChangesAsync(ct);
+
+        var rule = RuleOf(segment);
+        http.Response.ContentType = "text/csv; charset=utf-8";
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"segment-{id}.csv\"";
+        await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false));
+        await writer.WriteLineAsync(string.Join(',', new[] { "profile_id" }.Concat(types)));
+        for (var after = 0L; ;)
+        {
+            var page = await evaluator.MembersAsync(segment.TenantId, rule, after, 1000, ct);
+            var ids = page.Take(1000).ToList();
+            var held = await profiles.IdentifiersOfAsync(ids, types, pii, ct);
+            foreach (var profileId in ids)
+                await writer.WriteLineAsync(string.Join(',', new[] { profileId.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+                    .Concat(types.Select(t => Csv(string.Join(';', held[profileId].GetValueOrDefault(t, [])))))));
+            if (page.Count <= 1000) break;
+            after = ids[^1];
+        }
+        await writer.FlushAsync(ct);
+        return TypedResults.Empty;
+    }
+
+    private static string Csv(string value) =>
+        value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>The brand's segments the customer is in now.</summary>
     public static async Task<Results<Ok<List<ProfileSegmentDto>>, ProblemHttpResult>> OfProfile(
