@@ -38,6 +38,10 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
+    /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
+    public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
+
+
     /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity run).</summary>
     public bool ReadsOnly { get; init; }
 
@@ -60,6 +64,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                               concurrent clients sending batches (default 8)
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
+          --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
@@ -99,6 +104,10 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
+                    break;
+                case "--paced-rates" when value?.Split(',').Select(r => int.TryParse(r, out var rate) && rate is > 0 and <= 100_000 ? rate : 0).ToList() is { } rates
+                                          && rates.All(r => r > 0):
+                    options = options with { PacedRates = rates };
                     break;
                 case "--customers" when int.TryParse(value, out var people) && people is > 0 and <= 10_000_000:
                     options = options with { Customers = people };

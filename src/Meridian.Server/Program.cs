@@ -1,3 +1,4 @@
+using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Login;
@@ -17,6 +18,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddAudiences();
     builder.AddLogin();
 
     var app = builder.Build();
@@ -26,6 +28,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapAudiences();
     app.MapLogin();
     await app.RunAsync();
     return 0;
