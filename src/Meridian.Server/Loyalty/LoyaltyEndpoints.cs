@@ -3,6 +3,7 @@ using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
@@ -21,24 +22,26 @@ public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoin
 }
 
 public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
-    IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+    int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
 
-public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, long? TierFloorId, DateTime EnrolledAt);
+/// <summary><c>balance</c> is spendable less <c>owed</c> (below zero only by the go-negative refund policy); <c>pending</c> is held for a return window.</summary>
+public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier,
+    long? TierFloorId, DateTime EnrolledAt);
 
 /// <summary>Points an entry took from a lot (negative: put back), and when that lot expires.</summary>
 public sealed record DrawDto(long LotId, long Points, DateTime? ExpiresAt);
 
-public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? ExpiresAt);
+public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? ExpiresAt, DateTime? HeldUntil);
 
 /// <summary>
 /// A ledger entry: <c>points</c> credited to the member (negative: debited) against the counter <c>account</c>
 /// (issued, redeemed, adjustments, expired); the lot it granted or the lots it drew from; the balance once it posted.
 /// </summary>
-public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, string Account, long BalanceAfter, long? ReversesEntryId,
+public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, long Pending, string Account, long BalanceAfter, long? ReversesEntryId,
     string? Rule, string? Reason, string? Reference, DateTime CreatedAt, LotDto? Lot, IReadOnlyList<DrawDto> Draws);
 
 /// <summary>The spendable balance and when its points expire (soonest first, up to ten dates).</summary>
-public sealed record BalanceDto(long MemberId, long Balance, long QualifyingPoints, TierDto? Tier, IReadOnlyList<ExpiringPointsDto> Expiring);
+public sealed record BalanceDto(long MemberId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier, IReadOnlyList<ExpiringPointsDto> Expiring);
 
 public sealed record ExpiringPointsDto(DateTime ExpiresAt, long Points);
 
@@ -47,7 +50,12 @@ public sealed record CreateProgrammeRequest(
     [property: Required] ExpiryPolicy? Expiry,
     [property: Range(1, 3650)] int? ExpiryDays,
     [property: Range(0, 365)] int? ExpiringNoticeDays,
-    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit);
+    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit,
+    [property: Range(0, 365)] int? PendingDays,
+    RefundShortfallPolicy? RefundShortfall,
+    [property: Range(0, 1_000_000_000_000)] long? NegativeLimit,
+    PointsRounding? Rounding = null,
+    MultiplierCombination? Combination = null);
 
 public sealed record CreateTierRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
@@ -58,9 +66,11 @@ public sealed record CreateTierRequest(
 
 public sealed record EnrolRequest([property: Required] long? ProfileId);
 
+/// <summary>With <c>pendingDays</c>, the points are held (pending) that many days before they can be spent.</summary>
 public sealed record EarnRequest(
     [property: Required, Range(1, 1_000_000_000_000)] long? Points,
-    [property: StringLength(200)] string? Reference);
+    [property: StringLength(200)] string? Reference,
+    [property: Range(0, 365)] int? PendingDays = null);
 
 public sealed record SpendRequest(
     [property: Required, Range(1, 1_000_000_000_000)] long? Points,
@@ -73,9 +83,14 @@ public sealed record AdjustRequest(
 /// <summary>Without <c>points</c>, all that is left of the entry; an earning may be reversed in parts.</summary>
 public sealed record TierFloorRequest(long? TierId, [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
 
+/// <summary>
+/// With <c>applyRefundPolicy</c>, an earning whose points the member no longer holds is taken back as the programme's
+/// refund policy says (pending points, a negative balance, the rest forgone and explained); otherwise that is a 409.
+/// </summary>
 public sealed record ReverseRequest(
     [property: StringLength(500)] string? Reason,
-    [property: Range(1, 1_000_000_000_000)] long? Points);
+    [property: Range(1, 1_000_000_000_000)] long? Points,
+    bool? ApplyRefundPolicy = null);
 
 /// <summary>Programmes, tiers and members; the points ledger (earn, spend, adjust, reverse, balance, history).</summary>
 public static class LoyaltyEndpoints
@@ -87,6 +102,12 @@ public static class LoyaltyEndpoints
         loyalty.MapPost("/programmes", CreateProgramme).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         loyalty.MapGet("/programmes/{id}", Programme);
         loyalty.MapPost("/programmes/{id}/tiers", CreateTier).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/earning", EarningSetup.Settings);
+        loyalty.MapPatch("/programmes/{id}/earning", EarningSetup.ChangeSettings).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/earning-rules", EarningSetup.Rules);
+        loyalty.MapPut("/programmes/{id}/earning-rules", EarningSetup.PutRule).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/campaigns", EarningSetup.Campaigns);
+        loyalty.MapPost("/programmes/{id}/campaigns", EarningSetup.CreateCampaign).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPost("/programmes/{id}/members", Enrol).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapGet("/members", MemberOfProfile);
         loyalty.MapGet("/members/{id}", Member);
@@ -129,6 +150,11 @@ public static class LoyaltyEndpoints
             ExpiryDays = request.Expiry == ExpiryPolicy.AfterDays ? request.ExpiryDays!.Value : 0,
             ExpiringNoticeDays = request.ExpiringNoticeDays ?? 0,
             PointsPerCurrencyUnit = request.PointsPerCurrencyUnit ?? 1,
+            PendingDays = request.PendingDays ?? 0,
+            Rounding = request.Rounding ?? PointsRounding.Down,
+            Combination = request.Combination ?? MultiplierCombination.Multiply,
+            RefundShortfall = request.RefundShortfall ?? RefundShortfallPolicy.Refuse,
+            NegativeLimit = request.RefundShortfall == RefundShortfallPolicy.GoNegative ? request.NegativeLimit ?? 0 : 0,
             CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(programme);
@@ -174,7 +200,7 @@ public static class LoyaltyEndpoints
         db.Add(member);
         events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
         if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
-        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, null, member.EnrolledAt));
+        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, 0, 0, null, null, member.EnrolledAt));
     }
 
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
@@ -195,7 +221,7 @@ public static class LoyaltyEndpoints
         var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == id && l.Remaining > 0 && l.ExpiresAt != null)
             .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
             .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
-        return TypedResults.Ok(new BalanceDto(member.Id, member.Balance, member.QualifyingPoints, await TierAsync(db, member, ct),
+        return TypedResults.Ok(new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await TierAsync(db, member, ct),
             expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
     }
 
@@ -223,7 +249,7 @@ public static class LoyaltyEndpoints
     }
 
     public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
+        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct, holdDays: request.PendingDays ?? 0)), $"Member {id}", ct);
 
     public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.SpendAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
@@ -242,15 +268,15 @@ public static class LoyaltyEndpoints
     }
 
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points)), $"Entry {entryId} of member {id}", ct);
+        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points, request.ApplyRefundPolicy ?? false)), $"Entry {entryId} of member {id}", ct);
 
-    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Account, e.BalanceAfter,
-        e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt) : null,
+    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
+        e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt, lot.HeldUntil) : null,
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
-        tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+        p.PendingDays, p.RefundShortfall, p.NegativeLimit, tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
 
     /// <summary>
     /// Saves, or returns false when a unique index refused the row: two requests that passed the check above at the
@@ -270,7 +296,7 @@ public static class LoyaltyEndpoints
     }
 
     private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
-        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.NetBalance, m.Pending, m.Owed, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);

@@ -1,12 +1,13 @@
 using Meridian.Loyalty.Expiry;
 using Meridian.Loyalty.Ledger;
 using Meridian.Loyalty.Orders;
+using Meridian.Loyalty.Pending;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Loyalty;
 
 /// <summary>
-/// <c>Meridian:Loyalty:Expiry</c> and <c>Meridian:Loyalty:Orders</c>: how often a background job of the module looks
+/// <c>Meridian:Loyalty:Expiry</c>, <c>Meridian:Loyalty:Release</c> and <c>Meridian:Loyalty:Orders</c>: how often a background job of the module looks
 /// for work, and the lease that keeps other nodes out meanwhile (renewed as it goes; taken over once it lapses).
 /// </summary>
 public sealed class LoyaltyJobOptions
@@ -27,6 +28,7 @@ public static class LoyaltyModule
         builder.Services.AddScoped<PointsLedger>();
         builder.Services.AddScoped<IdempotentPosting>();
         AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.Name, "Meridian:Loyalty:Expiry", _ => { });
+        AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.Name, "Meridian:Loyalty:Release", _ => { });
         AddJob<OrderEarning>(builder.Services, OrderEarning.Name, "Meridian:Loyalty:Orders", o =>
         {
             o.PollInterval = TimeSpan.FromSeconds(1);

@@ -456,6 +456,59 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("boolean")
+                        .HasColumnName("active");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Event")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("event");
+
+                    b.Property<int?>("PerDayCap")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_day_cap");
+
+                    b.Property<int?>("PerMemberCap")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_member_cap");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_earning_rules");
+
+                    b.HasIndex("ProgrammeId", "Event")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_earning_rules_programme_id_event");
+
+                    b.ToTable("loyalty_earning_rules", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
                 {
                     b.Property<long>("Id")
@@ -531,6 +584,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<long?>("EarningRuleId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("earning_rule_id");
+
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -540,6 +597,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.Property<long>("MemberId")
                         .HasColumnType("bigint")
                         .HasColumnName("member_id");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("bigint")
+                        .HasColumnName("pending");
 
                     b.Property<long>("Points")
                         .HasColumnType("bigint")
@@ -590,6 +651,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
+                    b.HasIndex("MemberId", "EarningRuleId", "CreatedAt")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_earning_rule_id_created_at")
+                        .HasFilter("earning_rule_id IS NOT NULL");
+
                     b.ToTable("loyalty_entries", (string)null);
                 });
 
@@ -628,6 +693,61 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
 
                     b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("EndsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ends_at");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("integer")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<DateTime>("StartsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("starts_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tier_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_campaigns");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_campaigns_tier_id");
+
+                    b.HasIndex("ProgrammeId", "EndsAt")
+                        .HasDatabaseName("ix_loyalty_campaigns_programme_id_ends_at");
+
+                    b.ToTable("loyalty_campaigns", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
@@ -681,6 +801,14 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("enrolled_at");
 
+                    b.Property<long>("Owed")
+                        .HasColumnType("bigint")
+                        .HasColumnName("owed");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("bigint")
+                        .HasColumnName("pending");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("bigint")
                         .HasColumnName("profile_id");
@@ -728,6 +856,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("loyalty_members", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+
+                            t.HasCheckConstraint("ck_loyalty_members_owed", "owed >= 0 AND (owed = 0 OR balance = 0)");
+
+                            t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
                         });
                 });
 
@@ -740,9 +872,25 @@ namespace Meridian.Data.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<int>("Combination")
+                        .HasColumnType("integer")
+                        .HasColumnName("combination");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("ExcludedCategories")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("excluded_categories");
+
+                    b.Property<string>("ExcludedSkus")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("excluded_skus");
 
                     b.Property<int>("ExpiringNoticeDays")
                         .HasColumnType("integer")
@@ -766,9 +914,25 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(200)")
                         .HasColumnName("name");
 
+                    b.Property<long>("NegativeLimit")
+                        .HasColumnType("bigint")
+                        .HasColumnName("negative_limit");
+
+                    b.Property<int>("PendingDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("pending_days");
+
                     b.Property<long>("PointsPerCurrencyUnit")
                         .HasColumnType("bigint")
                         .HasColumnName("points_per_currency_unit");
+
+                    b.Property<int>("RefundShortfall")
+                        .HasColumnType("integer")
+                        .HasColumnName("refund_shortfall");
+
+                    b.Property<int>("Rounding")
+                        .HasColumnType("integer")
+                        .HasColumnName("rounding");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
@@ -856,6 +1020,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("granted");
 
+                    b.Property<DateTime?>("HeldUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("held_until");
+
                     b.Property<long>("MemberId")
                         .HasColumnType("bigint")
                         .HasColumnName("member_id");
@@ -882,6 +1050,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.HasIndex("ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_expires_at")
                         .HasFilter("remaining > 0");
+
+                    b.HasIndex("HeldUntil")
+                        .HasDatabaseName("ix_loyalty_lots_held_until")
+                        .HasFilter("held_until IS NOT NULL");
 
                     b.HasIndex("MemberId", "ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
@@ -2025,6 +2197,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_earning_rules_loyalty_programme_programme_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
@@ -2057,6 +2239,21 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
 
                     b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_programme_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_tier_tier_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>

@@ -442,6 +442,57 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("active");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Event")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("event");
+
+                    b.Property<int?>("PerDayCap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_day_cap");
+
+                    b.Property<int?>("PerMemberCap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_member_cap");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_earning_rules");
+
+                    b.HasIndex("ProgrammeId", "Event")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_earning_rules_programme_id_event");
+
+                    b.ToTable("loyalty_earning_rules", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
                 {
                     b.Property<long>("Id")
@@ -513,6 +564,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
 
+                    b.Property<long?>("EarningRuleId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("earning_rule_id");
+
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -522,6 +577,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.Property<long>("MemberId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("member_id");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending");
 
                     b.Property<long>("Points")
                         .HasColumnType("INTEGER")
@@ -572,6 +631,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
+                    b.HasIndex("MemberId", "EarningRuleId", "CreatedAt")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_earning_rule_id_created_at")
+                        .HasFilter("earning_rule_id IS NOT NULL");
+
                     b.ToTable("loyalty_entries", (string)null);
                 });
 
@@ -608,6 +671,59 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
 
                     b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("EndsAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ends_at");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<DateTime>("StartsAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("starts_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_campaigns");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_campaigns_tier_id");
+
+                    b.HasIndex("ProgrammeId", "EndsAt")
+                        .HasDatabaseName("ix_loyalty_campaigns_programme_id_ends_at");
+
+                    b.ToTable("loyalty_campaigns", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
@@ -659,6 +775,14 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("enrolled_at");
 
+                    b.Property<long>("Owed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("owed");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("profile_id");
@@ -706,6 +830,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("loyalty_members", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+
+                            t.HasCheckConstraint("ck_loyalty_members_owed", "owed >= 0 AND (owed = 0 OR balance = 0)");
+
+                            t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
                         });
                 });
 
@@ -716,9 +844,25 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("id");
 
+                    b.Property<int>("Combination")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("combination");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("ExcludedCategories")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("excluded_categories");
+
+                    b.Property<string>("ExcludedSkus")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("excluded_skus");
 
                     b.Property<int>("ExpiringNoticeDays")
                         .HasColumnType("INTEGER")
@@ -742,9 +886,25 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
 
+                    b.Property<long>("NegativeLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("negative_limit");
+
+                    b.Property<int>("PendingDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending_days");
+
                     b.Property<long>("PointsPerCurrencyUnit")
                         .HasColumnType("INTEGER")
                         .HasColumnName("points_per_currency_unit");
+
+                    b.Property<int>("RefundShortfall")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("refund_shortfall");
+
+                    b.Property<int>("Rounding")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rounding");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
@@ -828,6 +988,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("granted");
 
+                    b.Property<DateTime?>("HeldUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("held_until");
+
                     b.Property<long>("MemberId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("member_id");
@@ -854,6 +1018,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.HasIndex("ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_expires_at")
                         .HasFilter("remaining > 0");
+
+                    b.HasIndex("HeldUntil")
+                        .HasDatabaseName("ix_loyalty_lots_held_until")
+                        .HasFilter("held_until IS NOT NULL");
 
                     b.HasIndex("MemberId", "ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
@@ -1966,6 +2134,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_earning_rules_loyalty_programme_programme_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
@@ -1998,6 +2176,21 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
 
                     b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_programme_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_tier_tier_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
