@@ -27,8 +27,8 @@ public static class LoyaltyModule
     {
         builder.Services.AddScoped<PointsLedger>();
         builder.Services.AddScoped<IdempotentPosting>();
-        AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.Name, "Meridian:Loyalty:Expiry", _ => { });
-        AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.Name, "Meridian:Loyalty:Release", _ => { });
+        AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.JobName, "Meridian:Loyalty:Expiry", _ => { });
+        AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.JobName, "Meridian:Loyalty:Release", _ => { });
         AddJob<OrderEarning>(builder.Services, OrderEarning.Name, "Meridian:Loyalty:Orders", o =>
         {
             o.PollInterval = TimeSpan.FromSeconds(1);

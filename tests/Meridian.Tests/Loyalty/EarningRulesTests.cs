@@ -24,7 +24,7 @@ public abstract class EarningRulesTests(LoyaltyApp app)
         var buyer = LoyaltyTestBrand.MemberUserId;
 
         await b.Brand.SendAsync(Enumerable.Range(0, 4).Select(i => (object)new { type = "track", userId = buyer, @event = "Review Posted", properties = new { review_id = i } }).ToArray());
-        await UntilBalanceAsync(b, 40);
+        await b.FollowUntilBalanceAsync(app, 40);
         await SettleAsync(b);
         Assert.Equal(40, await b.BalanceAsync());
 
@@ -33,7 +33,7 @@ public abstract class EarningRulesTests(LoyaltyApp app)
             new { type = "track", userId = buyer, @event = "Review Posted" },
             new { type = "track", userId = buyer, @event = "Review Posted" },
             new { type = "track", userId = buyer, @event = "Checked In" });
-        await UntilBalanceAsync(b, 60);
+        await b.FollowUntilBalanceAsync(app, 60);
         await SettleAsync(b);
 
         var entries = await b.EntriesAsync();
@@ -64,7 +64,7 @@ public abstract class EarningRulesTests(LoyaltyApp app)
                 },
             },
         });
-        await UntilBalanceAsync(b, 51);
+        await b.FollowUntilBalanceAsync(app, 51);
 
         var entry = Assert.Single(await b.EntriesAsync());
         Assert.Contains("130 of 180.5 excluded", entry.GetProperty("rule").GetString());
@@ -98,18 +98,6 @@ public abstract class EarningRulesTests(LoyaltyApp app)
 
         app.Clock.Advance(TimeSpan.FromDays(3));
         Assert.Equal(150, (await b.EarnAsync(100)).GetProperty("points").GetInt64());
-    }
-
-    private async Task UntilBalanceAsync(LoyaltyTestBrand b, long expected)
-    {
-        long balance = -1;
-        for (var attempt = 0; attempt < 150 && balance != expected; attempt++)
-        {
-            if (attempt > 0) await Task.Delay(100);
-            await Follower.RunOnceAsync(default);
-            balance = await b.BalanceAsync();
-        }
-        Assert.Equal(expected, balance);
     }
 
     /// <summary>Runs the follower until it has read the brand's last logged event (events past a cap must be read, and earn nothing).</summary>

@@ -135,10 +135,10 @@ public abstract class PendingPointsTests(LoyaltyApp app)
         var b = await LoyaltyTestBrand.CreateAsync(app, new { name = "Club", expiry = "never", pendingDays = 7 });
         var buyer = LoyaltyTestBrand.MemberUserId;
         await b.Brand.SendAsync(new { type = "track", userId = buyer, @event = "Order Completed", properties = new { order_id = "p-1", total = 120 } });
-        await UntilAsync(b, balance => balance.GetProperty("pending").GetInt64() == 120);
+        await b.FollowUntilAsync(app, balance => balance.GetProperty("pending").GetInt64() == 120);
 
         await b.Brand.SendAsync(new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "p-1", total = 20 } });
-        await UntilAsync(b, balance => balance.GetProperty("pending").GetInt64() == 100);
+        await b.FollowUntilAsync(app, balance => balance.GetProperty("pending").GetInt64() == 100);
         app.Clock.Advance(TimeSpan.FromDays(8));
         await Release.RunOnceAsync(default);
 
@@ -166,28 +166,13 @@ public abstract class PendingPointsTests(LoyaltyApp app)
         Assert.Equal(5, (await b.EntriesAsync()).Count(e => e.GetProperty("kind").GetString() == "release"));
     }
 
-    private async Task UntilAsync(LoyaltyTestBrand b, Func<JsonElement, bool> done)
-    {
-        var follower = app.Services.GetRequiredService<OrderEarning>();
-        JsonElement balance = default;
-        for (var attempt = 0; attempt < 150; attempt++)
-        {
-            if (attempt > 0) await Task.Delay(100);
-            await follower.RunOnceAsync(default);
-            balance = await BalanceAsync(b);
-            if (done(balance)) return;
-        }
-        Assert.Fail($"Balance never got there: {balance}");
-    }
-
     private static Task<JsonElement> Earn(LoyaltyTestBrand b, long points, int pendingDays) =>
         b.PostAsync($"/api/v1/loyalty/members/{b.MemberId}/earn", new { points, pendingDays }).ReadAsync<JsonElement>();
 
     private static Task<HttpResponseMessage> Reverse(LoyaltyTestBrand b, JsonElement entry, object body) =>
         b.PostAsync($"/api/v1/loyalty/members/{b.MemberId}/entries/{entry.GetProperty("id").GetInt64()}/reverse", body);
 
-    private static Task<JsonElement> BalanceAsync(LoyaltyTestBrand b) =>
-        b.Client.GetAsync($"/api/v1/loyalty/members/{b.MemberId}/balance").ReadAsync<JsonElement>();
+    private static Task<JsonElement> BalanceAsync(LoyaltyTestBrand b) => b.BalanceDtoAsync();
 }
 
 public sealed class PendingPointsTestsOnSqlite(LoyaltySqliteApp app) : PendingPointsTests(app), IClassFixture<LoyaltySqliteApp>;
