@@ -16,13 +16,18 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty;
 
-public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoints, int MultiplierPercent, IReadOnlyList<string> Benefits)
+/// <summary>A tier: reached by <c>qualifyingPoints</c> or <c>qualifyingSpend</c> (minor units) as the programme's basis says; its multiplier and named benefits.</summary>
+public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoints, long QualifyingSpend, int MultiplierPercent, IReadOnlyList<string> Benefits)
 {
-    internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.MultiplierPercent, JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
+    internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.QualifyingSpend, t.MultiplierPercent,
+        JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
 }
 
+/// <summary>How tiers are qualified and lost.</summary>
+public sealed record TieringDto(TierBasis Basis, TierWindow Window, int? WindowDays, TierDowngrade Downgrade, int? ReviewDays);
+
 public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
-    int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+    int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit, TieringDto Tiering, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
 
 /// <summary><c>balance</c> is spendable less <c>owed</c> (below zero only by the go-negative refund policy); <c>pending</c> is held for a return window.</summary>
 public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier,
@@ -55,12 +60,22 @@ public sealed record CreateProgrammeRequest(
     RefundShortfallPolicy? RefundShortfall,
     [property: Range(0, 1_000_000_000_000)] long? NegativeLimit,
     PointsRounding? Rounding = null,
-    MultiplierCombination? Combination = null);
+    MultiplierCombination? Combination = null,
+    TieringRequest? Tiering = null);
+
+/// <summary>Defaults: qualifying points over the member's lifetime, never downgraded.</summary>
+public sealed record TieringRequest(
+    TierBasis? Basis,
+    TierWindow? Window,
+    [property: Range(1, 3650)] int? WindowDays,
+    TierDowngrade? Downgrade,
+    [property: Range(1, 3650)] int? ReviewDays);
 
 public sealed record CreateTierRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
     [property: Required, Range(0, 1000)] int? Rank,
-    [property: Required, Range(0, 1_000_000_000_000)] long? QualifyingPoints,
+    [property: Range(0, 1_000_000_000_000)] long? QualifyingPoints,
+    [property: Range(0, 1_000_000_000_000_000)] long? QualifyingSpend,
     [property: Range(1, 10_000)] int? MultiplierPercent,
     [property: MaxLength(50)] List<string>? Benefits);
 
@@ -153,6 +168,11 @@ public static class LoyaltyEndpoints
             PendingDays = request.PendingDays ?? 0,
             Rounding = request.Rounding ?? PointsRounding.Down,
             Combination = request.Combination ?? MultiplierCombination.Multiply,
+            TierBasis = request.Tiering?.Basis ?? TierBasis.QualifyingPoints,
+            TierWindow = request.Tiering?.Window ?? TierWindow.Lifetime,
+            TierWindowDays = request.Tiering?.WindowDays ?? 365,
+            TierDowngrade = request.Tiering?.Downgrade ?? TierDowngrade.Never,
+            TierReviewDays = request.Tiering?.ReviewDays ?? 30,
             RefundShortfall = request.RefundShortfall ?? RefundShortfallPolicy.Refuse,
             NegativeLimit = request.RefundShortfall == RefundShortfallPolicy.GoNegative ? request.NegativeLimit ?? 0 : 0,
             CreatedAt = time.GetUtcNow().UtcDateTime,
@@ -176,7 +196,8 @@ public static class LoyaltyEndpoints
             ProgrammeId = id,
             Name = request.Name,
             Rank = request.Rank!.Value,
-            QualifyingPoints = request.QualifyingPoints!.Value,
+            QualifyingPoints = request.QualifyingPoints ?? 0,
+            QualifyingSpend = request.QualifyingSpend ?? 0,
             MultiplierPercent = request.MultiplierPercent ?? 100,
             Benefits = JsonSerializer.Serialize(request.Benefits ?? []),
         };
@@ -276,7 +297,9 @@ public static class LoyaltyEndpoints
 
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
-        p.PendingDays, p.RefundShortfall, p.NegativeLimit, tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+        p.PendingDays, p.RefundShortfall, p.NegativeLimit,
+        new TieringDto(p.TierBasis, p.TierWindow, p.TierWindow == TierWindow.RollingDays ? p.TierWindowDays : null, p.TierDowngrade,
+            p.TierDowngrade == TierDowngrade.Periodic ? p.TierReviewDays : null), tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
 
     /// <summary>
     /// Saves, or returns false when a unique index refused the row: two requests that passed the check above at the

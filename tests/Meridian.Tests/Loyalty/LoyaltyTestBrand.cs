@@ -20,7 +20,7 @@ public abstract class LoyaltyApp : MeridianAppFixture
 {
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        [new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Release:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false")];
+        [new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Release:Enabled", "false"), new("Meridian:Loyalty:TierReview:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false")];
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

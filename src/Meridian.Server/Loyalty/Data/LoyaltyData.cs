@@ -26,6 +26,35 @@ public enum RefundShortfallPolicy
     ClawBackFromPending = 2,
 }
 
+/// <summary>What qualifies a member for a tier.</summary>
+public enum TierBasis
+{
+    /// <summary>Qualifying points: what orders and rules earned, less what refunds took back (spending does not lower them).</summary>
+    QualifyingPoints = 0,
+    /// <summary>Order spend, in minor units, less refunds.</summary>
+    Spend = 1,
+}
+
+/// <summary>Over which period the basis is counted.</summary>
+public enum TierWindow
+{
+    Lifetime = 0,
+    /// <summary>The last <see cref="LoyaltyProgramme.TierWindowDays"/> days.</summary>
+    RollingDays = 1,
+    /// <summary>Since 1 January (UTC) of the current year.</summary>
+    CalendarYear = 2,
+}
+
+/// <summary>When a member can move down a tier (never below the tier staff set as a floor).</summary>
+public enum TierDowngrade
+{
+    Never = 0,
+    /// <summary>When a refund takes back what qualified them.</summary>
+    OnRefund = 1,
+    /// <summary>Re-evaluated every <see cref="LoyaltyProgramme.TierReviewDays"/> days by the tier review job.</summary>
+    Periodic = 2,
+}
+
 /// <summary>
 /// A loyalty programme. It belongs to the brand that runs it (<see cref="TenantId"/>) inside a group
 /// (<see cref="GroupId"/>); members and entries carry the programme id, not only a brand, so that a programme shared
@@ -44,6 +73,20 @@ public sealed class LoyaltyProgramme : ITenantOwned
     public int ExpiringNoticeDays { get; set; }
     /// <summary>Points an order earns per unit of its currency (before the tier's multiplier; fractions are dropped).</summary>
     public long PointsPerCurrencyUnit { get; set; } = 1;
+    public TierBasis TierBasis { get; set; }
+    public TierWindow TierWindow { get; set; }
+    public int TierWindowDays { get; set; }
+    public TierDowngrade TierDowngrade { get; set; }
+    public int TierReviewDays { get; set; }
+
+    /// <summary>Where the tier window starts at <paramref name="now"/>.</summary>
+    public DateTime TierWindowStart(DateTime now) => TierWindow switch
+    {
+        TierWindow.RollingDays => now.AddDays(-TierWindowDays),
+        TierWindow.CalendarYear => new DateTime(now.Year, 1, 1, 0, 0, 0, DateTimeKind.Utc),
+        _ => DateTime.MinValue,
+    };
+
     /// <summary>How fractional points (amount × points per unit, multipliers) are rounded.</summary>
     public PointsRounding Rounding { get; set; }
     /// <summary>How the tier's and running campaigns' multipliers combine.</summary>
@@ -84,14 +127,16 @@ public sealed class LoyaltyTier : ITenantOwned
     /// <summary>Higher is better; unique within the programme.</summary>
     public int Rank { get; set; }
     public long QualifyingPoints { get; set; }
+    /// <summary>For a programme qualifying by spend: the spend (minor units) within the window that reaches the tier.</summary>
+    public long QualifyingSpend { get; set; }
     /// <summary>Earning multiplier in percent (100: ×1, 150: ×1.5), so that points stay whole numbers.</summary>
     public int MultiplierPercent { get; set; } = 100;
     /// <summary>Named benefits (free shipping, birthday gift...) as a JSON array of strings.</summary>
     public string Benefits { get; set; } = "[]";
 
-    /// <summary>The best tier whose threshold the qualifying points reach (null: below every tier).</summary>
-    public static LoyaltyTier? For(IEnumerable<LoyaltyTier> tiers, long qualifyingPoints) =>
-        tiers.Where(t => t.QualifyingPoints <= qualifyingPoints).MaxBy(t => t.Rank);
+    /// <summary>The best tier whose threshold the qualifying value reaches (null: below every tier).</summary>
+    public static LoyaltyTier? For(IEnumerable<LoyaltyTier> tiers, TierBasis basis, long qualifying) =>
+        tiers.Where(t => (basis == TierBasis.Spend ? t.QualifyingSpend : t.QualifyingPoints) <= qualifying).MaxBy(t => t.Rank);
 }
 
 /// <summary>
@@ -120,6 +165,8 @@ public sealed class LoyaltyMember : ITenantOwned
     public long NetBalance => Balance - Owed;
     /// <summary>Points that count towards a tier: what was earned, less what was reversed; spending does not lower it.</summary>
     public long QualifyingPoints { get; set; }
+    /// <summary>When the tier was last re-evaluated by the tier review (periodic downgrade policy).</summary>
+    public DateTime? TierReviewedAt { get; set; }
     /// <summary>Bumped by every posting; the update that takes the row lock.</summary>
     public long Version { get; private set; }
     public DateTime EnrolledAt { get; init; }
@@ -169,6 +216,8 @@ public sealed class LedgerEntry : ITenantOwned
     public long? ReversesEntryId { get; init; }
     /// <summary>Which rule produced the entry and how its points were computed.</summary>
     public string? Rule { get; init; }
+    /// <summary>For an order's earning: the order's spend in minor units (negative on its refunds), for tiers qualified by spend.</summary>
+    public long QualifyingSpend { get; internal set; }
     /// <summary>For an earning: the points before the tier's multiplier, so that a partial refund can take back its share.</summary>
     public long? BasePoints { get; internal set; }
     /// <summary>Why staff adjusted or reversed it.</summary>

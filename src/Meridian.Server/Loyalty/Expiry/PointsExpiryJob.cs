@@ -10,21 +10,22 @@ namespace Meridian.Loyalty.Expiry;
 
 /// <summary>
 /// Expires the points left in due lots, one expiry entry per lot, and sends <c>points.expiring</c> the programme's
-/// notice days before a lot's date. Exactly once across nodes and restarts (see <see cref="LotSweep"/>): each lot
+/// notice days before a lot's date. Exactly once across nodes and restarts (see <see cref="LedgerSweep"/>): each lot
 /// expires under the member's balance row like any posting, so expiry never takes points a concurrent spend has drawn,
 /// and a lot's notice is marked on the lot in the transaction that sends it.
 /// </summary>
 public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<PointsExpiryJob> logger)
-    : LotSweep(scopes, opts, time, logger)
+    : LedgerSweep(scopes, opts, time, logger)
 {
     public const string JobName = "points-expiry";
     protected override string Name => JobName;
 
-    protected override IQueryable<PointLot> Due(IQueryable<PointLot> lots, DateTime now) =>
-        lots.Where(l => l.Remaining > 0 && l.ExpiresAt <= now).OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id);
+    protected override Task<List<DueItem>> DueAsync(MeridianDb db, DateTime now, int take, CancellationToken ct) =>
+        db.Set<PointLot>().AsNoTracking().Where(l => l.Remaining > 0 && l.ExpiresAt <= now).OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id)
+            .Select(l => new DueItem(l.Id, l.MemberId)).Take(take).ToListAsync(ct);
 
-    protected override Task<LedgerEntry?> PostAsync(PointsLedger ledger, long lotId, long memberId, CancellationToken ct) =>
-        ledger.ExpireAsync(lotId, memberId, ct);
+    protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem lot, CancellationToken ct) =>
+        await ledger.ExpireAsync(lot.Id, lot.MemberId, ct) is not null;
 
     protected override Task AfterSweepAsync(CancellationToken ct) => NoticeExpiringAsync(ct);
 

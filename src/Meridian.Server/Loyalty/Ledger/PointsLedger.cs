@@ -2,6 +2,7 @@ using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
+using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Outbox;
 using Microsoft.EntityFrameworkCore;
 
@@ -32,7 +33,8 @@ public sealed record PointsExpiring(long MemberId, long ProfileId, long Points, 
     public string EventType => "points.expiring";
 }
 
-public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId, long ToTierId, string ToTier) : IDomainEvent
+/// <summary>A member's tier moved: <c>direction</c> up or down, <c>reason</c> what moved it (earned, floor, refund, review).</summary>
+public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId, long? ToTierId, string? ToTier, string Direction, string Reason) : IDomainEvent
 {
     public string EventType => "tier.changed";
 }
@@ -43,7 +45,7 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// row lock that serialises the member's postings on every node (SQLite: the database write lock). The rules
 /// themselves are <see cref="PointsBook"/>'s. Callers may open the transaction (to add rows that commit with it).
 /// </summary>
-public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, ILogger<PointsLedger> logger)
+public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, ILogger<PointsLedger> logger)
 {
     /// <summary>
     /// Credits earned points, multiplied as the programme says (the tier's multiplier, running campaigns), and moves the
@@ -56,7 +58,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         EarnAsync(memberId, reference, ct, sourceKey, (_, _) => Task.FromResult<Earning?>(new Earning(basePoints, rule, holdDays)));
 
     /// <summary>What an earning credits before multipliers, and the rule that produced it (the start of the entry's explanation).</summary>
-    public sealed record Earning(long BasePoints, string Rule, int HoldDays = 0, long? EarningRuleId = null);
+    public sealed record Earning(long BasePoints, string Rule, int HoldDays = 0, long? EarningRuleId = null, long QualifyingSpend = 0);
 
     /// <summary>
     /// Credits what <paramref name="decide"/> says for the member, under its row lock (so caps it counts are exact);
@@ -81,11 +83,17 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, rule, reference: reference,
             sourceKey: sourceKey, heldUntil: heldUntil, earningRuleId: earning.EarningRuleId);
         entry.BasePoints = earning.BasePoints;
+        entry.QualifyingSpend = earning.QualifyingSpend;
         db.Add(entry);
         await StoreAsync(member, book, points, ct);
         events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
         member.QualifyingPoints += points;
-        await PromoteAsync(programme, member, tiers, ct);
+        if (tiers.Count > 0)
+        {
+            // The entry must be in the database for a windowed qualifying value to count it.
+            await db.SaveChangesAsync(ct);
+            await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "earned", ct);
+        }
         await db.SaveChangesAsync(ct);
         return entry;
     });
@@ -151,7 +159,21 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var grantedLot = original.Grants ? book.Lots.SingleOrDefault(l => l.EntryId == original.Id) ?? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
         var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points, byPolicy ? programme.Cover : RefundCover.Refuse);
         db.Add(entry);
-        await StoreAsync(member, book, original.Kind == EntryKinds.Earn ? entry.Total : 0, ct);
+        var earning = original.Kind == EntryKinds.Earn;
+        if (earning && original.Total != 0)
+        {
+            // The refunded share of the order's spend, counted cumulatively so that a full refund in parts takes back all of it.
+            var taken = Math.Abs(entry.Total);
+            entry.QualifyingSpend = -(original.QualifyingSpend * (reversed + taken) / original.Total - original.QualifyingSpend * reversed / original.Total);
+        }
+        await StoreAsync(member, book, earning ? entry.Total : 0, ct);
+        if (earning)
+        {
+            member.QualifyingPoints += entry.Total;
+            await db.SaveChangesAsync(ct);
+            var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+            await standing.EvaluateAsync(programme, member, tiers, programme.TierDowngrade == TierDowngrade.OnRefund, "refund", ct);
+        }
         await db.SaveChangesAsync(ct);
         return entry;
     });
@@ -263,23 +285,33 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (await LockAsync(memberId, ct) is not { } member) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
-        var floor = tierId is null ? null : tiers.SingleOrDefault(t => t.Id == tierId)
-            ?? throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
+        if (tierId is not null && tiers.All(t => t.Id != tierId))
+            throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
         await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierFloorId, tierId), ct);
-        await MoveUpAsync(programme, member, tiers, floor, ct);
+        member.TierFloorId = tierId;
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "floor", ct);
         await db.SaveChangesAsync(ct);
         return await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
     }
 
-    /// <summary>Moves the member up to the best tier its qualifying points reach (never down: downgrade policies come later).</summary>
-    private Task PromoteAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, CancellationToken ct) =>
-        MoveUpAsync(programme, member, tiers, LoyaltyTier.For(tiers, member.QualifyingPoints), ct);
-
-    private async Task MoveUpAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, LoyaltyTier? reached, CancellationToken ct)
+    /// <summary>
+    /// Re-evaluates the member's tier for the periodic downgrade policy (up or down, never below the floor) and notes
+    /// when; false when it is not due (reviewed within the programme's period: another node got there first).
+    /// </summary>
+    public async Task<bool> ReviewTierAsync(long memberId, CancellationToken ct)
     {
-        var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
-        if (reached is null || reached.Rank <= (current?.Rank ?? int.MinValue)) return;
-        await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, reached.Id), ct);
-        events.Publish(programme.GroupId, member.TenantId, () => new TierChanged(member.Id, member.ProfileId, current?.Id, reached.Id, reached.Name));
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (await LockAsync(memberId, ct) is not { } member) return false;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        if (member.TierReviewedAt > TierReviewDueBefore(programme, time.GetUtcNow().UtcDateTime)) return false;
+        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: true, "review", ct);
+        await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierReviewedAt, time.GetUtcNow().UtcDateTime), ct);
+        await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        return true;
     }
+
+    /// <summary>A member reviewed at or before this instant is due for its next tier review.</summary>
+    public static DateTime TierReviewDueBefore(LoyaltyProgramme programme, DateTime now) => now.AddDays(-Math.Max(1, programme.TierReviewDays));
 }

@@ -137,7 +137,8 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
             var basePoints = EarningMath.Round(eligible * perUnit, programme.Rounding);
             var how = $"order {orderId}: {eligible} × {perUnit} per unit" + (excluded > 0 ? $" ({excluded} of {amount} excluded by SKU or category)" : "");
             if (basePoints > 0)
-                await ledger.EarnAsync(member.Id, orderId, ct, key, (_, _) => Task.FromResult<PointsLedger.Earning?>(new(basePoints, how, programme.PendingDays)));
+                await ledger.EarnAsync(member.Id, orderId, ct, key, (_, _) => Task.FromResult<PointsLedger.Earning?>(
+                    new(basePoints, how, programme.PendingDays, QualifyingSpend: (long)Math.Round(eligible * 100m, MidpointRounding.AwayFromZero))));
         }
         else if (await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(x => x.MemberId == member.Id && x.SourceKey == key, ct) is { } earned
                  && Math.Min(earned.Total - await ledger.ReversedAsync(earned, ct), RefundedPoints(earned, amount, eligible, perUnit, programme.Rounding)) is var back and > 0)

@@ -610,6 +610,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("programme_id");
 
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_spend");
+
                     b.Property<string>("Reason")
                         .HasMaxLength(500)
                         .HasColumnType("character varying(500)")
@@ -833,6 +837,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("tier_id");
 
+                    b.Property<DateTime?>("TierReviewedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("tier_reviewed_at");
+
                     b.Property<long>("Version")
                         .HasColumnType("bigint")
                         .HasColumnName("version");
@@ -938,6 +946,26 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
 
+                    b.Property<int>("TierBasis")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_basis");
+
+                    b.Property<int>("TierDowngrade")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_downgrade");
+
+                    b.Property<int>("TierReviewDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_review_days");
+
+                    b.Property<int>("TierWindow")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_window");
+
+                    b.Property<int>("TierWindowDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_window_days");
+
                     b.HasKey("Id")
                         .HasName("pk_loyalty_programmes");
 
@@ -980,6 +1008,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.Property<long>("QualifyingPoints")
                         .HasColumnType("bigint")
                         .HasColumnName("qualifying_points");
+
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_spend");
 
                     b.Property<int>("Rank")
                         .HasColumnType("integer")

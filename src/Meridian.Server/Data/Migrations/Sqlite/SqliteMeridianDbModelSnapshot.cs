@@ -590,6 +590,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("programme_id");
 
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_spend");
+
                     b.Property<string>("Reason")
                         .HasMaxLength(500)
                         .HasColumnType("TEXT")
@@ -807,6 +811,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("tier_id");
 
+                    b.Property<DateTime?>("TierReviewedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tier_reviewed_at");
+
                     b.Property<long>("Version")
                         .HasColumnType("INTEGER")
                         .HasColumnName("version");
@@ -910,6 +918,26 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
 
+                    b.Property<int>("TierBasis")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_basis");
+
+                    b.Property<int>("TierDowngrade")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_downgrade");
+
+                    b.Property<int>("TierReviewDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_review_days");
+
+                    b.Property<int>("TierWindow")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_window");
+
+                    b.Property<int>("TierWindowDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_window_days");
+
                     b.HasKey("Id")
                         .HasName("pk_loyalty_programmes");
 
@@ -950,6 +978,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.Property<long>("QualifyingPoints")
                         .HasColumnType("INTEGER")
                         .HasColumnName("qualifying_points");
+
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_spend");
 
                     b.Property<int>("Rank")
                         .HasColumnType("INTEGER")
