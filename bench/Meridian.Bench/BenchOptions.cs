@@ -38,9 +38,17 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly;
+    /// <summary>Only the raw baselines, the GET measure and the loyalty measures.</summary>
+    public bool LoyaltyOnly { get; init; }
 
-    public bool RunsIdentity => !IngestOnly;
+    /// <summary>How many due lots the loyalty run seeds for the expiry job.</summary>
+    public long ExpiryLots { get; init; } = Quick ? 20_000 : 1_000_000;
+
+    public bool RunsLoyalty => !IngestOnly && !IdentityOnly;
+
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly;
+
+    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -57,6 +65,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                               concurrent clients sending batches (default 8)
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
+          --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
+          --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -90,6 +100,12 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--identity-only":
                     options = options with { IdentityOnly = true };
                     continue;
+                case "--loyalty-only":
+                    options = options with { LoyaltyOnly = true };
+                    continue;
+                case "--expiry-lots" when long.TryParse(value, out var lots) && lots is >= 10 and <= 100_000_000:
+                    options = options with { ExpiryLots = lots / 10 * 10 };
+                    break;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;

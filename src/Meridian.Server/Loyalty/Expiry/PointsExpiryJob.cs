@@ -9,7 +9,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Loyalty.Expiry;
 
 /// <summary>
-/// Expires the points left in due lots, one expiry entry per lot, and sends <c>points.expiring</c> the programme's
+/// Expires the points left in due lots, one expiry entry per lot (a member's due lots in one transaction), and sends <c>points.expiring</c> the programme's
 /// notice days before a lot's date. Exactly once across nodes and restarts (see <see cref="LedgerSweep"/>): each lot
 /// expires under the member's balance row like any posting, so expiry never takes points a concurrent spend has drawn,
 /// and a lot's notice is marked on the lot in the transaction that sends it.
@@ -20,12 +20,13 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
     public const string JobName = "points-expiry";
     protected override string Name => JobName;
 
+    /// <summary>Members with due lots (each handled whole: one transaction expires all of a member's due lots).</summary>
     protected override Task<List<DueItem>> DueAsync(MeridianDb db, DateTime now, int take, CancellationToken ct) =>
-        db.Set<PointLot>().AsNoTracking().Where(l => l.Remaining > 0 && l.ExpiresAt <= now).OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id)
-            .Select(l => new DueItem(l.Id, l.MemberId)).Take(take).ToListAsync(ct);
+        db.Set<PointLot>().AsNoTracking().Where(l => l.Remaining > 0 && l.ExpiresAt <= now).Select(l => l.MemberId).Distinct().OrderBy(m => m)
+            .Take(take).Select(m => new DueItem(m, m)).ToListAsync(ct);
 
-    protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem lot, CancellationToken ct) =>
-        await ledger.ExpireAsync(lot.Id, lot.MemberId, ct) is not null;
+    protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem member, CancellationToken ct) =>
+        await ledger.ExpireDueAsync(member.MemberId, ct) > 0;
 
     protected override Task AfterSweepAsync(CancellationToken ct) => NoticeExpiringAsync(ct);
 

@@ -78,7 +78,8 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var rule = $"{earning.Rule}: {explained}";
         if (points <= 0) throw new BusinessRuleException($"{rule}: nothing to credit.", StatusCodes.Status422UnprocessableEntity);
 
-        var book = await BookAsync(member, ct);
+        // A grant draws from lots only to pay owed points: otherwise the member's lots need not be read.
+        var book = await BookAsync(member, ct, loadLots: member.Owed > 0);
         DateTime? heldUntil = earning.HoldDays > 0 ? now.AddDays(earning.HoldDays) : null;
         var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, rule, reference: reference,
             sourceKey: sourceKey, heldUntil: heldUntil, earningRuleId: earning.EarningRuleId);
@@ -182,22 +183,31 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     public async Task<long> ReversedAsync(LedgerEntry original, CancellationToken ct) =>
         Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points + e.Pending, ct));
 
-    /// <summary>Expires what is left of a due lot (null: nothing to expire, e.g. another node or a spend got there first).</summary>
-    public Task<LedgerEntry?> ExpireAsync(long lotId, long memberId, CancellationToken ct) => InTransactionAsync(async () =>
+    /// <summary>
+    /// Expires what is left of the member's due lots, one entry per lot, in one transaction under the member's row lock;
+    /// returns how many lots it expired (0: nothing due, e.g. another node or a spend got there first).
+    /// </summary>
+    public async Task<int> ExpireDueAsync(long memberId, CancellationToken ct)
     {
-        if (await LockAsync(memberId, ct) is not { } member) return null;
-        var lot = await db.Set<PointLot>().SingleAsync(l => l.Id == lotId, ct);
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (await LockAsync(memberId, ct) is not { } member) return 0;
         var now = time.GetUtcNow().UtcDateTime;
-        if (lot.Held || !lot.IsDue(now) || lot.Remaining == 0) return null;
+        var due = await db.Set<PointLot>().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.HeldUntil == null && l.ExpiresAt <= now)
+            .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).ToListAsync(ct);
+        if (due.Count == 0) return 0;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
-        var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, [lot]);
-        var entry = book.Expire(lot, now)!;
-        db.Add(entry);
+        var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, due);
+        foreach (var lot in due)
+        {
+            var entry = book.Expire(lot, now)!;
+            db.Add(entry);
+            events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
+        }
         await StoreAsync(member, book, 0, ct);
-        events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
         await db.SaveChangesAsync(ct);
-        return entry;
-    });
+        await transaction.CommitAsync(ct);
+        return due.Count;
+    }
 
     /// <summary>
     /// Releases a held lot whose return window has passed: its points become spendable (paying owed points first) and
@@ -258,9 +268,9 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     /// The member's book as it was before <paramref name="spendableDelta"/> moved its balance (the spend path moves it
     /// first, as its guard), with the lots that hold points, spendable or pending.
     /// </summary>
-    private async Task<PointsBook> BookAsync(LoyaltyMember member, CancellationToken ct, long spendableDelta = 0)
+    private async Task<PointsBook> BookAsync(LoyaltyMember member, CancellationToken ct, long spendableDelta = 0, bool loadLots = true)
     {
-        var lots = await db.Set<PointLot>().Where(l => l.MemberId == member.Id && l.Remaining > 0).OrderBy(l => l.Id).ToListAsync(ct);
+        var lots = loadLots ? await db.Set<PointLot>().Where(l => l.MemberId == member.Id && l.Remaining > 0).OrderBy(l => l.Id).ToListAsync(ct) : [];
         return new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance - spendableDelta, member.Pending, member.Owed, lots);
     }
 
