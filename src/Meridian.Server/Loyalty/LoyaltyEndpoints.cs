@@ -5,6 +5,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Outbox;
@@ -128,6 +129,7 @@ public static class LoyaltyEndpoints
         loyalty.MapGet("/members/{id}", Member);
         loyalty.MapGet("/members/{id}/balance", Balance);
         loyalty.MapGet("/members/{id}/entries", History);
+        loyalty.MapGet("/members/{id}/benefits", Benefits);
         loyalty.MapPut("/members/{id}/tier-floor", SetTierFloor).RequireAuthorization(Permissions.LoyaltyWrite);
         var postings = loyalty.MapGroup("/members/{id}").RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         postings.MapPost("/earn", Earn).Produces<EntryDto>();
@@ -245,6 +247,10 @@ public static class LoyaltyEndpoints
         return TypedResults.Ok(new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await TierAsync(db, member, ct),
             expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
     }
+
+    /// <summary>The member's tier, its earning multiplier and named benefits (free shipping, birthday gift...).</summary>
+    public static async Task<Results<Ok<TierBenefits>, ProblemHttpResult>> Benefits(long id, MemberBenefits benefits, CancellationToken ct) =>
+        await benefits.OfMemberAsync(id, ct) is { } found ? TypedResults.Ok(found) : Problems.NotFound($"Member {id}");
 
     /// <summary>Staff grant a tier by hand (null clears it): a floor the member's tier never goes below; with a reason, audited.</summary>
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> SetTierFloor(

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Meridian.Loyalty.Tiers;
+using Meridian.Platform.Tenancy;
 using Meridian.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -71,6 +72,12 @@ public abstract class TierQualificationTests(LoyaltyApp app)
         var balance = await b.BalanceDtoAsync();
         Assert.Equal(("Gold", 550L, 0L), (balance.GetProperty("tier").GetProperty("name").GetString(), balance.GetProperty("qualifyingPoints").GetInt64(), balance.GetProperty("balance").GetInt64()));
         Assert.Contains("free_shipping", balance.GetProperty("tier").GetProperty("benefits").EnumerateArray().Select(x => x.GetString()));
+        var benefits = await b.Client.GetAsync($"/api/v1/loyalty/members/{b.MemberId}/benefits").ReadAsync<JsonElement>();
+        Assert.Equal(("Gold", 100), (benefits.GetProperty("tier").GetString(), benefits.GetProperty("multiplierPercent").GetInt32()));
+        await using var scope = app.Services.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var contract = await scope.ServiceProvider.GetRequiredService<MemberBenefits>().OfProfileAsync(b.ProfileId, default);
+        Assert.True(contract!.Has("FREE_SHIPPING"));
     }
 
     private static async Task<long> Tier(LoyaltyTestBrand b, string name, int rank, long qualifyingPoints = 0, long qualifyingSpend = 0) =>
