@@ -61,9 +61,11 @@ public static class EarningSetup
             ? TypedResults.Ok(EarningSettingsDto.From(programme))
             : Problems.NotFound($"Programme {id}");
 
-    public static async Task<Results<Ok<EarningSettingsDto>, ProblemHttpResult>> ChangeSettings(
+    public static async Task<Results<Ok<EarningSettingsDto>, ValidationProblem, ProblemHttpResult>> ChangeSettings(
         long id, EarningSettingsRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
     {
+        if (Invalid(request.ExcludedSkus)) return Problems.Validation("excludedSkus", "Each SKU is a non-empty string of at most 200 characters.");
+        if (Invalid(request.ExcludedCategories)) return Problems.Validation("excludedCategories", "Each category is a non-empty string of at most 200 characters.");
         var programme = await db.Set<LoyaltyProgramme>().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
         var before = EarningSettingsDto.From(programme);
@@ -80,6 +82,8 @@ public static class EarningSetup
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(after);
     }
+
+    private static bool Invalid(List<string>? values) => values is not null && values.Any(v => string.IsNullOrWhiteSpace(v) || v.Length > 200);
 
     public static async Task<Results<Ok<List<EarningRuleDto>>, ProblemHttpResult>> Rules(long id, MeridianDb db, CancellationToken ct) =>
         await db.Set<LoyaltyProgramme>().AnyAsync(p => p.Id == id, ct)
