@@ -41,6 +41,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the raw baselines, the GET measure and the loyalty measures.</summary>
     public bool LoyaltyOnly { get; init; }
 
+    /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
+    public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
+
     /// <summary>How many due lots the loyalty run seeds for the expiry job.</summary>
     public long ExpiryLots { get; init; } = Quick ? 20_000 : 1_000_000;
 
@@ -67,6 +70,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
           --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
           --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
+          --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -108,6 +112,10 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     break;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
+                    break;
+                case "--paced-rates" when value?.Split(',').Select(r => int.TryParse(r, out var rate) && rate is > 0 and <= 100_000 ? rate : 0).ToList() is { } rates
+                                          && rates.All(r => r > 0):
+                    options = options with { PacedRates = rates };
                     break;
                 case "--customers" when int.TryParse(value, out var people) && people is > 0 and <= 10_000_000:
                     options = options with { Customers = people };

@@ -1,3 +1,4 @@
+using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Loyalty;
@@ -16,6 +17,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddAudiences();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -24,6 +26,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapAudiences();
     await app.RunAsync();
     return 0;
 }

@@ -70,9 +70,10 @@ public static class Problems
     public static ProblemHttpResult Conflict(string detail) =>
         TypedResults.Problem(statusCode: 409, type: ProblemTypes.Conflict, title: "Conflict.", detail: detail);
 
-    public static ValidationProblem Validation(string field, string message) =>
-        TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] },
-            type: ProblemTypes.Validation, title: "One or more fields are invalid.");
+    public static ValidationProblem Validation(string field, string message) => Validation(new Dictionary<string, string[]> { [field] = [message] });
+
+    public static ValidationProblem Validation(IDictionary<string, string[]> errors) =>
+        TypedResults.ValidationProblem(errors, type: ProblemTypes.Validation, title: "One or more fields are invalid.");
 }
 
 /// <summary>

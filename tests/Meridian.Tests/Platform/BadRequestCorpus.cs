@@ -129,6 +129,8 @@ internal sealed class RequestShape
         // Roles and permissions must name existing ones; these exist in every group.
         FieldKind.String when name == "role" => () => Json("analyst"),
         FieldKind.StringList when name == "permissions" => () => Json(new[] { "brands.read" }),
+        // A segment rule is a JSON tree; any well-formed one will do.
+        _ when name == "rule" => () => "{\"identifier\":\"phone\"}",
         // A pattern-constrained string gets the first candidate its pattern accepts (custom field keys, entity names...).
         FieldKind.String when property.GetCustomAttribute<RegularExpressionAttribute>() is { } pattern => () =>
         {
@@ -258,7 +260,8 @@ internal sealed class BadRequestCorpus(
         {
             var collection = create.Path(_ => "");
             var created = await admin.PostAsync(collection, CorpusBody.Json(RequestShape.Of(create.BodyType!).Body()).ToContent()).ReadAsync<JsonElement>();
-            existingIds[collection] = FirstId(created) ?? throw new InvalidOperationException($"{create.Key} answered no id: {created}");
+            // An action that creates nothing (an estimate) answers without an id, and has no rows to address.
+            if (FirstId(created) is { } id) existingIds[collection] = id;
         }
         return new BadRequestCorpus(client, endpoints, existingIds, adminKeyId, analystKey, revoked.GetProperty("key").GetString()!, outletKey);
     }

@@ -1,0 +1,188 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using Meridian.Audiences.Data;
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Platform.Access;
+using Meridian.Platform.Audit;
+using Meridian.Platform.Tenancy;
+using Meridian.Profiles;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Audiences.Segments;
+
+public sealed record SegmentDto(long Id, string Name, string? Description, JsonElement Rule, string Text, DateTime CreatedAt, DateTime UpdatedAt);
+
+/// <summary>A segment with its size now.</summary>
+public sealed record SegmentSizeDto(long Id, string Name, string? Description, JsonElement Rule, string Text, long Size, DateTime CreatedAt, DateTime UpdatedAt);
+
+public sealed record EstimateRequest([property: Required] JsonElement? Rule);
+
+public sealed record EstimateDto(long Size, string Text);
+
+public sealed record SaveSegmentRequest(
+    [property: Required, StringLength(200, MinimumLength = 1)] string Name,
+    [property: StringLength(1000)] string? Description,
+    [property: Required] JsonElement? Rule);
+
+public sealed record MembershipDto(long SegmentId, long ProfileId, bool Member);
+
+public sealed record ProfileSegmentDto(long Id, string Name);
+
+public sealed record OverlapDto(long A, long SizeA, long B, long SizeB, long Both);
+
+/// <summary>The handlers of <c>/api/v1/segments</c> (routes in <see cref="AudiencesEndpoints"/>).</summary>
+public static class SegmentEndpoints
+{
+    public static async Task<Results<Ok<EstimateDto>, ValidationProblem>> Estimate(
+        EstimateRequest request, TenantScope tenant, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        if (Parse(request.Rule) is not { } rule) return Invalid(request.Rule);
+        return TypedResults.Ok(new EstimateDto(await evaluator.CountAsync(tenant.Brand, rule, ct), rule.ToText()));
+    }
+
+    public static async Task<Ok<Page<SegmentDto>>> List([AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+    {
+        var rows = await db.Set<Segment>().AsNoTracking().Where(s => s.Id > page.After).OrderBy(s => s.Id).Take(page.Take + 1).ToListAsync(ct);
+        return TypedResults.Ok(page.ToPage(rows.Select(ToDto).ToList(), s => s.Id));
+    }
+
+    public static async Task<Results<Ok<SegmentSizeDto>, ProblemHttpResult>> Get(long id, MeridianDb db, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        var dto = ToDto(segment);
+        var size = await evaluator.CountAsync(segment.TenantId, RuleOf(segment), ct);
+        return TypedResults.Ok(new SegmentSizeDto(dto.Id, dto.Name, dto.Description, dto.Rule, dto.Text, size, dto.CreatedAt, dto.UpdatedAt));
+    }
+
+    public static async Task<Results<Created<SegmentDto>, ValidationProblem, ProblemHttpResult>> Create(
+        SaveSegmentRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        if (Parse(request.Rule) is null) return Invalid(request.Rule);
+        if (await db.Set<Segment>().AnyAsync(s => s.TenantId == tenant.Brand && s.Name == request.Name, ct))
+            return Problems.Conflict($"The brand already has a segment named '{request.Name}'.");
+        var now = time.GetUtcNow().UtcDateTime;
+        var segment = new Segment { TenantId = tenant.Brand, Name = request.Name, Description = request.Description, Rule = request.Rule!.Value.GetRawText(), CreatedAt = now, UpdatedAt = now };
+        db.Add(segment);
+        audit.Record(segment.TenantId, () => new AuditChange("segment.created", "segment", segment.Id, null, ToDto(segment)));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Created($"/api/v1/segments/{segment.Id}", ToDto(segment));
+    }
+
+    public static async Task<Results<Ok<SegmentDto>, ValidationProblem, ProblemHttpResult>> Update(
+        long id, SaveSegmentRequest request, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        if (Parse(request.Rule) is null) return Invalid(request.Rule);
+        if (request.Name != segment.Name && await db.Set<Segment>().AnyAsync(s => s.TenantId == segment.TenantId && s.Name == request.Name, ct))
+            return Problems.Conflict($"The brand already has a segment named '{request.Name}'.");
+        var before = ToDto(segment);
+        (segment.Name, segment.Description, segment.Rule, segment.UpdatedAt) = (request.Name, request.Description, request.Rule!.Value.GetRawText(), time.GetUtcNow().UtcDateTime);
+        audit.Record(segment.TenantId, () => new AuditChange("segment.updated", "segment", segment.Id, before, ToDto(segment)));
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(ToDto(segment));
+    }
+
+    /// <summary>The live profiles the rule matches now, by profile id.</summary>
+    public static async Task<Results<Ok<Page<long>>, ProblemHttpResult>> Members(
+        long id, [AsParameters] PageRequest page, MeridianDb db, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        var ids = await evaluator.MembersAsync(segment.TenantId, RuleOf(segment), page.After, page.Take, ct);
+        return TypedResults.Ok(page.ToPage(ids, p => p));
+    }
+
+    /// <summary>Is this customer in the segment now? A merged-away id answers for the profile it was merged into.</summary>
+    public static async Task<Results<Ok<MembershipDto>, ProblemHttpResult>> Membership(
+        long id, long profileId, MeridianDb db, ProfileDirectory profiles, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != segment.TenantId) return Problems.NotFound($"Profile {profileId}");
+        return TypedResults.Ok(new MembershipDto(id, live.ProfileId, await evaluator.ContainsAsync(segment.TenantId, RuleOf(segment), live.ProfileId, ct)));
+    }
+
+    /// <summary>How many customers are in each of two segments of one brand now, and in both.</summary>
+    public static async Task<Results<Ok<OverlapDto>, ProblemHttpResult>> Overlap(
+        [Microsoft.AspNetCore.Mvc.FromQuery] long a, [Microsoft.AspNetCore.Mvc.FromQuery] long b, MeridianDb db, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        var segments = await db.Set<Segment>().AsNoTracking().Where(s => s.Id == a || s.Id == b).ToListAsync(ct);
+        if (segments.FirstOrDefault(s => s.Id == a) is not { } first) return Problems.NotFound($"Segment {a}");
+        if (segments.FirstOrDefault(s => s.Id == b) is not { } second || second.TenantId != first.TenantId) return Problems.NotFound($"Segment {b} of the same brand");
+        var (ruleA, ruleB) = (RuleOf(first), RuleOf(second));
+        return TypedResults.Ok(new OverlapDto(a, await evaluator.CountAsync(first.TenantId, ruleA, ct), b, await evaluator.CountAsync(first.TenantId, ruleB, ct),
+            await evaluator.CountAsync(first.TenantId, new AllOf([ruleA, ruleB]), ct)));
+    }
+
+    /// <summary>
+    /// The members now as CSV, streamed a thousand at a time: <c>profile_id</c> and a column per identifier type asked for
+    /// (<c>?identifiers=phone,email</c>; several values of one type separated by <c>;</c>), masked without <c>pii.read</c>.
+    /// </summary>
+    public static async Task<Results<EmptyHttpResult, ValidationProblem, ProblemHttpResult>> Export(
+        long id, [Microsoft.AspNetCore.Mvc.FromQuery] string? identifiers, HttpContext http, MeridianDb db, SegmentEvaluator evaluator, ProfileDirectory profiles,
+        AuditLog audit, CancellationToken ct)
+    {
+        if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
+        var types = (identifiers ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+        if (types.Count > 20 || types.Any(t => t.Length > 64 || t.Any(ch => !char.IsAsciiLetterOrDigit(ch) && ch != '_')))
+            return Problems.Validation("identifiers", "Up to 20 identifier types, comma-separated (e.g. phone,email).");
+        var pii = http.Caller().Permissions.Contains(Platform.Access.Permissions.PiiRead);
+        audit.Record(segment.TenantId, () => new AuditChange("segment.exported", "segment", segment.Id, null, new { identifiers = types, pii }));
+        await db.SaveChangesAsync(ct);
+
+        var rule = RuleOf(segment);
+        http.Response.ContentType = "text/csv; charset=utf-8";
+        http.Response.Headers.ContentDisposition = $"attachment; filename=\"segment-{id}.csv\"";
+        await using var writer = new StreamWriter(http.Response.Body, new System.Text.UTF8Encoding(false));
+        await writer.WriteLineAsync(string.Join(',', new[] { "profile_id" }.Concat(types)));
+        for (var after = 0L; ;)
+        {
+            var page = await evaluator.MembersAsync(segment.TenantId, rule, after, 1000, ct);
+            var ids = page.Take(1000).ToList();
+            var held = await profiles.IdentifiersOfAsync(ids, types, pii, ct);
+            foreach (var profileId in ids)
+                await writer.WriteLineAsync(string.Join(',', new[] { profileId.ToString(System.Globalization.CultureInfo.InvariantCulture) }
+                    .Concat(types.Select(t => Csv(string.Join(';', held[profileId].GetValueOrDefault(t, [])))))));
+            if (page.Count <= 1000) break;
+            after = ids[^1];
+        }
+        await writer.FlushAsync(ct);
+        return TypedResults.Empty;
+    }
+
+    private static string Csv(string value) =>
+        value.IndexOfAny([',', '"', '\n', '\r']) < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+
+    /// <summary>The brand's segments the customer is in now.</summary>
+    public static async Task<Results<Ok<List<ProfileSegmentDto>>, ProblemHttpResult>> OfProfile(
+        long id, MeridianDb db, ProfileDirectory profiles, SegmentEvaluator evaluator, CancellationToken ct)
+    {
+        if (await profiles.FindLiveAsync(id, ct) is not { } live) return Problems.NotFound($"Profile {id}");
+        var segments = await db.Set<Segment>().AsNoTracking().Where(s => s.TenantId == live.BrandId).OrderBy(s => s.Id).ToListAsync(ct);
+        var result = new List<ProfileSegmentDto>();
+        foreach (var segment in segments)
+            if (await evaluator.ContainsAsync(segment.TenantId, RuleOf(segment), live.ProfileId, ct)) result.Add(new ProfileSegmentDto(segment.Id, segment.Name));
+        return TypedResults.Ok(result);
+    }
+
+    private static SegmentRule? Parse(JsonElement? json) => json is { } j ? SegmentRuleParser.Parse(j, out _) : null;
+
+    private static ValidationProblem Invalid(JsonElement? json)
+    {
+        if (json is not { } j) return Problems.Validation("rule", "A rule is required.");
+        SegmentRuleParser.Parse(j, out var errors);
+        return Problems.Validation(errors.ToDictionary(e => "rule" + e.Key[1..], e => e.Value));
+    }
+
+    private static SegmentRule RuleOf(Segment segment)
+    {
+        using var json = JsonDocument.Parse(segment.Rule);
+        return SegmentRuleParser.Parse(json.RootElement, out _) ?? throw new InvalidOperationException($"Segment {segment.Id} holds a rule that no longer parses.");
+    }
+
+    private static SegmentDto ToDto(Segment s)
+    {
+        using var json = JsonDocument.Parse(s.Rule);
+        return new SegmentDto(s.Id, s.Name, s.Description, json.RootElement.Clone(), SegmentRuleParser.Parse(json.RootElement, out _)?.ToText() ?? "", s.CreatedAt, s.UpdatedAt);
+    }
+}

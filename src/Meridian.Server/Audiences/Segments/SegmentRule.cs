@@ -1,0 +1,276 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Meridian.Audiences.Segments;
+
+/// <summary>
+/// A segment rule: a tree of conditions, written as JSON (see README, "Segments"):
+/// <c>{"and": [...]}</c>, <c>{"or": [...]}</c>, <c>{"not": {...}}</c>;
+/// <c>{"trait": "city", "op": "eq", "value": "Hangzhou"}</c>;
+/// <c>{"identifier": "phone"}</c> (has one);
+/// <c>{"tag": "VIP"}</c>;
+/// <c>{"computed": "order_count", "op": "gte", "value": 2}</c>;
+/// <c>{"event": "Order Completed", "where": [{"property": "category", "op": "eq", "value": "shoes"}],
+/// "count": {"op": "gte", "value": 2}, "withinDays": 30}</c> (or <c>"sum": {"property": "total", "op": "gte", "value": 500}</c>).
+/// </summary>
+public abstract record SegmentRule
+{
+    /// <summary>The rule as a marketer reads it: <c>city = "Hangzhou" AND has tag "VIP"</c>.</summary>
+    public abstract string ToText();
+
+    internal static string Quote(JsonElement value) => value.ValueKind == JsonValueKind.String
+        ? "\"" + value.GetString()!.Replace("\"", "\\\"", StringComparison.Ordinal) + "\""
+        : value.GetRawText();
+}
+
+public sealed record AllOf(IReadOnlyList<SegmentRule> Rules) : SegmentRule
+{
+    public override string ToText() => string.Join(" AND ", Rules.Select(r => r is AnyOf ? $"({r.ToText()})" : r.ToText()));
+}
+
+public sealed record AnyOf(IReadOnlyList<SegmentRule> Rules) : SegmentRule
+{
+    public override string ToText() => string.Join(" OR ", Rules.Select(r => r is AllOf ? $"({r.ToText()})" : r.ToText()));
+}
+
+public sealed record NotRule(SegmentRule Rule) : SegmentRule
+{
+    public override string ToText() => $"NOT ({Rule.ToText()})";
+}
+
+/// <summary>A comparison: <c>eq ne gt gte lt lte in contains exists not_exists</c>; <c>within_days</c> and <c>not_within_days</c> for times.</summary>
+public sealed record Comparison(string Op, JsonElement? Value)
+{
+    public static readonly string[] ValueOps = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "contains"];
+    public static readonly string[] PresenceOps = ["exists", "not_exists"];
+    public static readonly string[] TimeOps = ["within_days", "not_within_days"];
+
+    public string ToText(string subject) => Op switch
+    {
+        "exists" => $"{subject} exists",
+        "not_exists" => $"{subject} does not exist",
+        "within_days" => $"{subject} within the last {Value!.Value.GetRawText()} days",
+        "not_within_days" => $"{subject} not within the last {Value!.Value.GetRawText()} days",
+        "in" => $"{subject} in [{string.Join(", ", Value!.Value.EnumerateArray().Select(SegmentRule.Quote))}]",
+        "contains" => $"{subject} contains {SegmentRule.Quote(Value!.Value)}",
+        _ => $"{subject} {Symbol(Op)} {SegmentRule.Quote(Value!.Value)}",
+    };
+
+    private static string Symbol(string op) => op switch { "eq" => "=", "ne" => "≠", "gt" => ">", "gte" => "≥", "lt" => "<", _ => "≤" };
+}
+
+public sealed record TraitCondition(string Trait, Comparison Compare) : SegmentRule
+{
+    public override string ToText() => Compare.ToText(Trait);
+}
+
+public sealed record IdentifierCondition(string Type) : SegmentRule
+{
+    public override string ToText() => $"has {Type}";
+}
+
+public sealed record TagCondition(string Tag) : SegmentRule
+{
+    public override string ToText() => $"has tag \"{Tag}\"";
+}
+
+/// <summary>A computed trait of the profile: see <see cref="Fields"/>.</summary>
+public sealed record ComputedCondition(string Field, Comparison Compare) : SegmentRule
+{
+    public static readonly IReadOnlyDictionary<string, (string Column, string Kind)> Fields = new Dictionary<string, (string, string)>
+    {
+        ["order_count"] = ("order_count", "number"),
+        ["total_spend_minor"] = ("total_spend_minor", "number"),
+        ["value_score"] = ("value_score", "number"),
+        ["event_count"] = ("event_count", "number"),
+        ["rfm_segment"] = ("rfm_segment", "text"),
+        ["lifecycle_stage"] = ("", "stage"),
+        ["last_order_at"] = ("last_order_at", "time"),
+        ["first_order_at"] = ("first_order_at", "time"),
+        ["first_seen_at"] = ("first_seen_at", "time"),
+        ["last_seen_at"] = ("last_seen_at", "time"),
+    };
+
+    /// <summary>The stages of <c>Profiles.Identity.OrderFacts.LifecycleStage</c>, which the SQL computes alike.</summary>
+    public static readonly string[] Stages = ["unknown", "new", "active", "at_risk", "lapsed", "won_back"];
+
+    public override string ToText() => Compare.ToText(Field);
+}
+
+/// <summary>An event property filter of an event condition.</summary>
+public sealed record PropertyFilter(string Property, Comparison Compare)
+{
+    public string ToText() => Compare.ToText(Property);
+}
+
+/// <summary>
+/// How often (or how much) the customer did something: events named <see cref="Event"/> matching every filter, within
+/// the last <see cref="WithinDays"/> days if given, counted (default: at least one) or with a property summed.
+/// </summary>
+public sealed record EventCondition(string Event, IReadOnlyList<PropertyFilter> Where, string Op, decimal Threshold, string? SumOf, int? WithinDays)
+    : SegmentRule
+{
+    public override string ToText()
+    {
+        var what = $"\"{Event}\"" + (Where.Count == 0 ? "" : " where " + string.Join(" and ", Where.Select(w => w.ToText())));
+        var measure = SumOf is null ? $"count {Symbol} {Threshold.ToString(CultureInfo.InvariantCulture)}"
+            : $"sum of {SumOf} {Symbol} {Threshold.ToString(CultureInfo.InvariantCulture)}";
+        return $"event {what} {measure}" + (WithinDays is { } d ? $" in the last {d} days" : "");
+    }
+
+    private string Symbol => Op switch { "eq" => "=", "ne" => "≠", "gt" => ">", "gte" => "≥", "lt" => "<", _ => "≤" };
+}
+
+/// <summary>Reads a rule from JSON; each error names the path of the node at fault (<c>$.and[1].op</c>).</summary>
+public static class SegmentRuleParser
+{
+    private const int MaxDepth = 10;
+    private const int MaxConditions = 50;
+
+    public static SegmentRule? Parse(JsonElement json, out Dictionary<string, string[]> errors)
+    {
+        var state = new Dictionary<string, string[]>();
+        var count = 0;
+        var rule = Node(json, "$", 0, state, ref count);
+        errors = state;
+        return state.Count == 0 ? rule : null;
+    }
+
+    private static SegmentRule? Node(JsonElement json, string path, int depth, Dictionary<string, string[]> errors, ref int count)
+    {
+        if (json.ValueKind != JsonValueKind.Object) return Fail(errors, path, "A rule is a JSON object.");
+        if (depth > MaxDepth) return Fail(errors, path, $"Rules nest at most {MaxDepth} deep.");
+        if (++count > MaxConditions) return Fail(errors, path, $"A rule has at most {MaxConditions} nodes.");
+        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event"];
+        var present = kinds.Where(k => json.TryGetProperty(k, out _)).ToList();
+        if (present.Count != 1) return Fail(errors, path, $"A rule node has exactly one of: {string.Join(", ", kinds)}.");
+        var kind = present[0];
+        var body = json.GetProperty(kind);
+        switch (kind)
+        {
+            case "and" or "or":
+                if (body.ValueKind != JsonValueKind.Array || body.GetArrayLength() == 0) return Fail(errors, $"{path}.{kind}", "A non-empty list of rules.");
+                var children = new List<SegmentRule>();
+                var i = 0;
+                foreach (var child in body.EnumerateArray())
+                {
+                    if (Node(child, $"{path}.{kind}[{i++}]", depth + 1, errors, ref count) is { } parsed) children.Add(parsed);
+                }
+                return kind == "and" ? new AllOf(children) : new AnyOf(children);
+            case "not":
+                return Node(body, $"{path}.not", depth + 1, errors, ref count) is { } inner ? new NotRule(inner) : null;
+            case "trait":
+                if (Name(body, $"{path}.trait", errors) is not { } trait) return null;
+                return Compare(json, path, errors, [.. Comparison.ValueOps, .. Comparison.PresenceOps]) is { } c ? new TraitCondition(trait, c) : null;
+            case "identifier":
+                return Name(body, $"{path}.identifier", errors) is { } type ? new IdentifierCondition(type) : null;
+            case "tag":
+                return Name(body, $"{path}.tag", errors) is { } tag ? new TagCondition(tag) : null;
+            case "computed":
+                if (Name(body, $"{path}.computed", errors) is not { } field) return null;
+                if (!ComputedCondition.Fields.TryGetValue(field, out var spec))
+                    return Fail(errors, $"{path}.computed", $"One of: {string.Join(", ", ComputedCondition.Fields.Keys)}.");
+                string[] ops = spec.Kind switch
+                {
+                    "time" => [.. Comparison.TimeOps, .. Comparison.PresenceOps],
+                    "text" => ["eq", "ne", "in", .. Comparison.PresenceOps],
+                    "stage" => ["eq", "ne", "in"],
+                    _ => ["eq", "ne", "gt", "gte", "lt", "lte", .. Comparison.PresenceOps],
+                };
+                var computed = Compare(json, path, errors, ops);
+                if (computed is { Value: { } v } && spec.Kind == "number" && v.ValueKind != JsonValueKind.Number)
+                    return Fail(errors, $"{path}.value", $"{field} compares with a number.");
+                if (computed is { Value: { } stage } && spec.Kind == "stage"
+                    && (stage.ValueKind == JsonValueKind.Array ? stage.EnumerateArray() : new[] { stage }.AsEnumerable()).Any(s => !ComputedCondition.Stages.Contains(s.ToString())))
+                    return Fail(errors, $"{path}.value", $"Lifecycle stages are: {string.Join(", ", ComputedCondition.Stages)}.");
+                return computed is null ? null : new ComputedCondition(field, computed);
+            default:
+                return Event(json, body, path, errors);
+        }
+    }
+
+    private static EventCondition? Event(JsonElement json, JsonElement name, string path, Dictionary<string, string[]> errors)
+    {
+        if (Name(name, $"{path}.event", errors) is not { } eventName) return null;
+        var filters = new List<PropertyFilter>();
+        if (json.TryGetProperty("where", out var where))
+        {
+            if (where.ValueKind != JsonValueKind.Array) return Fail<EventCondition>(errors, $"{path}.where", "A list of property filters.");
+            var i = 0;
+            foreach (var filter in where.EnumerateArray())
+            {
+                var at = $"{path}.where[{i++}]";
+                if (filter.ValueKind != JsonValueKind.Object || !filter.TryGetProperty("property", out var property)) { Fail<EventCondition>(errors, at, "A filter names its property."); continue; }
+                if (Name(property, $"{at}.property", errors) is not { } p) continue;
+                if (Compare(filter, at, errors, [.. Comparison.ValueOps, .. Comparison.PresenceOps]) is { } c) filters.Add(new PropertyFilter(p, c));
+            }
+        }
+        int? within = null;
+        if (json.TryGetProperty("withinDays", out var days))
+        {
+            if (days.ValueKind != JsonValueKind.Number || !days.TryGetInt32(out var d) || d is < 1 or > 3650) return Fail<EventCondition>(errors, $"{path}.withinDays", "Whole days, 1 to 3650.");
+            within = d;
+        }
+        if (json.TryGetProperty("count", out _) && json.TryGetProperty("sum", out _)) return Fail<EventCondition>(errors, path, "Either count or sum, not both.");
+        var (op, threshold, sumOf) = ("gte", 1m, (string?)null);
+        var measureName = json.TryGetProperty("sum", out _) ? "sum" : "count";
+        if (json.TryGetProperty(measureName, out var measure))
+        {
+            var at = $"{path}.{measureName}";
+            if (measure.ValueKind != JsonValueKind.Object) return Fail<EventCondition>(errors, at, "An object with op and value.");
+            if (measureName == "sum")
+            {
+                if (!measure.TryGetProperty("property", out var summed) || Name(summed, $"{at}.property", errors) is not { } s) return Fail<EventCondition>(errors, $"{at}.property", "The property to sum.");
+                sumOf = s;
+            }
+            if (!measure.TryGetProperty("op", out var o) || o.ValueKind != JsonValueKind.String || o.GetString() is not ("eq" or "ne" or "gt" or "gte" or "lt" or "lte"))
+                return Fail<EventCondition>(errors, $"{at}.op", "One of: eq, ne, gt, gte, lt, lte.");
+            if (!measure.TryGetProperty("value", out var value) || value.ValueKind != JsonValueKind.Number || !value.TryGetDecimal(out threshold))
+                return Fail<EventCondition>(errors, $"{at}.value", "A number.");
+            op = o.GetString()!;
+        }
+        return errors.Count > 0 ? null : new EventCondition(eventName, filters, op, threshold, sumOf, within);
+    }
+
+    private static Comparison? Compare(JsonElement json, string path, Dictionary<string, string[]> errors, string[] allowed)
+    {
+        if (!json.TryGetProperty("op", out var opElement) || opElement.ValueKind != JsonValueKind.String || !allowed.Contains(opElement.GetString()))
+            return Fail<Comparison>(errors, $"{path}.op", $"One of: {string.Join(", ", allowed)}.");
+        var op = opElement.GetString()!;
+        if (Comparison.PresenceOps.Contains(op)) return new Comparison(op, null);
+        if (!json.TryGetProperty("value", out var value)) return Fail<Comparison>(errors, $"{path}.value", $"'{op}' needs a value.");
+        var ok = op switch
+        {
+            "in" => value.ValueKind == JsonValueKind.Array && value.GetArrayLength() is > 0 and <= 1000
+                    && value.EnumerateArray().All(v => v.ValueKind is JsonValueKind.String or JsonValueKind.Number),
+            "contains" => value.ValueKind == JsonValueKind.String,
+            "within_days" or "not_within_days" => value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var d) && d is >= 1 and <= 3650,
+            "gt" or "gte" or "lt" or "lte" => value.ValueKind is JsonValueKind.Number or JsonValueKind.String,
+            _ => value.ValueKind is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False,
+        };
+        if (!ok)
+        {
+            return Fail<Comparison>(errors, $"{path}.value", op switch
+            {
+                "in" => "A list of 1 to 1000 strings or numbers.",
+                "contains" => "A string.",
+                "within_days" or "not_within_days" => "Whole days, 1 to 3650.",
+                _ => "A string, number or boolean.",
+            });
+        }
+        return new Comparison(op, value.Clone());
+    }
+
+    private static string? Name(JsonElement element, string path, Dictionary<string, string[]> errors) =>
+        element.ValueKind == JsonValueKind.String && element.GetString() is { Length: > 0 and <= 200 } name && name.IndexOfAny(['\0', '"', '\\']) < 0
+            ? name
+            : Fail<string>(errors, path, "A name of 1 to 200 characters, without quotes or backslashes.");
+
+    private static T? Fail<T>(Dictionary<string, string[]> errors, string path, string message) where T : class
+    {
+        errors[path] = errors.TryGetValue(path, out var existing) ? [.. existing, message] : [message];
+        return null;
+    }
+
+    private static SegmentRule? Fail(Dictionary<string, string[]> errors, string path, string message) => Fail<SegmentRule>(errors, path, message);
+}

@@ -1,0 +1,175 @@
+using System.Data.Common;
+using System.Text.Json;
+
+namespace Meridian.Audiences.Segments;
+
+/// <summary>
+/// Turns a <see cref="SegmentRule"/> into one SQL condition over a brand's live profiles (<c>profiles p</c>), for
+/// SQLite or PostgreSQL. Every value the rule holds goes in as a parameter. Semantics, shared with any other evaluator:
+/// a comparison holds only for a value that exists and is of the compared kind (a number for a number, a string for a
+/// string), so <c>ne</c> and <c>lt</c> never match a customer who lacks the trait; <c>contains</c> is case-sensitive;
+/// <c>within_days</c> counts back from now; tags set on profiles merged into the customer's count as theirs.
+/// </summary>
+public sealed class SegmentSql
+{
+    private readonly bool postgres;
+    private readonly DateTime now;
+    private readonly Profiles.Identity.LifecycleThresholds lifecycle;
+    private readonly List<(string Name, object Value)> parameters = [];
+
+    private SegmentSql(bool postgres, DateTime now, Profiles.Identity.LifecycleThresholds lifecycle) =>
+        (this.postgres, this.now, this.lifecycle) = (postgres, now, lifecycle);
+
+    /// <summary>The condition and its parameters (<c>@s0</c>, <c>@s1</c>, ...).</summary>
+    public static (string Sql, IReadOnlyList<(string Name, object Value)> Parameters) Compile(SegmentRule rule, bool postgres, DateTime now,
+        Profiles.Identity.LifecycleThresholds lifecycle)
+    {
+        var compiler = new SegmentSql(postgres, now, lifecycle);
+        return (compiler.Condition(rule), compiler.parameters);
+    }
+
+    public static void Bind(DbCommand command, IReadOnlyList<(string Name, object Value)> parameters)
+    {
+        foreach (var (name, value) in parameters)
+        {
+            var p = command.CreateParameter();
+            p.ParameterName = name;
+            p.Value = value;
+            command.Parameters.Add(p);
+        }
+    }
+
+    private string Param(object value)
+    {
+        var name = "@s" + parameters.Count;
+        parameters.Add((name, value));
+        return name;
+    }
+
+    private string Condition(SegmentRule rule) => rule switch
+    {
+        AllOf all => "(" + string.Join(" AND ", all.Rules.Select(Condition)) + ")",
+        AnyOf any => "(" + string.Join(" OR ", any.Rules.Select(Condition)) + ")",
+        NotRule not => "(NOT " + Condition(not.Rule) + ")",
+        // A leaf over a missing value is NULL in SQL, and NOT NULL is NULL again: each leaf is made plainly true or false,
+        // so that NOT picks exactly the customers its condition leaves out.
+        _ => $"COALESCE({Leaf(rule)}, {(postgres ? "FALSE" : "0")})",
+    };
+
+    private string Leaf(SegmentRule rule) => rule switch
+    {
+        TraitCondition t => Compare(postgres ? Pg("p.traits", Param(t.Trait), "'v'") : Lite("p.traits", Param($"$.\"{t.Trait}\".v")), t.Compare),
+        IdentifierCondition i => $"EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.profile_id = p.id AND i.type = {Param(i.Type)})",
+        TagCondition tag => $"EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.tenant_id = p.tenant_id AND t.name = {Param(tag.Tag)}"
+            + " AND (pt.profile_id = p.id OR pt.profile_id IN (SELECT m.id FROM profiles m WHERE m.merged_into_id = p.id)))",
+        ComputedCondition c => Computed(c),
+        EventCondition e => Event(e),
+        _ => throw new InvalidOperationException($"No SQL for {rule.GetType().Name}."),
+    };
+
+    /// <summary>A JSON value inside a document column: its JSON type, its value as SQL compares it, and as text.</summary>
+    private sealed record JsonValue(string Type, string Number, string Text, bool Postgres)
+    {
+        public string IsNumber => Postgres ? $"{Type} = 'number'" : $"{Type} IN ('integer', 'real')";
+        public string IsString => Postgres ? $"{Type} = 'string'" : $"{Type} = 'text'";
+        public string Exists => $"({Type} IS NOT NULL AND {Type} <> 'null')";
+    }
+
+    private JsonValue Lite(string document, string path) =>
+        new($"json_type({document}, {path})", $"json_extract({document}, {path})", $"json_extract({document}, {path})", false);
+
+    /// <summary><paramref name="key"/> is a parameter; <paramref name="inner"/> an optional key below it (a quoted literal).</summary>
+    private JsonValue Pg(string document, string key, string? inner)
+    {
+        var value = inner is null ? $"(CAST({document} AS jsonb) -> {key})" : $"(CAST({document} AS jsonb) -> {key} -> {inner})";
+        var text = inner is null ? $"(CAST({document} AS jsonb) ->> {key})" : $"(CAST({document} AS jsonb) -> {key} ->> {inner})";
+        return new JsonValue($"jsonb_typeof({value})", $"(CASE WHEN jsonb_typeof({value}) = 'number' THEN CAST({text} AS numeric) END)", text, true);
+    }
+
+    private string Compare(JsonValue v, Comparison c)
+    {
+        switch (c.Op)
+        {
+            case "exists": return v.Exists;
+            case "not_exists": return $"(NOT {v.Exists})";
+            case "in": return "(" + string.Join(" OR ", c.Value!.Value.EnumerateArray().Select(item => Equal(v, item))) + ")";
+            case "eq": return Equal(v, c.Value!.Value);
+            case "ne": return $"({v.Exists} AND NOT {Equal(v, c.Value!.Value)})";
+            case "contains": return postgres ? $"({v.IsString} AND strpos({v.Text}, {Param(c.Value!.Value.GetString()!)}) > 0)"
+                : $"({v.IsString} AND instr({v.Text}, {Param(c.Value!.Value.GetString()!)}) > 0)";
+        }
+        var op = Symbol(c.Op);
+        var value = c.Value!.Value;
+        return value.ValueKind == JsonValueKind.Number
+            ? $"({v.IsNumber} AND {v.Number} {op} {Param(Number(value))})"
+            : $"({v.IsString} AND {v.Text}{(postgres ? " COLLATE \"C\"" : "")} {op} {Param(value.GetString()!)})";
+    }
+
+    private string Equal(JsonValue v, JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Number => $"({v.IsNumber} AND {v.Number} = {Param(Number(value))})",
+        JsonValueKind.True or JsonValueKind.False => postgres
+            ? $"({v.Type} = 'boolean' AND {v.Text} = '{(value.GetBoolean() ? "true" : "false")}')"
+            : $"({v.Type} = '{(value.GetBoolean() ? "true" : "false")}')",
+        _ => $"({v.IsString} AND {v.Text} = {Param(value.GetString()!)})",
+    };
+
+    private object Number(JsonElement value) => postgres ? value.GetDecimal() : value.GetDouble();
+
+    private static string Symbol(string op) => op switch
+    {
+        "eq" => "=", "ne" => "<>", "gt" => ">", "gte" => ">=", "lt" => "<", "lte" => "<=",
+        _ => throw new InvalidOperationException($"No symbol for '{op}'."),
+    };
+
+    private string Computed(ComputedCondition c)
+    {
+        var (column, kind) = ComputedCondition.Fields[c.Field];
+        var col = kind == "stage" ? LifecycleStage() : "p." + column;
+        switch (c.Compare.Op)
+        {
+            case "exists": return $"({col} IS NOT NULL)";
+            case "not_exists": return $"({col} IS NULL)";
+            case "within_days": return $"({col} >= {Param(now.AddDays(-c.Compare.Value!.Value.GetInt32()))})";
+            case "not_within_days": return $"({col} IS NULL OR {col} < {Param(now.AddDays(-c.Compare.Value!.Value.GetInt32()))})";
+            case "in": return $"({col} IN ({string.Join(", ", c.Compare.Value!.Value.EnumerateArray().Select(v => Param(v.ToString())))}))";
+        }
+        var value = c.Compare.Value!.Value;
+        object bound = kind == "number" ? (postgres ? value.GetDecimal() : value.GetDouble()) : value.ToString();
+        return $"({col} IS NOT NULL AND {col} {Symbol(c.Compare.Op)} {Param(bound)})";
+    }
+
+    /// <summary>The lifecycle stage as <c>OrderFacts.LifecycleStage</c> computes it, step by step in the same order.</summary>
+    private string LifecycleStage()
+    {
+        var lastActive = "COALESCE(p.last_order_at, p.last_seen_at)";
+        var gap = postgres ? "EXTRACT(EPOCH FROM (p.last_order_at - p.previous_order_at))"
+            : "((julianday(p.last_order_at) - julianday(p.previous_order_at)) * 86400.0)";
+        var lapsedSeconds = postgres ? (object)(decimal)lifecycle.LapsedAfter.TotalSeconds : lifecycle.LapsedAfter.TotalSeconds;
+        return $"(CASE WHEN {lastActive} IS NULL THEN 'unknown'"
+            + $" WHEN {lastActive} < {Param(now - lifecycle.LapsedAfter)} THEN 'lapsed'"
+            + $" WHEN {lastActive} < {Param(now - lifecycle.AtRiskAfter)} THEN 'at_risk'"
+            + $" WHEN p.last_order_at IS NOT NULL AND p.previous_order_at IS NOT NULL AND {gap} > {Param(lapsedSeconds)} THEN 'won_back'"
+            + $" WHEN p.first_seen_at IS NOT NULL AND p.first_seen_at >= {Param(now - lifecycle.NewFor)} AND p.order_count <= 1 THEN 'new'"
+            + " ELSE 'active' END)";
+    }
+
+    private string Event(EventCondition e)
+    {
+        var where = new List<string> { "pe.profile_id = p.id", $"e.name = {Param(e.Event)}" };
+        if (e.WithinDays is { } days) where.Add($"pe.timestamp >= {Param(now.AddDays(-days))}");
+        where.AddRange(e.Where.Select(f => Compare(Property(f.Property), f.Compare)));
+        string measure;
+        if (e.SumOf is { } summed)
+        {
+            var v = Property(summed);
+            measure = $"COALESCE(SUM(CASE WHEN {v.IsNumber} THEN {v.Number} END), 0)";
+        }
+        else measure = "COUNT(*)";
+        var threshold = postgres ? (object)e.Threshold : (double)e.Threshold;
+        return $"((SELECT {measure} FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)}) {Symbol(e.Op)} {Param(threshold)})";
+    }
+
+    private JsonValue Property(string property) =>
+        postgres ? Pg("e.payload", "'properties'", Param(property)) : Lite("e.payload", Param($"$.properties.\"{property}\""));
+}
