@@ -1,6 +1,7 @@
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Loyalty;
+using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
 
@@ -16,6 +17,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddOffers();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -24,6 +26,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapOffers();
     await app.RunAsync();
     return 0;
 }
