@@ -275,18 +275,16 @@ public static class OffersEndpoints
     /// <c>coupon-limit-reached</c>. Claims are committed in groups by <see cref="ClaimWriter"/>. An optional
     /// Idempotency-Key makes a retry return the same coupon.
     /// </summary>
-    public static async Task<IResult> Claim(long id, ClaimRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles,
-        ClaimWriter writer, MeridianDb db, CancellationToken ct)
+    public static async Task<IResult> Claim(long id, ClaimRequest request, HttpContext http, TenantScope tenant, ClaimWriter writer, MeridianDb db, CancellationToken ct)
     {
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (key.Length > 200) return Problems.Validation(IdempotencyHeader, "An Idempotency-Key has at most 200 characters.");
         var hash = key.Length == 0 ? null : Redemptions.Hash(http.Request.Method, http.Request.Path, request);
         if (hash is not null && await ReplayIssueAsync(db, tenant.Brand, key, hash, ct) is { } replay) return replay;
-        if (await LiveProfileAsync(profiles, request.ProfileId!.Value, tenant.Brand, ct) is not { } profileId) return Problems.NotFound($"Profile {request.ProfileId}");
-        var order = new IssueOrder(tenant.Brand, id, profileId, "claim", key.Length == 0 ? null : key, hash);
+        var order = new IssueOrder(tenant.Brand, id, request.ProfileId!.Value, "claim", key.Length == 0 ? null : key, hash);
         try
         {
-            return Answer(await writer.ClaimAsync(order), id);
+            return Answer(await writer.ClaimAsync(order), id, request.ProfileId.Value);
         }
         catch (Exception ex) when (hash is not null && IsUniqueViolation(ex))
         {
@@ -318,7 +316,7 @@ public static class OffersEndpoints
                 await db.SaveChangesAsync(ct);
                 await transaction.CommitAsync(ct);
             }
-            return Answer(result, id);
+            return Answer(result, id, profileId);
         }
         catch (Exception ex) when (IsUniqueViolation(ex))
         {
@@ -509,10 +507,11 @@ public static class OffersEndpoints
     private static ProblemHttpResult KeyReused() => TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, type: ProblemTypes.IdempotencyKeyReused,
         title: "The Idempotency-Key was used for another request.", detail: "This key came with a different request earlier; repeat that request exactly, or send a new key.");
 
-    private static IResult Answer(IssueResult result, long templateId) => result.Outcome switch
+    private static IResult Answer(IssueResult result, long templateId, long profileId) => result.Outcome switch
     {
         IssueOutcome.Issued => TypedResults.Ok(result.Coupon),
         IssueOutcome.NotFound => Problems.NotFound($"Template {templateId}"),
+        IssueOutcome.ProfileNotFound => Problems.NotFound($"Profile {profileId}"),
         IssueOutcome.NotActive => TypedResults.Problem(statusCode: 409, type: ProblemTypes.BusinessRule, title: "A business rule prevents this change.", detail: "The offer is paused."),
         IssueOutcome.Ended => TypedResults.Problem(statusCode: 409, type: ProblemTypes.BusinessRule, title: "A business rule prevents this change.", detail: "The offer has ended."),
         IssueOutcome.OutOfStock => OutOfStock("Every coupon of this offer has been given out."),

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Meridian.Data;
 using Meridian.Platform.Tenancy;
+using Meridian.Profiles;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Offers.Claims;
@@ -75,12 +76,20 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var issuer = scope.ServiceProvider.GetRequiredService<CouponIssuer>();
         var plans = await issuer.PlanAsync(orders.Select(o => o.TemplateId), CancellationToken.None);
+        // The customer is looked up here, not in the request: thousands of claims waiting at once would otherwise queue
+        // for the connection pool ahead of the writer that serves them.
+        var profiles = scope.ServiceProvider.GetRequiredService<ProfileDirectory>();
+        var live = new Dictionary<(long, long), long?>();
+        foreach (var o in orders.DistinctBy(o => (o.TenantId, o.ProfileId)))
+            live[(o.TenantId, o.ProfileId)] = await profiles.FindLiveAsync(o.ProfileId, CancellationToken.None) is { } p && p.BrandId == o.TenantId ? p.ProfileId : null;
         var results = new IssueResult[orders.Count];
         await using var transaction = await db.Database.BeginTransactionAsync(CancellationToken.None);
         var now = CouponIssuer.Now(time);
         // Template by template, so that two nodes' groups take the stock rows in the same order.
         foreach (var i in Enumerable.Range(0, orders.Count).OrderBy(i => orders[i].TemplateId).ThenBy(i => i))
-            results[i] = await issuer.IssueAsync(orders[i], plans.GetValueOrDefault(orders[i].TemplateId), now, CancellationToken.None);
+            results[i] = live[(orders[i].TenantId, orders[i].ProfileId)] is { } profileId
+                ? await issuer.IssueAsync(orders[i] with { ProfileId = profileId }, plans.GetValueOrDefault(orders[i].TemplateId), now, CancellationToken.None)
+                : new IssueResult(IssueOutcome.ProfileNotFound);
         await db.SaveChangesAsync(CancellationToken.None);
         await transaction.CommitAsync(CancellationToken.None);
         return results;

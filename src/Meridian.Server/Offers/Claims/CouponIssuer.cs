@@ -25,6 +25,7 @@ public enum IssueOutcome
 {
     Issued,
     NotFound,
+    ProfileNotFound,
     NotActive,
     Ended,
     OutOfStock,
@@ -32,7 +33,7 @@ public enum IssueOutcome
     DailyLimitReached,
 }
 
-/// <summary>One coupon to issue to one customer (the profile already checked to be a live profile of the brand).</summary>
+/// <summary>One coupon to issue to one customer (a live profile of the brand, checked before the writing transaction).</summary>
 public sealed record IssueOrder(long TenantId, long TemplateId, long ProfileId, string Source, string? Key, string? Hash);
 
 public sealed record IssueResult(IssueOutcome Outcome, IssuedCouponDto? Coupon = null);
