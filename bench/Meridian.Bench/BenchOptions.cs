@@ -38,9 +38,14 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly;
+    /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
+    public bool OffersOnly { get; init; }
 
-    public bool RunsIdentity => !IngestOnly;
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !OffersOnly;
+
+    public bool RunsIdentity => !IngestOnly && !OffersOnly;
+
+    public bool RunsOffers => !IngestOnly && !IdentityOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -57,6 +62,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                               concurrent clients sending batches (default 8)
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
+          --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -89,6 +95,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--identity-only":
                     options = options with { IdentityOnly = true };
+                    continue;
+                case "--offers-only":
+                    options = options with { OffersOnly = true };
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
