@@ -250,22 +250,38 @@ public static class OffersEndpoints
         return TypedResults.Ok(new ImportCodesResponse(imported, existing.Select(CouponCodes.Display).ToList()));
     }
 
-    public static async Task<Results<Ok<Page<CouponDto>>, ProblemHttpResult>> CouponsOfTemplate(long id, [FromQuery] CouponStatus? status, [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+    public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem, ProblemHttpResult>> CouponsOfTemplate(long id, [FromQuery(Name = "status")] string? statusText,
+        [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
     {
+        if (!TryStatus(statusText, out var status)) return BadStatus();
         if (!await db.Set<OfferTemplate>().AnyAsync(t => t.Id == id, ct)) return Problems.NotFound($"Template {id}");
         var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.TemplateId == id && c.Id > page.After && (status == null || c.Status == status))
             .OrderBy(c => c.Id).Take(page.Take + 1).ToListAsync(ct);
         return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
     }
 
-    public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile([FromQuery] long? profileId, [FromQuery] CouponStatus? status,
+    public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile([FromQuery] long? profileId, [FromQuery(Name = "status")] string? statusText,
         [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
     {
         if (profileId is null) return Problems.Validation("profileId", "Name the customer's profile id.");
+        if (!TryStatus(statusText, out var status)) return BadStatus();
         var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId == profileId && c.Id > page.After && (status == null || c.Status == status))
             .OrderBy(c => c.Id).Take(page.Take + 1).ToListAsync(ct);
         return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
     }
+
+    /// <summary>A status as the API writes it (<c>unassigned</c>, <c>issued</c>, ...); null when none is given.</summary>
+    private static bool TryStatus(string? text, out CouponStatus? status)
+    {
+        status = null;
+        if (text is null) return true;
+        if (!Enum.TryParse<CouponStatus>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || text.Any(char.IsDigit)) return false;
+        status = parsed;
+        return true;
+    }
+
+    private static ValidationProblem BadStatus() =>
+        Problems.Validation("status", $"One of {string.Join(", ", Enum.GetNames<CouponStatus>().Select(n => n.ToLowerInvariant()))}.");
 
     public static async Task<Results<Ok<CouponDto>, ProblemHttpResult>> Coupon(long id, MeridianDb db, CancellationToken ct) =>
         await db.Set<OfferCoupon>().AsNoTracking().SingleOrDefaultAsync(c => c.Id == id, ct) is { } c ? TypedResults.Ok(CouponDto.From(c)) : Problems.NotFound($"Coupon {id}");
