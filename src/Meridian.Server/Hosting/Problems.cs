@@ -123,7 +123,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
     /// Two requests racing to create the same unique thing: the check before the insert passed for both and the
     /// database's unique index stopped the second. That is the client's conflict, not a server error.
     /// </summary>
-    private static bool IsUniqueViolation(Exception exception) =>
+    internal static bool IsUniqueViolation(Exception exception) =>
         (exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } ? inner : exception) switch
         {
             Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 } => true,

@@ -543,7 +543,5 @@ public static class OffersEndpoints
         TypedResults.Problem(statusCode: 409, type: ProblemTypes.CouponLimitReached, title: "A coupon limit is reached.", detail: detail,
             extensions: new Dictionary<string, object?> { ["limit"] = limit });
 
-    private static bool IsUniqueViolation(Exception ex) =>
-        (ex is DbUpdateException { InnerException: { } inner } ? inner : ex) is Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 or 1555 }
-            or Npgsql.PostgresException { SqlState: "23505" };
+    private static bool IsUniqueViolation(Exception ex) => ProblemExceptionHandler.IsUniqueViolation(ex);
 }
