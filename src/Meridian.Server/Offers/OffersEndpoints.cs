@@ -364,6 +364,9 @@ public static class OffersEndpoints
         if (plan.Template.Status != TemplateStatus.Active) return Problems.Conflict("The offer is paused.");
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var tx = Microsoft.EntityFrameworkCore.Storage.DbContextTransactionExtensions.GetDbTransaction(transaction);
+        // The customer counts of a template are written under its stock row's lock (see CouponIssuer), so a claim racing
+        // with this one on another node sees this count.
+        await CouponIssuer.LockStockAsync(tx, coupon.TemplateId, ct);
         if (plan.Template.PerCustomerLimit is { } limit && await CouponIssuer.ExecAsync(tx, """
             INSERT INTO offer_customer_counts (template_id, profile_id, tenant_id, count) VALUES (@t, @p, @tenant, 1)
             ON CONFLICT (template_id, profile_id) DO UPDATE SET count = offer_customer_counts.count + 1 WHERE offer_customer_counts.count < @limit

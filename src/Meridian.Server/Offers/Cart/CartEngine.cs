@@ -59,7 +59,7 @@ public sealed record Combination(IReadOnlyList<(Candidate Coupon, long Discount)
 public static class CartEngine
 {
     /// <summary>Combinations examined at the most before the best found so far is returned (50 coupons have 2^50 subsets).</summary>
-    public const int SearchBudget = 200_000;
+    public const int SearchBudget = 20_000;
 
     public static Verdict Judge(Candidate coupon, Cart cart, long? tierId, DateTime now)
     {
@@ -180,8 +180,11 @@ public static class CartEngine
 
     /// <summary>
     /// The combination of applicable coupons that takes off the most (ties: fewer coupons), at most one coupon per
-    /// template, each pair allowed to stack. Branch and bound: a coupon adds at most its discount on its own (what it
-    /// applies to only shrinks), which bounds every branch. Also says why each applicable coupon was left out.
+    /// template, each pair allowed to stack. A depth-first search over the coupons in the order they apply, so that each
+    /// step applies one more coupon to what the steps before it left (no combination is re-evaluated from scratch), and
+    /// branch and bound: what the remaining coupons can still add is at most the sum of their discounts on their own
+    /// (what a coupon applies to only shrinks) and at most what is left of the cart. Also says why each applicable coupon
+    /// was left out.
     /// </summary>
     public static (Combination Best, Dictionary<long, Reason> LeftOut, bool Exhaustive) Best(IReadOnlyList<Verdict> verdicts, Cart cart)
     {
@@ -193,35 +196,35 @@ public static class CartEngine
             var ordered = group.OrderBy(v => v.Coupon.ValidUntil ?? DateTime.MaxValue).ThenBy(v => v.Coupon.CouponId).ToList();
             perTemplate.Add(ordered[0]);
             foreach (var other in ordered.Skip(1))
-                leftOut[other.Coupon.CouponId] = new("same_template", $"Coupon {CodesOf(ordered[0])} of the same promotion is used instead (it expires first).");
+                leftOut[other.Coupon.CouponId] = new("same_template", $"Coupon {ordered[0].Coupon.Code} of the same promotion is used instead (it expires first).");
         }
-        var candidates = perTemplate.OrderByDescending(v => v.Discount).ThenBy(v => v.Coupon.CouponId).ToList();
+        var candidates = InApplyOrder(perTemplate);
         var suffix = new long[candidates.Count + 1];
         for (var i = candidates.Count - 1; i >= 0; i--) suffix[i] = suffix[i + 1] + candidates[i].Discount;
 
         var best = new Combination([], 0);
         var examined = 0;
-        var chosen = new List<Verdict>();
-        void Search(int next, long bound)
+        var chosen = new List<(Candidate Coupon, long Discount)>();
+        void Search(int next, long[] left, long shipping, long total)
         {
-            if (examined >= SearchBudget) return;
-            examined++;
-            if (chosen.Count > 0)
-            {
-                var together = Together(InApplyOrder(chosen), cart);
-                if (together.Total > best.Total || (together.Total == best.Total && together.Coupons.Count < best.Coupons.Count)) best = together;
-            }
+            if (total > best.Total || (total == best.Total && chosen.Count < best.Coupons.Count)) best = new Combination([.. chosen], total);
+            var rest = shipping;
+            foreach (var l in left) rest += l;
             for (var i = next; i < candidates.Count; i++)
             {
-                if (bound + suffix[i] <= best.Total) return;
-                var c = candidates[i];
-                if (!chosen.All(x => x.Coupon.Template.StacksWith(c.Coupon.Template))) continue;
-                chosen.Add(c);
-                Search(i + 1, bound + c.Discount);
+                if (total + Math.Min(suffix[i], rest) <= best.Total || ++examined > SearchBudget) return;
+                var c = candidates[i].Coupon;
+                if (!chosen.All(x => x.Coupon.Template.StacksWith(c.Template))) continue;
+                var after = (long[])left.Clone();
+                var shippingAfter = shipping;
+                var d = Apply(c.Template, cart, after, ref shippingAfter, []);
+                if (d == 0) continue;
+                chosen.Add((c, d));
+                Search(i + 1, after, shippingAfter, total + d);
                 chosen.RemoveAt(chosen.Count - 1);
             }
         }
-        Search(0, 0);
+        Search(0, cart.Lines.Select(l => l.Amount).ToArray(), cart.Shipping, 0);
 
         var used = best.Coupons.Select(c => c.Coupon.CouponId).ToHashSet();
         foreach (var v in perTemplate.Where(v => !used.Contains(v.Coupon.CouponId)))
@@ -233,10 +236,6 @@ public static class CartEngine
                     ? new("does_not_stack", $"Does not stack with {string.Join(", ", blockers.Select(b => $"'{b.Template.Name}'"))}, which together take off more.")
                     : new("adds_nothing", "Adds nothing once the coupons of the best combination have applied.");
         }
-        foreach (var (coupon, discount) in best.Coupons.Where(c => c.Discount == 0)) leftOut[coupon.CouponId] = new("adds_nothing", "Adds nothing after the coupons applied before it.");
-        var trimmed = new Combination(best.Coupons.Where(c => c.Discount > 0).ToList(), best.Total);
-        return (trimmed, leftOut, examined < SearchBudget);
+        return (best, leftOut, examined <= SearchBudget);
     }
-
-    private static string CodesOf(Verdict v) => v.Coupon.Code;
 }

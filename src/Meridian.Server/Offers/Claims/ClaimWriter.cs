@@ -76,20 +76,26 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var issuer = scope.ServiceProvider.GetRequiredService<CouponIssuer>();
         var plans = await issuer.PlanAsync(orders.Select(o => o.TemplateId), CancellationToken.None);
-        // The customer is looked up here, not in the request: thousands of claims waiting at once would otherwise queue
-        // for the connection pool ahead of the writer that serves them.
-        var profiles = scope.ServiceProvider.GetRequiredService<ProfileDirectory>();
-        var live = new Dictionary<(long, long), long?>();
-        foreach (var o in orders.DistinctBy(o => (o.TenantId, o.ProfileId)))
-            live[(o.TenantId, o.ProfileId)] = await profiles.FindLiveAsync(o.ProfileId, CancellationToken.None) is { } p && p.BrandId == o.TenantId ? p.ProfileId : null;
+        // The customers are looked up here, in one query, not in each request: thousands of claims waiting at once would
+        // otherwise queue for the connection pool ahead of the writer that serves them.
+        var live = await scope.ServiceProvider.GetRequiredService<ProfileDirectory>().FindLiveManyAsync(orders.Select(o => o.ProfileId).Distinct().ToList(), CancellationToken.None);
         var results = new IssueResult[orders.Count];
         await using var transaction = await db.Database.BeginTransactionAsync(CancellationToken.None);
         var now = CouponIssuer.Now(time);
-        // Template by template, so that two nodes' groups take the stock rows in the same order.
-        foreach (var i in Enumerable.Range(0, orders.Count).OrderBy(i => orders[i].TemplateId).ThenBy(i => i))
-            results[i] = live[(orders[i].TenantId, orders[i].ProfileId)] is { } profileId
-                ? await issuer.IssueAsync(orders[i] with { ProfileId = profileId }, plans.GetValueOrDefault(orders[i].TemplateId), now, CancellationToken.None)
-                : new IssueResult(IssueOutcome.ProfileNotFound);
+        // Template by template (ascending), so that two nodes' groups lock the stock rows in the same order.
+        foreach (var template in Enumerable.Range(0, orders.Count).GroupBy(i => orders[i].TemplateId).OrderBy(g => g.Key))
+        {
+            var claims = new List<int>();
+            foreach (var i in template)
+            {
+                if (live.TryGetValue(orders[i].ProfileId, out var p) && p.BrandId == orders[i].TenantId) claims.Add(i);
+                else results[i] = new IssueResult(IssueOutcome.ProfileNotFound);
+            }
+            if (claims.Count == 0) continue;
+            var issued = await issuer.IssueManyAsync(claims.Select(i => orders[i] with { ProfileId = live[orders[i].ProfileId].ProfileId }).ToList(),
+                plans.GetValueOrDefault(template.Key), now, CancellationToken.None);
+            for (var k = 0; k < claims.Count; k++) results[claims[k]] = issued[k];
+        }
         await db.SaveChangesAsync(CancellationToken.None);
         await transaction.CommitAsync(CancellationToken.None);
         return results;

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Offers.Codes;
 using Meridian.Offers.Data;
 using Meridian.Platform.Outbox;
@@ -42,11 +43,12 @@ public sealed record IssueResult(IssueOutcome Outcome, IssuedCouponDto? Coupon =
 public sealed record IssuePlan(OfferTemplate Template, long GroupId, TimeZoneInfo Zone);
 
 /// <summary>
-/// Issues coupons inside the caller's transaction, one conditional statement per limit: the template's stock row
-/// (<c>UPDATE ... WHERE remaining > 0</c>), then the customer's count (an upsert that only raises it below the limit),
-/// then the day's count; a later refusal undoes the earlier steps in the same transaction. The stock row comes first
-/// so that a sold-out template refuses with one statement and every issue of a template queues on that one row lock,
-/// which orders them the same way on every node (no deadlock between the customer rows of two transactions).
+/// Issues coupons inside the caller's transaction. Every issue of a template starts by locking the template's stock row
+/// (PostgreSQL: <c>SELECT ... FOR UPDATE</c>; SQLite: the transaction already holds the database's write lock), and
+/// every write of the template's customer and day counts happens under that lock, so while it is held the stock and
+/// the counts read are the truth on every node. The claims of a group are then judged one after the other in memory
+/// (stock, then the customer's limit, then the day's) and written with a handful of set-based statements: a group of
+/// hundreds of claims costs a few round trips instead of a few per claim, and stays exact.
 /// </summary>
 public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
 {
@@ -67,52 +69,108 @@ public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
 
     public static TimeZoneInfo Zone(string id) => TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone) ? zone : TimeZoneInfo.Utc;
 
-    /// <summary>Issues one coupon in the open transaction; refusals leave no trace. Events are published, not saved.</summary>
-    public async Task<IssueResult> IssueAsync(IssueOrder order, IssuePlan? plan, DateTime now, CancellationToken ct)
+    /// <summary>Issues one coupon in the open transaction; a refusal leaves no trace. Events are published, not saved.</summary>
+    public async Task<IssueResult> IssueAsync(IssueOrder order, IssuePlan? plan, DateTime now, CancellationToken ct) =>
+        (await IssueManyAsync([order], plan, now, ct))[0];
+
+    /// <summary>Issues coupons of one template to the orders, judged in their order, in the open transaction.</summary>
+    public async Task<IssueResult[]> IssueManyAsync(IReadOnlyList<IssueOrder> orders, IssuePlan? plan, DateTime now, CancellationToken ct)
     {
-        if (plan is null || plan.Template.TenantId != order.TenantId) return new(IssueOutcome.NotFound);
+        var results = new IssueResult[orders.Count];
+        var refusal = plan is null ? IssueOutcome.NotFound
+            : plan.Template.Status != TemplateStatus.Active ? IssueOutcome.NotActive
+            : plan.Template.ValidUntil is { } end && now >= end ? IssueOutcome.Ended
+            : (IssueOutcome?)null;
+        for (var i = 0; i < orders.Count; i++)
+            if (refusal is { } r || orders[i].TenantId != plan!.Template.TenantId) results[i] = new(refusal ?? IssueOutcome.NotFound);
+        if (plan is null || refusal is not null || results.All(r => r is not null)) return results;
         var t = plan.Template;
-        if (t.Status != TemplateStatus.Active) return new(IssueOutcome.NotActive);
-        if (t.ValidUntil is { } end && now >= end) return new(IssueOutcome.Ended);
         var tx = db.Database.CurrentTransaction?.GetDbTransaction() ?? throw new InvalidOperationException("Issue coupons inside a transaction.");
 
-        if (await ExecAsync(tx, """
-            UPDATE offer_templates SET issued = issued + 1, remaining = CASE WHEN stock IS NULL THEN remaining ELSE remaining - 1 END
-            WHERE id = @t AND tenant_id = @tenant AND (stock IS NULL OR remaining > 0)
-            """, ct, ("t", t.Id), ("tenant", t.TenantId)) == 0)
-            return new(IssueOutcome.OutOfStock);
-
-        if (t.PerCustomerLimit is { } limit && await ExecAsync(tx, """
-            INSERT INTO offer_customer_counts (template_id, profile_id, tenant_id, count) VALUES (@t, @p, @tenant, 1)
-            ON CONFLICT (template_id, profile_id) DO UPDATE SET count = offer_customer_counts.count + 1 WHERE offer_customer_counts.count < @limit
-            """, ct, ("t", t.Id), ("p", order.ProfileId), ("tenant", t.TenantId), ("limit", limit)) == 0)
-        {
-            await UndoStockAsync(tx, t, ct);
-            return new(IssueOutcome.LimitReached);
-        }
-
+        var (stock, remaining) = await LockStockAsync(tx, t.Id, ct);
+        var pending = Enumerable.Range(0, orders.Count).Where(i => results[i] is null).ToList();
+        var held = t.PerCustomerLimit is null ? [] : await HeldAsync(tx, t.Id, pending.Select(i => orders[i].ProfileId).Distinct().ToList(), ct);
         var local = TimeZoneInfo.ConvertTimeFromUtc(now, plan.Zone);
-        if (t.PerDayLimit is { } perDay && await ExecAsync(tx, """
-            INSERT INTO offer_daily_counts (template_id, day, tenant_id, count) VALUES (@t, @day, @tenant, 1)
-            ON CONFLICT (template_id, day) DO UPDATE SET count = offer_daily_counts.count + 1 WHERE offer_daily_counts.count < @limit
-            """, ct, ("t", t.Id), ("day", local.Year * 10000 + local.Month * 100 + local.Day), ("tenant", t.TenantId), ("limit", perDay)) == 0)
+        var day = local.Year * 10000 + local.Month * 100 + local.Day;
+        var today = t.PerDayLimit is null ? 0 : await CountAsync(tx, "SELECT count FROM offer_daily_counts WHERE template_id = @t AND day = @day", ct, ("t", t.Id), ("day", day));
+
+        var granted = new List<int>();
+        foreach (var i in pending)
         {
-            await UndoStockAsync(tx, t, ct);
-            if (t.PerCustomerLimit is not null)
-                await ExecAsync(tx, "UPDATE offer_customer_counts SET count = count - 1 WHERE template_id = @t AND profile_id = @p", ct, ("t", t.Id), ("p", order.ProfileId));
-            return new(IssueOutcome.DailyLimitReached);
+            var profile = orders[i].ProfileId;
+            if (stock is not null && remaining == 0) results[i] = new(IssueOutcome.OutOfStock);
+            else if (t.PerCustomerLimit is { } limit && held.GetValueOrDefault(profile) >= limit) results[i] = new(IssueOutcome.LimitReached);
+            else if (t.PerDayLimit is { } perDay && today >= perDay) results[i] = new(IssueOutcome.DailyLimitReached);
+            else
+            {
+                remaining--;
+                held[profile] = held.GetValueOrDefault(profile) + 1;
+                today++;
+                granted.Add(i);
+            }
         }
+        if (granted.Count == 0) return results;
+
+        await ExecAsync(tx, """
+            UPDATE offer_templates SET issued = issued + @n, remaining = CASE WHEN stock IS NULL THEN remaining ELSE remaining - @n END WHERE id = @t
+            """, ct, ("n", (long)granted.Count), ("t", t.Id));
+        if (t.PerCustomerLimit is not null)
+        {
+            var counts = granted.Select(i => orders[i].ProfileId).Distinct().Select(p => new object?[] { t.Id, p, t.TenantId, held[p] });
+            await BulkInsert.InsertAsync(tx, "offer_customer_counts", ["template_id", "profile_id", "tenant_id", "count"], counts,
+                " ON CONFLICT (template_id, profile_id) DO UPDATE SET count = excluded.count", ct);
+        }
+        if (t.PerDayLimit is not null)
+            await ExecAsync(tx, """
+                INSERT INTO offer_daily_counts (template_id, day, tenant_id, count) VALUES (@t, @day, @tenant, @count)
+                ON CONFLICT (template_id, day) DO UPDATE SET count = excluded.count
+                """, ct, ("t", t.Id), ("day", day), ("tenant", t.TenantId), ("count", today));
 
         var (from, until) = Validity(t, now, plan.Zone);
-        var coupon = new OfferCoupon
+        var coupons = granted.Select(i => new OfferCoupon
         {
-            TenantId = t.TenantId, TemplateId = t.Id, Code = "", ProfileId = order.ProfileId, Status = CouponStatus.Issued, Source = order.Source,
-            IssueKey = order.Key, IssueHash = order.Hash, IssuedAt = now, ValidFrom = from, ValidUntil = until, CreatedAt = now,
-        };
-        var (id, code) = await InsertAsync(tx, coupon, ct);
-        var dto = new IssuedCouponDto(id, CouponCodes.Display(code), t.Id, order.ProfileId, order.Source, now, from, until);
-        events.Publish(plan.GroupId, t.TenantId, () => new CouponIssued(id, t.Id, order.ProfileId, dto.Code, order.Source, until));
-        return new(IssueOutcome.Issued, dto);
+            TenantId = t.TenantId, TemplateId = t.Id, Code = CouponCodes.New(), ProfileId = orders[i].ProfileId, Status = CouponStatus.Issued,
+            Source = orders[i].Source, IssueKey = orders[i].Key, IssueHash = orders[i].Hash, IssuedAt = now, ValidFrom = from, ValidUntil = until, CreatedAt = now,
+        }).ToList();
+        var ids = await CouponRows.InsertAsync(tx, coupons, ct);
+        for (var k = 0; k < granted.Count; k++)
+        {
+            var c = coupons[k];
+            var (id, code) = (ids[k], CouponCodes.Display(c.Code));
+            results[granted[k]] = new(IssueOutcome.Issued, new IssuedCouponDto(id, code, t.Id, c.ProfileId!.Value, c.Source, now, from, until));
+            events.Publish(plan.GroupId, t.TenantId, () => new CouponIssued(id, t.Id, c.ProfileId!.Value, code, c.Source, until));
+        }
+        return results;
+    }
+
+    /// <summary>Takes the template's row lock (SQLite: the transaction's write lock already serialises) and reads its stock.</summary>
+    internal static async Task<(long? Stock, long Remaining)> LockStockAsync(DbTransaction tx, long templateId, CancellationToken ct)
+    {
+        var forUpdate = tx.Connection is Npgsql.NpgsqlConnection ? " FOR UPDATE" : "";
+        await using var command = Command(tx, "SELECT stock, remaining FROM offer_templates WHERE id = @t" + forUpdate, ("t", templateId));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        if (!await reader.ReadAsync(ct)) throw new InvalidOperationException($"Template {templateId} vanished.");
+        return (reader.IsDBNull(0) ? null : reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private static async Task<Dictionary<long, int>> HeldAsync(DbTransaction tx, long templateId, List<long> profiles, CancellationToken ct)
+    {
+        var held = new Dictionary<long, int>();
+        foreach (var chunk in profiles.Chunk(500))
+        {
+            var names = chunk.Select((_, i) => "@p" + i).ToArray();
+            await using var command = Command(tx, $"SELECT profile_id, count FROM offer_customer_counts WHERE template_id = @t AND profile_id IN ({string.Join(", ", names)})",
+                [("t", templateId), .. chunk.Select((p, i) => ("p" + i, (object?)p))]);
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) held[reader.GetInt64(0)] = reader.GetInt32(1);
+        }
+        return held;
+    }
+
+    private static async Task<int> CountAsync(DbTransaction tx, string sql, CancellationToken ct, params (string Name, object? Value)[] args)
+    {
+        await using var command = Command(tx, sql, args);
+        return await command.ExecuteScalarAsync(ct) is { } value and not DBNull ? Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture) : 0;
     }
 
     /// <summary>A fixed window, or N days from issue to the end of the Nth day (the issue day is the first) in the brand's time zone.</summary>
@@ -122,27 +180,6 @@ public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
         var localEnd = TimeZoneInfo.ConvertTimeFromUtc(now, zone).Date.AddDays(days);
         var until = TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(localEnd, DateTimeKind.Unspecified), zone);
         return (now, t.ValidUntil is { } end && end < until ? end : until);
-    }
-
-    private Task<int> UndoStockAsync(DbTransaction tx, OfferTemplate t, CancellationToken ct) => ExecAsync(tx, """
-        UPDATE offer_templates SET issued = issued - 1, remaining = CASE WHEN stock IS NULL THEN remaining ELSE remaining + 1 END WHERE id = @t
-        """, ct, ("t", t.Id));
-
-    /// <summary>Inserts the coupon under a fresh random code (drawing again in the rare case the code exists).</summary>
-    private static async Task<(long Id, string Code)> InsertAsync(DbTransaction tx, OfferCoupon c, CancellationToken ct)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var code = CouponCodes.New();
-            await using var command = Command(tx, """
-                INSERT INTO offer_coupons (tenant_id, template_id, code, profile_id, status, source, issue_key, issue_hash, issued_at, valid_from, valid_until, discount, created_at)
-                VALUES (@tenant, @t, @code, @p, @status, @source, @key, @hash, @now, @from, @until, 0, @now)
-                ON CONFLICT (tenant_id, code) DO NOTHING RETURNING id
-                """, ("tenant", c.TenantId), ("t", c.TemplateId), ("code", code), ("p", c.ProfileId), ("status", (int)c.Status), ("source", c.Source),
-                ("key", c.IssueKey), ("hash", c.IssueHash), ("now", c.IssuedAt), ("from", c.ValidFrom), ("until", c.ValidUntil));
-            if (await command.ExecuteScalarAsync(ct) is { } id and not DBNull) return (Convert.ToInt64(id, System.Globalization.CultureInfo.InvariantCulture), code);
-            if (attempt > 10) throw new InvalidOperationException("Could not draw an unused coupon code.");
-        }
     }
 
     internal static async Task<int> ExecAsync(DbTransaction tx, string sql, CancellationToken ct, params (string Name, object? Value)[] args)
