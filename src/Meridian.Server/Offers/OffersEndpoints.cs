@@ -78,8 +78,8 @@ public sealed record ClaimCodeRequest([property: Required, StringLength(100)] st
 public sealed record CartLineRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Sku,
     [property: StringLength(100)] string? Category,
-    [property: Required, Range(1, 100_000)] int? Quantity,
-    [property: Required, Range(0, 1_000_000_000_000)] long? UnitPrice);
+    [property: Required, Range(1, 10_000)] int? Quantity,
+    [property: Required, Range(0, 10_000_000_000)] long? UnitPrice);
 
 public sealed record ValidateRequest(
     [property: Required] long? ProfileId,

@@ -150,13 +150,49 @@ public sealed class CartEngineTests
     }
 
     [Fact]
-    public void Fifty_stackable_coupons_are_searched_within_budget_and_the_result_never_exceeds_the_cart()
+    public void Fifty_coupons_are_searched_to_the_end_and_the_result_never_exceeds_the_cart()
     {
         var coupons = Enumerable.Range(1, 50).Select(i => C(i, T(i, i % 2 == 0 ? CouponKind.AmountOff : CouponKind.PercentOff, i % 2 == 0 ? 100 * i : i % 30 + 1,
             stacking: i % 7 == 0 ? StackingMode.Exclusive : StackingMode.Any, priority: i % 5))).ToList();
         var verdicts = coupons.Select(c => CartEngine.Judge(c, Basket, null, Now)).ToList();
-        var (best, _, _) = CartEngine.Best(verdicts, Basket);
+        var (best, _, exhaustive) = CartEngine.Best(verdicts, Basket);
+        Assert.True(exhaustive);
         Assert.InRange(best.Total, verdicts.Max(v => v.Discount), Basket.Subtotal + Basket.Shipping);
+        // Every stackable coupon that still adds something is in: the exclusive ones each take less than all of them together.
+        Assert.All(best.Coupons, c => Assert.NotEqual(StackingMode.Exclusive, c.Coupon.Template.Stacking));
         Assert.All(best.Coupons, c => Assert.True(c.Discount > 0));
+    }
+
+    [Fact]
+    public void The_search_finds_the_same_best_total_as_trying_every_subset_on_random_coupons()
+    {
+        for (var seed = 0; seed < 300; seed++)
+        {
+            var random = new Random(seed);
+            var count = random.Next(1, 9);
+            var coupons = Enumerable.Range(1, count).Select(i =>
+            {
+                var kind = (CouponKind)random.Next(5);
+                var stacking = (StackingMode)random.Next(3);
+                var named = stacking == StackingMode.Named ? Enumerable.Range(1, count).Where(_ => random.Next(2) == 0).Select(x => (long)x).ToArray() : null;
+                var value = kind switch { CouponKind.PercentOff => random.Next(1, 60), CouponKind.FixedPrice => random.Next(0, 3000), _ => random.Next(50, 6000) };
+                var conditions = random.Next(3) == 0 ? new CouponConditions { ExcludedCategories = ["alcohol"] } : null;
+                return C(i, T(i, kind, value, cap: kind == CouponKind.PercentOff && random.Next(2) == 0 ? random.Next(100, 2000) : null,
+                    freeSku: new[] { "SHIRT", "MUG", "HAT" }[random.Next(3)], conditions: conditions, stacking: stacking, stackWith: named, priority: random.Next(3)));
+            }).ToList();
+            var verdicts = coupons.Select(c => CartEngine.Judge(c, Basket, null, Now)).ToList();
+            var applicable = verdicts.Where(v => v.Applies).ToList();
+            var brute = 0L;
+            for (var mask = 1; mask < 1 << applicable.Count; mask++)
+            {
+                var subset = applicable.Where((_, i) => (mask & 1 << i) != 0).ToList();
+                if (subset.Any(a => subset.Any(b => a != b && !a.Coupon.Template.StacksWith(b.Coupon.Template)))) continue;
+                brute = Math.Max(brute, CartEngine.Together(CartEngine.InApplyOrder(subset), Basket).Total);
+            }
+            var (best, _, exhaustive) = CartEngine.Best(verdicts, Basket);
+            Assert.True(exhaustive);
+            Assert.True(brute == best.Total, $"seed {seed}: every subset's best {brute}, the search's {best.Total}");
+            Assert.Equal(best.Total, CartEngine.Together(CartEngine.InApplyOrder(applicable.Where(v => best.Coupons.Any(c => c.Coupon.CouponId == v.Coupon.CouponId))), Basket).Total);
+        }
     }
 }

@@ -180,11 +180,13 @@ public static class CartEngine
 
     /// <summary>
     /// The combination of applicable coupons that takes off the most (ties: fewer coupons), at most one coupon per
-    /// template, each pair allowed to stack. A depth-first search over the coupons in the order they apply, so that each
-    /// step applies one more coupon to what the steps before it left (no combination is re-evaluated from scratch), and
-    /// branch and bound: what the remaining coupons can still add is at most the sum of their discounts on their own
-    /// (what a coupon applies to only shrinks) and at most what is left of the cart. Also says why each applicable coupon
-    /// was left out.
+    /// template, each pair allowed to stack. Adding a coupon to a combination never lowers its total (each kind takes at
+    /// most what it lowers the later coupons' base by), so only the largest sets of coupons that may all stack together
+    /// need to be tried: a search that, while some candidates still exclude each other, branches on the first of them
+    /// (with it, or without it only if it excludes another), and once the remaining candidates all stack, takes them all.
+    /// Coupons are applied in apply order as the search goes, so no combination is evaluated twice from scratch; a bound
+    /// (what is left of the cart, and the remaining coupons' own discounts) cuts branches that cannot win.
+    /// Also says why each applicable coupon was left out.
     /// </summary>
     public static (Combination Best, Dictionary<long, Reason> LeftOut, bool Exhaustive) Best(IReadOnlyList<Verdict> verdicts, Cart cart)
     {
@@ -199,32 +201,59 @@ public static class CartEngine
                 leftOut[other.Coupon.CouponId] = new("same_template", $"Coupon {ordered[0].Coupon.Code} of the same promotion is used instead (it expires first).");
         }
         var candidates = InApplyOrder(perTemplate);
-        var suffix = new long[candidates.Count + 1];
-        for (var i = candidates.Count - 1; i >= 0; i--) suffix[i] = suffix[i + 1] + candidates[i].Discount;
+        var n = candidates.Count;
+        var stacks = new bool[n, n];
+        for (var i = 0; i < n; i++)
+            for (var j = 0; j < n; j++)
+                stacks[i, j] = i != j && candidates[i].Coupon.Template.StacksWith(candidates[j].Coupon.Template);
 
         var best = new Combination([], 0);
         var examined = 0;
         var chosen = new List<(Candidate Coupon, long Discount)>();
-        void Search(int next, long[] left, long shipping, long total)
+        void Offer(long total)
         {
             if (total > best.Total || (total == best.Total && chosen.Count < best.Coupons.Count)) best = new Combination([.. chosen], total);
-            var rest = shipping;
-            foreach (var l in left) rest += l;
-            for (var i = next; i < candidates.Count; i++)
+        }
+        (long[] Left, long Shipping, long Discount) Step(int i, long[] left, long shipping)
+        {
+            var after = (long[])left.Clone();
+            var d = Apply(candidates[i].Coupon.Template, cart, after, ref shipping, []);
+            return (after, shipping, d);
+        }
+        void Search(List<int> open, long[] left, long shipping, long total)
+        {
+            Offer(total);
+            if (open.Count == 0 || ++examined > SearchBudget) return;
+            var rest = shipping + left.Sum();
+            if (total + Math.Min(open.Sum(i => candidates[i].Discount), rest) <= best.Total) return;
+            var first = open[0];
+            var conflicts = open.Any(j => !stacks[first, j]);
+            if (!open.Any(a => open.Any(b => a != b && !stacks[a, b])))
             {
-                if (total + Math.Min(suffix[i], rest) <= best.Total || ++examined > SearchBudget) return;
-                var c = candidates[i].Coupon;
-                if (!chosen.All(x => x.Coupon.Template.StacksWith(c.Template))) continue;
-                var after = (long[])left.Clone();
-                var shippingAfter = shipping;
-                var d = Apply(c.Template, cart, after, ref shippingAfter, []);
-                if (d == 0) continue;
-                chosen.Add((c, d));
-                Search(i + 1, after, shippingAfter, total + d);
+                // All the rest stack together: take them all, in order (those that add nothing stay out).
+                var added = 0;
+                foreach (var i in open)
+                {
+                    var (after, shippingAfter, d) = Step(i, left, shipping);
+                    if (d == 0) continue;
+                    (left, shipping, total) = (after, shippingAfter, total + d);
+                    chosen.Add((candidates[i].Coupon, d));
+                    added++;
+                }
+                Offer(total);
+                chosen.RemoveRange(chosen.Count - added, added);
+                return;
+            }
+            var (with, withShipping, discount) = Step(first, left, shipping);
+            if (discount > 0)
+            {
+                chosen.Add((candidates[first].Coupon, discount));
+                Search(open.Skip(1).Where(j => stacks[first, j]).ToList(), with, withShipping, total + discount);
                 chosen.RemoveAt(chosen.Count - 1);
             }
+            if (conflicts || discount == 0) Search(open.Skip(1).ToList(), left, shipping, total);
         }
-        Search(0, cart.Lines.Select(l => l.Amount).ToArray(), cart.Shipping, 0);
+        Search(Enumerable.Range(0, n).ToList(), cart.Lines.Select(l => l.Amount).ToArray(), cart.Shipping, 0);
 
         var used = best.Coupons.Select(c => c.Coupon.CouponId).ToHashSet();
         foreach (var v in perTemplate.Where(v => !used.Contains(v.Coupon.CouponId)))
