@@ -124,10 +124,10 @@ internal static class OffersBench
         }
         var cart = new
         {
-            profileId = shopper, channel = "app", shipping = 800,
+            channel = "app", shipping = 800,
             lines = Enumerable.Range(0, 20).Select(i => new { sku = $"sku-{i}", category = $"c{i % 7}", quantity = 1 + i % 3, unitPrice = 500 + 137 * i }).ToArray(),
         };
-        using (var check = await http.PostAsJsonAsync("/api/v1/offers/validate", cart, ct))
+        using (var check = await http.PostAsJsonAsync($"/api/v1/offers/customers/{shopper}/validate", cart, ct))
         {
             var body = await check.Content.ReadAsStringAsync(ct);
             if (!check.IsSuccessStatusCode) throw new InvalidOperationException($"validate answered {(int)check.StatusCode}: {body}");
@@ -139,7 +139,7 @@ internal static class OffersBench
         }
         var validate = await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, async _ =>
         {
-            using var response = await http.PostAsJsonAsync("/api/v1/offers/validate", cart, ct);
+            using var response = await http.PostAsJsonAsync($"/api/v1/offers/customers/{shopper}/validate", cart, ct);
             await response.Content.ReadAsByteArrayAsync(ct);
             return response.IsSuccessStatusCode;
         }, ct);

@@ -73,7 +73,7 @@ public sealed record ImportCodesResponse(int Imported, IReadOnlyList<string> Alr
 
 public sealed record GenerateCodesResponse(long Generated, long? Remaining);
 
-public sealed record ClaimCodeRequest([property: Required, StringLength(100)] string? Code, [property: Required] long? ProfileId);
+public sealed record ClaimCodeRequest([property: Required] long? ProfileId);
 
 public sealed record CartLineRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Sku,
@@ -82,14 +82,12 @@ public sealed record CartLineRequest(
     [property: Required, Range(0, 10_000_000_000)] long? UnitPrice);
 
 public sealed record ValidateRequest(
-    [property: Required] long? ProfileId,
     [property: Required, StringLength(50, MinimumLength = 1)] string Channel,
     [property: Required, MinLength(1), MaxLength(500)] List<CartLineRequest> Lines,
     [property: Range(0, 1_000_000_000_000)] long? Shipping,
     [property: MaxLength(20)] List<string>? Codes);
 
 public sealed record RedeemRequest(
-    [property: Required] long? ProfileId,
     [property: Required, StringLength(200, MinimumLength = 1)] string OrderReference,
     [property: Required, StringLength(50, MinimumLength = 1)] string Channel,
     [property: Required, MinLength(1), MaxLength(500)] List<CartLineRequest> Lines,
@@ -120,11 +118,12 @@ public static class OffersEndpoints
         offers.MapGet("/templates/{id}/coupons", CouponsOfTemplate);
         offers.MapPost("/templates/{id}/claim", Claim).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapPost("/templates/{id}/issue", Issue).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
-        offers.MapPost("/codes/claim", ClaimCode).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
-        offers.MapGet("/coupons", CouponsOfProfile);
+        offers.MapPost("/codes/{code}/claim", ClaimCode).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapGet("/coupons/{id}", Coupon);
-        offers.MapPost("/validate", Validate).RequireBrand();
-        offers.MapPost("/redemptions", Redeem).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
+        var customers = offers.MapGroup("/customers/{profileId}");
+        customers.MapGet("/coupons", CouponsOfProfile);
+        customers.MapPost("/validate", Validate).RequireBrand();
+        customers.MapPost("/redemptions", Redeem).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapGet("/redemptions/{id}", RedemptionOf);
         offers.MapPost("/redemptions/{id}/reverse", Reverse).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         return app;
@@ -260,10 +259,9 @@ public static class OffersEndpoints
         return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
     }
 
-    public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile([FromQuery] long? profileId, [FromQuery(Name = "status")] string? statusText,
+    public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile(long profileId, [FromQuery(Name = "status")] string? statusText,
         [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
     {
-        if (profileId is null) return Problems.Validation("profileId", "Name the customer's profile id.");
         if (!TryStatus(statusText, out var status)) return BadStatus();
         var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId == profileId && c.Id > page.After && (status == null || c.Status == status))
             .OrderBy(c => c.Id).Take(page.Take + 1).ToListAsync(ct);
@@ -343,17 +341,17 @@ public static class OffersEndpoints
     }
 
     /// <summary>A customer claims a generated or imported code (typed from a card): it becomes theirs, within the per-customer limit.</summary>
-    public static async Task<IResult> ClaimCode(ClaimCodeRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
+    public static async Task<IResult> ClaimCode(string code, ClaimCodeRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
         CodeGuard guard, AuditLog audit, CouponIssuer issuer, Meridian.Platform.Outbox.EventPublisher events, TimeProvider time, CancellationToken ct)
     {
         var who = CodeGuard.Subject(request.ProfileId, http);
         if (guard.RetryAfter(tenant.Brand, who) is { } wait) return CodeGuard.Blocked(wait, http);
         if (await LiveProfileAsync(profiles, request.ProfileId!.Value, tenant.Brand, ct) is not { } profileId) return Problems.NotFound($"Profile {request.ProfileId}");
-        var code = CouponCodes.Normalize(request.Code);
-        var coupon = code is null ? null : await db.Set<OfferCoupon>().AsNoTracking().SingleOrDefaultAsync(c => c.TenantId == tenant.Brand && c.Code == code, ct);
+        var normalized = CouponCodes.Normalize(code);
+        var coupon = normalized is null ? null : await db.Set<OfferCoupon>().AsNoTracking().SingleOrDefaultAsync(c => c.TenantId == tenant.Brand && c.Code == normalized, ct);
         if (coupon is null)
         {
-            guard.Miss(tenant.Brand, who, code ?? "", audit);
+            guard.Miss(tenant.Brand, who, normalized ?? "", audit);
             await db.SaveChangesAsync(ct);
             return Problems.NotFound("The coupon code");
         }
@@ -384,10 +382,11 @@ public static class OffersEndpoints
     }
 
     /// <summary>The customer's coupons against a cart: which apply, what each takes off, the best combination, and why.</summary>
-    public static async Task<IResult> Validate(ValidateRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
+    public static async Task<IResult> Validate(long profileId, ValidateRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
         MemberTiers tiers, CodeGuard guard, AuditLog audit, TimeProvider time, CancellationToken ct)
     {
-        if (await LiveProfileAsync(profiles, request.ProfileId!.Value, tenant.Brand, ct) is not { } profileId) return Problems.NotFound($"Profile {request.ProfileId}");
+        if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
+        profileId = live;
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
         var held = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId == profileId && c.Status == CouponStatus.Issued).OrderBy(c => c.Id).Take(1000).ToListAsync(ct);
         var unknown = new List<CodeRefusal>();
@@ -417,7 +416,7 @@ public static class OffersEndpoints
     /// Redeems the named coupons against an order (all of them, together, or none); Idempotency-Key required: a retry
     /// gets the first answer byte for byte, the same key with another body 422.
     /// </summary>
-    public static async Task<IResult> Redeem(RedeemRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
+    public static async Task<IResult> Redeem(long profileId, RedeemRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
         MemberTiers tiers, CodeGuard guard, AuditLog audit, Redemptions redemptions, TimeProvider time, CancellationToken ct)
     {
         var key = http.Request.Headers[IdempotencyHeader].ToString();
@@ -425,7 +424,8 @@ public static class OffersEndpoints
             return Problems.Validation(IdempotencyHeader, "Send an Idempotency-Key header (at most 200 characters) with every redemption.");
         var hash = Redemptions.Hash(http.Request.Method, http.Request.Path, request);
         if (await redemptions.FindByKeyAsync(tenant.Brand, key, ct) is { } earlier) return ReplayRedemption(earlier, hash);
-        if (await LiveProfileAsync(profiles, request.ProfileId!.Value, tenant.Brand, ct) is not { } profileId) return Problems.NotFound($"Profile {request.ProfileId}");
+        if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
+        profileId = live;
 
         var who = CodeGuard.Subject(profileId, http);
         var codes = request.Codes.Select(c => (Text: c, Code: CouponCodes.Normalize(c))).ToList();

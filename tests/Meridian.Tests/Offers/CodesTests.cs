@@ -9,6 +9,8 @@ namespace Meridian.Tests.Offers;
 /// <summary>Generated and imported codes: unique, readable, out of the template's stock; claimed by a customer; guessing slowed and audited.</summary>
 public abstract class CodesTests(OffersApp app)
 {
+    private static string Claim(string code) => $"/api/v1/offers/codes/{Uri.EscapeDataString(code)}/claim";
+
     [Fact]
     public async Task Generated_codes_are_unique_readable_and_come_out_of_the_stock()
     {
@@ -46,13 +48,13 @@ public abstract class CodesTests(OffersApp app)
             .Select(c => c.GetProperty("code").GetString()!).ToList();
 
         var typed = codes[0].Replace("-", " ").ToLowerInvariant();
-        var claimed = await b.PostAsync("/api/v1/offers/codes/claim", new { code = typed, profileId = customers[0] }).ReadAsync<JsonElement>();
+        var claimed = await b.PostAsync(Claim(typed), new { profileId = customers[0] }).ReadAsync<JsonElement>();
         Assert.Equal((codes[0], customers[0]), (claimed.GetProperty("code").GetString(), claimed.GetProperty("profileId").GetInt64()));
         Assert.True(claimed.GetProperty("validUntil").GetDateTime() > app.Clock.GetUtcNow().UtcDateTime.AddDays(29));
-        var again = await b.PostAsync("/api/v1/offers/codes/claim", new { code = codes[0], profileId = customers[0] }).ReadAsync<JsonElement>();
+        var again = await b.PostAsync(Claim(codes[0]), new { profileId = customers[0] }).ReadAsync<JsonElement>();
         Assert.Equal(claimed.GetProperty("id").GetInt64(), again.GetProperty("id").GetInt64());
-        await b.PostAsync("/api/v1/offers/codes/claim", new { code = codes[0], profileId = customers[1] }).ProblemAsync(409, ProblemTypes.Conflict);
-        var limit = await b.PostAsync("/api/v1/offers/codes/claim", new { code = codes[1], profileId = customers[0] }).ProblemAsync(409, ProblemTypes.CouponLimitReached);
+        await b.PostAsync(Claim(codes[0]), new { profileId = customers[1] }).ProblemAsync(409, ProblemTypes.Conflict);
+        var limit = await b.PostAsync(Claim(codes[1]), new { profileId = customers[0] }).ProblemAsync(409, ProblemTypes.CouponLimitReached);
         Assert.Equal("per_customer", limit.GetProperty("limit").GetString());
         Assert.Single(await b.EventsAsync("coupon.issued"));
     }
@@ -84,12 +86,12 @@ public abstract class CodesTests(OffersApp app)
         var real = (await b.Client.GetAsync($"/api/v1/offers/templates/{id}/coupons").ReadAsync<JsonElement>()).GetProperty("items")[0].GetProperty("code").GetString()!;
 
         for (var i = 0; i < 5; i++)
-            await b.PostAsync("/api/v1/offers/codes/claim", new { code = $"AAAA-BBBB-CC{i + 2}{i + 2}", profileId = customers[0] }).ProblemAsync(404, ProblemTypes.NotFound);
-        using var blocked = await b.PostAsync("/api/v1/offers/codes/claim", new { code = real, profileId = customers[0] });
+            await b.PostAsync(Claim($"AAAA-BBBB-CC{i + 2}{i + 2}"), new { profileId = customers[0] }).ProblemAsync(404, ProblemTypes.NotFound);
+        using var blocked = await b.PostAsync(Claim(real), new { profileId = customers[0] });
         Assert.Equal(429, (int)blocked.StatusCode);
         Assert.True(blocked.Headers.RetryAfter is not null);
         // Another customer is not held back by the first one's guesses.
-        await b.PostAsync("/api/v1/offers/codes/claim", new { code = real, profileId = customers[1] }).ReadAsync<JsonElement>();
+        await b.PostAsync(Claim(real), new { profileId = customers[1] }).ReadAsync<JsonElement>();
 
         var audit = await b.Client.GetAsync("/api/v1/audit?action=offers.code.miss&limit=50").ReadAsync<JsonElement>();
         var misses = audit.GetProperty("items").EnumerateArray().ToList();
@@ -98,7 +100,7 @@ public abstract class CodesTests(OffersApp app)
         Assert.All(misses, m => Assert.Contains("****", m.GetProperty("after").GetProperty("code").GetString()));
 
         app.Clock.Advance(TimeSpan.FromMinutes(11));
-        await b.PostAsync("/api/v1/offers/codes/claim", new { code = "ZZZZ-ZZZZ-ZZZZ", profileId = customers[0] }).ProblemAsync(404, ProblemTypes.NotFound);
+        await b.PostAsync(Claim("ZZZZ-ZZZZ-ZZZZ"), new { profileId = customers[0] }).ProblemAsync(404, ProblemTypes.NotFound);
     }
 }
 

@@ -10,8 +10,9 @@ public abstract class RedemptionTests(OffersApp app)
 {
     private static readonly object[] Lines = [new { sku = "SHIRT", category = "apparel", quantity = 2, unitPrice = 2500 }, new { sku = "MUG", category = "home", quantity = 1, unitPrice = 1000 }];
 
-    private static object Order(long profileId, string reference, params string[] codes) =>
-        new { profileId, orderReference = reference, channel = "app", lines = Lines, shipping = 500, codes };
+    private static object Order(string reference, params string[] codes) => new { orderReference = reference, channel = "app", lines = Lines, shipping = 500, codes };
+
+    private static string Redemptions(long customer) => $"/api/v1/offers/customers/{customer}/redemptions";
 
     [Fact]
     public async Task A_redemption_replayed_with_its_key_returns_the_same_answer_byte_for_byte_and_another_body_with_that_key_is_refused()
@@ -24,7 +25,7 @@ public abstract class RedemptionTests(OffersApp app)
         var answers = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            using var response = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-1", code), "redeem-1");
+            using var response = await b.PostAsync(Redemptions(customer), Order("order-1", code), "redeem-1");
             Assert.Equal(200, (int)response.StatusCode);
             answers.Add(await response.Content.ReadAsStringAsync());
         }
@@ -33,10 +34,10 @@ public abstract class RedemptionTests(OffersApp app)
         Assert.Equal(1000, redemption.GetProperty("totalDiscount").GetInt64());
         Assert.Equal("redeemed", redemption.GetProperty("status").GetString());
 
-        await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-2", code), "redeem-1").ProblemAsync(422, ProblemTypes.IdempotencyKeyReused);
-        var again = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-2", code), "redeem-2").ProblemAsync(409, ProblemTypes.CouponAlreadyRedeemed);
+        await b.PostAsync(Redemptions(customer), Order("order-2", code), "redeem-1").ProblemAsync(422, ProblemTypes.IdempotencyKeyReused);
+        var again = await b.PostAsync(Redemptions(customer), Order("order-2", code), "redeem-2").ProblemAsync(409, ProblemTypes.CouponAlreadyRedeemed);
         Assert.Equal(code, again.GetProperty("code").GetString());
-        await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-3", code)).ProblemAsync(400, ProblemTypes.Validation);
+        await b.PostAsync(Redemptions(customer), Order("order-3", code)).ProblemAsync(400, ProblemTypes.Validation);
         Assert.Single(await b.EventsAsync("coupon.redeemed"));
     }
 
@@ -49,7 +50,7 @@ public abstract class RedemptionTests(OffersApp app)
         var code = (await b.IssueAsync(id, customer)).GetProperty("code").GetString()!;
 
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
-            OffersTestBrand.ReadAnyAsync(b.PostAsync("/api/v1/offers/redemptions", Order(customer, $"order-{i}", code), $"key-{i}"))));
+            OffersTestBrand.ReadAnyAsync(b.PostAsync(Redemptions(customer), Order($"order-{i}", code), $"key-{i}"))));
 
         Assert.Single(outcomes, o => o.Status == 200);
         Assert.All(outcomes.Where(o => o.Status != 200), o => Assert.True(o.Status == 409 && o.Body.GetProperty("type").GetString() == ProblemTypes.CouponAlreadyRedeemed, o.Body.ToString()));
@@ -67,7 +68,7 @@ public abstract class RedemptionTests(OffersApp app)
         var backCode = (await b.IssueAsync(back, customer)).GetProperty("code").GetString()!;
         var goneCode = (await b.IssueAsync(gone, customer)).GetProperty("code").GetString()!;
 
-        var redemption = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-9", backCode, goneCode), "k9").ReadAsync<JsonElement>();
+        var redemption = await b.PostAsync(Redemptions(customer), Order("order-9", backCode, goneCode), "k9").ReadAsync<JsonElement>();
         Assert.Equal(1500, redemption.GetProperty("totalDiscount").GetInt64());
         Assert.Equal(1000, (await b.Client.GetAsync($"/api/v1/offers/templates/{back}").ReadAsync<JsonElement>()).GetProperty("budgetUsed").GetInt64());
 
@@ -77,15 +78,15 @@ public abstract class RedemptionTests(OffersApp app)
         Assert.Equal(await first.Content.ReadAsStringAsync(), await second.Content.ReadAsStringAsync());
         Assert.Equal("reversed", (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetString());
 
-        var coupons = (await b.Client.GetAsync($"/api/v1/offers/coupons?profileId={customer}").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray().ToList();
+        var coupons = (await b.Client.GetAsync($"/api/v1/offers/customers/{customer}/coupons").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray().ToList();
         Assert.Equal("issued", coupons.Single(c => c.GetProperty("templateId").GetInt64() == back).GetProperty("status").GetString());
         Assert.Equal("void", coupons.Single(c => c.GetProperty("templateId").GetInt64() == gone).GetProperty("status").GetString());
         Assert.Equal(0, (await b.Client.GetAsync($"/api/v1/offers/templates/{back}").ReadAsync<JsonElement>()).GetProperty("budgetUsed").GetInt64());
         Assert.Equal(2, (await b.EventsAsync("coupon.reversed")).Count);
 
-        var reused = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-10", backCode), "k10").ReadAsync<JsonElement>();
+        var reused = await b.PostAsync(Redemptions(customer), Order("order-10", backCode), "k10").ReadAsync<JsonElement>();
         Assert.Equal(1000, reused.GetProperty("totalDiscount").GetInt64());
-        var refused = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "order-11", goneCode), "k11").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
+        var refused = await b.PostAsync(Redemptions(customer), Order("order-11", goneCode), "k11").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         Assert.Equal("void", refused.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
     }
 
@@ -101,16 +102,16 @@ public abstract class RedemptionTests(OffersApp app)
         var bigCode = (await b.IssueAsync(big, customer)).GetProperty("code").GetString()!;
         var storeCode = (await b.IssueAsync(store, customer)).GetProperty("code").GetString()!;
 
-        var problem = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "o", bigCode, storeCode), "k").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
+        var problem = await b.PostAsync(Redemptions(customer), Order("o", bigCode, storeCode), "k").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         var reasons = problem.GetProperty("coupons").EnumerateArray().ToDictionary(c => c.GetProperty("code").GetString()!, c => c.GetProperty("reasons")[0].GetProperty("code").GetString());
         Assert.Equal(new Dictionary<string, string?> { [bigCode] = "min_spend_not_met", [storeCode] = "channel_not_allowed" }, reasons);
 
         var aloneCode = (await b.IssueAsync(alone, customer)).GetProperty("code").GetString()!;
         var alsoCode = (await b.IssueAsync(also, customer)).GetProperty("code").GetString()!;
-        var stacking = await b.PostAsync("/api/v1/offers/redemptions", Order(customer, "o2", aloneCode, alsoCode), "k2").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
+        var stacking = await b.PostAsync(Redemptions(customer), Order("o2", aloneCode, alsoCode), "k2").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         Assert.Equal("does_not_stack", stacking.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
 
-        var coupons = (await b.Client.GetAsync($"/api/v1/offers/coupons?profileId={customer}&status=issued").ReadAsync<JsonElement>()).GetProperty("items");
+        var coupons = (await b.Client.GetAsync($"/api/v1/offers/customers/{customer}/coupons?status=issued").ReadAsync<JsonElement>()).GetProperty("items");
         Assert.Equal(4, coupons.GetArrayLength());
     }
 
@@ -123,8 +124,8 @@ public abstract class RedemptionTests(OffersApp app)
         var first = (await b.IssueAsync(id, customers[0])).GetProperty("code").GetString()!;
         var second = (await b.IssueAsync(id, customers[1])).GetProperty("code").GetString()!;
 
-        await b.PostAsync("/api/v1/offers/redemptions", Order(customers[0], "a", first), "ka").ReadAsync<JsonElement>();
-        var refused = await b.PostAsync("/api/v1/offers/redemptions", Order(customers[1], "b", second), "kb").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
+        await b.PostAsync(Redemptions(customers[0]), Order("a", first), "ka").ReadAsync<JsonElement>();
+        var refused = await b.PostAsync(Redemptions(customers[1]), Order("b", second), "kb").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         Assert.Equal("budget_exhausted", refused.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
         Assert.Equal(2000, (await b.Client.GetAsync($"/api/v1/offers/templates/{id}").ReadAsync<JsonElement>()).GetProperty("budgetUsed").GetInt64());
     }

@@ -11,9 +11,9 @@ namespace Meridian.Tests.Offers;
 /// <summary>Cart validation through the API (the customer's coupons, the best combination, the reasons) and the expiry job.</summary>
 public abstract class ValidateAndExpiryTests(OffersApp app)
 {
-    private static object Cart(long profileId, string channel = "app", long shipping = 600, string[]? codes = null) => new
+    private static object Cart(string channel = "app", long shipping = 600, string[]? codes = null) => new
     {
-        profileId, channel, shipping, codes,
+        channel, shipping, codes,
         lines = new object[]
         {
             new { sku = "SHIRT", category = "apparel", quantity = 2, unitPrice = 2500 },
@@ -33,7 +33,7 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
         var alone = (await b.TemplateAsync(new { name = "¥7 off, alone", kind = "amount_off", value = 700 })).GetProperty("id").GetInt64();
         foreach (var t in new[] { tenOff, shipping, big, alone }) await b.IssueAsync(t, customer);
 
-        var result = await b.PostAsync("/api/v1/offers/validate", Cart(customer)).ReadAsync<JsonElement>();
+        var result = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", Cart()).ReadAsync<JsonElement>();
 
         Assert.Equal((8000L, 600L), (result.GetProperty("subtotal").GetInt64(), result.GetProperty("shipping").GetInt64()));
         var coupons = result.GetProperty("coupons").EnumerateArray().ToDictionary(c => c.GetProperty("templateId").GetInt64());
@@ -47,7 +47,7 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
         Assert.Equal(1100, best.GetProperty("totalDiscount").GetInt64());
         Assert.Equal([tenOff, shipping], best.GetProperty("coupons").EnumerateArray().Select(c => c.GetProperty("templateId").GetInt64()));
 
-        var store = await b.PostAsync("/api/v1/offers/validate", Cart(customer, channel: "store", shipping: 0)).ReadAsync<JsonElement>();
+        var store = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", Cart(channel: "store", shipping: 0)).ReadAsync<JsonElement>();
         Assert.Equal(700, store.GetProperty("best").GetProperty("totalDiscount").GetInt64());
     }
 
@@ -63,11 +63,11 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
         var id = (await b.TemplateAsync(new { name = "Gold only", kind = "amount_off", value = 300, conditions = new { tierIds = new[] { gold.GetProperty("id").GetInt64() } } })).GetProperty("id").GetInt64();
         await b.IssueAsync(id, customer);
 
-        var before = await b.PostAsync("/api/v1/offers/validate", Cart(customer)).ReadAsync<JsonElement>();
+        var before = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", Cart()).ReadAsync<JsonElement>();
         Assert.Equal("tier_not_met", before.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
 
         await b.PostAsync($"/api/v1/loyalty/members/{member.GetProperty("id").GetInt64()}/earn", new { points = 150 }, "earn-1").ReadAsync<JsonElement>();
-        var after = await b.PostAsync("/api/v1/offers/validate", Cart(customer)).ReadAsync<JsonElement>();
+        var after = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", Cart()).ReadAsync<JsonElement>();
         Assert.Equal(300, after.GetProperty("best").GetProperty("totalDiscount").GetInt64());
     }
 
@@ -76,9 +76,9 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
     {
         var b = await OffersTestBrand.CreateAsync(app);
         var customer = (await b.CustomersAsync(1, "unknown"))[0];
-        var result = await b.PostAsync("/api/v1/offers/validate", Cart(customer, codes: ["NOPE-NOPE-NOPE"])).ReadAsync<JsonElement>();
+        var result = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", Cart(codes: ["NOPE-NOPE-NOPE"])).ReadAsync<JsonElement>();
         Assert.Equal("not_held", result.GetProperty("unknownCodes")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
-        var bad = await b.PostAsync("/api/v1/offers/validate", new { profileId = customer, channel = "app", lines = new[] { new { sku = "X", quantity = 0, unitPrice = 1 } } })
+        var bad = await b.PostAsync($"/api/v1/offers/customers/{customer}/validate", new { channel = "app", lines = new[] { new { sku = "X", quantity = 0, unitPrice = 1 } } })
             .ProblemAsync(400, ProblemTypes.Validation);
         Assert.True(bad.GetProperty("errors").EnumerateObject().Any(e => e.Name.Contains("quantity", StringComparison.OrdinalIgnoreCase)), bad.ToString());
     }
@@ -109,7 +109,7 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
         await job.RunOnceAsync(CancellationToken.None);
         Assert.Equal("expired", (await b.Client.GetAsync($"/api/v1/offers/coupons/{coupon.GetProperty("id").GetInt64()}").ReadAsync<JsonElement>()).GetProperty("status").GetString());
         Assert.Single(await b.EventsAsync("coupon.expired"));
-        var refused = await b.PostAsync("/api/v1/offers/redemptions", new { profileId = customer, orderReference = "late", channel = "app",
+        var refused = await b.PostAsync($"/api/v1/offers/customers/{customer}/redemptions", new { orderReference = "late", channel = "app",
             lines = new[] { new { sku = "A", quantity = 1, unitPrice = 1000 } }, codes = new[] { coupon.GetProperty("code").GetString() } }, "late").ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         Assert.Equal("expired", refused.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());
     }

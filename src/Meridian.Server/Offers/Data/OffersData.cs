@@ -4,13 +4,14 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace Meridian.Offers.Data;
 
+/// <summary>What a coupon gives. Free shipping comes first: of all kinds it needs nothing but its name to be complete.</summary>
 public enum CouponKind
 {
-    AmountOff = 0,
-    PercentOff = 1,
-    FixedPrice = 2,
-    FreeItem = 3,
-    FreeShipping = 4,
+    FreeShipping = 0,
+    AmountOff = 1,
+    PercentOff = 2,
+    FixedPrice = 3,
+    FreeItem = 4,
 }
 
 /// <summary>How a coupon combines with others in one order.</summary>
