@@ -38,6 +38,10 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
+    /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
+    public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
+
+
     /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
     public bool OffersOnly { get; init; }
 
@@ -63,6 +67,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
           --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
+          --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
 
@@ -101,6 +106,10 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
+                    break;
+                case "--paced-rates" when value?.Split(',').Select(r => int.TryParse(r, out var rate) && rate is > 0 and <= 100_000 ? rate : 0).ToList() is { } rates
+                                          && rates.All(r => r > 0):
+                    options = options with { PacedRates = rates };
                     break;
                 case "--customers" when int.TryParse(value, out var people) && people is > 0 and <= 10_000_000:
                     options = options with { Customers = people };

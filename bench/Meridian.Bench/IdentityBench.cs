@@ -11,7 +11,7 @@ namespace Meridian.Bench;
 
 /// <summary>What the identity run measured: quality against the truth, lag under load, lookups, and the server's memory.</summary>
 internal sealed record IdentityResult(
-    IdentityScore Score, LagResult Lag, LagResult PacedLag, LoadResult Lookup, LoadResult SingleLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
+    IdentityScore Score, LagResult Lag, IReadOnlyList<(int Rate, LagResult Lag)> PacedLag, LoadResult Lookup, LoadResult SingleLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
     TimeSpan Resolved, long IdleRssBytes, long PeakRssBytes);
 
 /// <summary>
@@ -97,8 +97,12 @@ internal static class IdentityBench
         Console.WriteLine($"  lookups: {LookupBench.Path}, {options.Concurrency} workers");
         var sample = await SampleAsync(open, Brands[0], ct);
         var members = sample.Where(i => i.Type == "user_id").Select(i => i.Value).ToList();
-        Console.WriteLine($"  lag at a steady {PacedLag.EventsPerSecond:N0} events/s for {options.Measured.TotalSeconds:0} s");
-        var paced = await PacedLag.RunAsync(server, Brands[0], sources[Brands[0]].WriteKey, members, options.Measured, ct);
+        var paced = new List<(int, LagResult)>();
+        foreach (var rate in options.PacedRates)
+        {
+            Console.WriteLine($"  lag at a steady {rate:N0} events/s for {options.Measured.TotalSeconds:0} s");
+            paced.Add((rate, await PacedLag.RunAsync(server, Brands[0], sources[Brands[0]].WriteKey, members, rate, options.Measured, ct)));
+        }
         var lookup = await LookupBench.RunAsync(server, Brands[0], sample, options.Concurrency, options, ct);
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker");
         var single = await LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct);

@@ -11,16 +11,15 @@ namespace Meridian.Bench;
 /// </summary>
 internal static class PacedLag
 {
-    public const int EventsPerSecond = 1_000;
     private const int Batch = 100;
 
-    public static async Task<LagResult> RunAsync(ServerProcess server, string brand, string writeKey, IReadOnlyList<string> userIds, TimeSpan duration,
-        CancellationToken ct)
+    public static async Task<LagResult> RunAsync(ServerProcess server, string brand, string writeKey, IReadOnlyList<string> userIds, int eventsPerSecond,
+        TimeSpan duration, CancellationToken ct)
     {
         using var http = IngestBench.WriteKeyClient(server, writeKey, 4);
         var random = new Random(DemoEvents.Seed);
         await using var probe = ProfileLagProbe.Start(server, brand, writeKey, ct);
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds((double)Batch / EventsPerSecond));
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds((double)Batch / eventsPerSecond));
         var until = DateTime.UtcNow + duration;
         var sends = new List<Task>();
         while (DateTime.UtcNow < until && await timer.WaitForNextTickAsync(ct))

@@ -1,3 +1,4 @@
+using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Loyalty;
@@ -18,6 +19,7 @@ try
     builder.AddProfiles();
     builder.AddLoyalty();
     builder.AddOffers();
+    builder.AddAudiences();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -27,6 +29,7 @@ try
     app.MapProfiles();
     app.MapLoyalty();
     app.MapOffers();
+    app.MapAudiences();
     await app.RunAsync();
     return 0;
 }

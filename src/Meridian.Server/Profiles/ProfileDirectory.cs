@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Profiles;
 
 /// <summary>What other modules may ask about profiles without reading the Profiles tables.</summary>
-public sealed class ProfileDirectory(MeridianDb db)
+public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rules)
 {
     /// <summary>
     /// The live profile a profile id stands for now, within the caller's brands: the id itself, or the profile it was
@@ -41,6 +41,51 @@ public sealed class ProfileDirectory(MeridianDb db)
     {
         var profileId = await db.Set<ProfileEvent>().AsNoTracking().Where(e => e.EventId == eventId).Select(e => (long?)e.ProfileId).SingleOrDefaultAsync(ct);
         return profileId is { } id ? await FindLiveAsync(id, ct) : null;
+    }
+
+    /// <summary>
+    /// The profiles a brand's identifiers of one type belong to, each value normalised as incoming data is (a phone in
+    /// any written form finds its customer). Values that are no valid identifier of the type are left out of
+    /// <c>Found</c> and listed in <c>Invalid</c>; valid ones nobody holds are simply not found. Null when the brand has
+    /// no such identifier type.
+    /// </summary>
+    public async Task<(Dictionary<string, long> Found, List<string> Invalid)?> FindByIdentifiersAsync(long brandId, string type,
+        IReadOnlyCollection<string> values, CancellationToken ct)
+    {
+        var (types, region) = await rules.ForAsync(db, brandId, ct);
+        var rule = types.FirstOrDefault(t => t.Name == type);
+        if (rule is null) return null;
+        var invalid = new List<string>();
+        var normalised = new Dictionary<string, List<string>>();
+        foreach (var value in values)
+        {
+            if (Identity.Normalizers.Normalize(rule.Normalizer, value, region) is not { } n) invalid.Add(value);
+            else if (normalised.TryGetValue(n, out var written)) written.Add(value);
+            else normalised[n] = [value];
+        }
+        var found = new Dictionary<string, long>();
+        foreach (var chunk in normalised.Keys.Chunk(500))
+        {
+            var owners = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.TenantId == brandId && i.Type == type && chunk.Contains(i.Value))
+                .Select(i => new { i.Value, i.ProfileId }).ToListAsync(ct);
+            foreach (var owner in owners)
+                foreach (var written in normalised[owner.Value]) found[written] = owner.ProfileId;
+        }
+        return (found, invalid);
+    }
+
+    /// <summary>The profile and every profile merged into it (directly or through others): whatever was kept about any of them is the customer's.</summary>
+    public async Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct)
+    {
+        var all = new List<long> { profileId };
+        var frontier = new List<long> { profileId };
+        for (var hops = 0; frontier.Count > 0 && hops < 100; hops++)
+        {
+            var ids = frontier;
+            frontier = await db.Set<Profile>().AsNoTracking().Where(p => p.MergedIntoId != null && ids.Contains(p.MergedIntoId.Value)).Select(p => p.Id).ToListAsync(ct);
+            all.AddRange(frontier);
+        }
+        return all;
     }
 
     /// <summary>How far identity resolution has read the event log: every event up to here has its profile.</summary>

@@ -94,6 +94,25 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Two_new_customers_merged_within_one_batch_leave_one_profile_and_the_merged_id_still_resolves()
+    {
+        var b = await NewBrandAsync();
+        await SendAsync(b,
+            new { type = "identify", anonymousId = "kiosk-1", traits = new { phone = "13900000031", city = "Ningbo" } },
+            new { type = "identify", userId = "u-31", traits = new { email = "thirty-one@example.com" } },
+            new { type = "identify", userId = "u-31", traits = new { phone = "139 0000 0031" } });
+
+        var customer = await LookupAsync(b.Test.Client, "phone", "13900000031", p => p.GetProperty("eventCount").GetInt64() == 3);
+        Assert.Contains(("anonymous_id", "kiosk-1"), Identifiers(customer));
+        Assert.Contains(("user_id", "u-31"), Identifiers(customer));
+        Assert.Equal("Ningbo", customer.GetProperty("traits").GetProperty("city").GetString());
+        var merge = Assert.Single((await b.Test.Client.GetAsync("/api/v1/identity/merges").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
+        Assert.Equal(customer.GetProperty("id").GetInt64(), merge.GetProperty("keptProfileId").GetInt64());
+        var mergedAway = await b.Test.Client.GetAsync($"/api/v1/profiles/{merge.GetProperty("mergedProfileId").GetInt64()}").ReadAsync<JsonElement>();
+        Assert.Equal(customer.GetProperty("id").GetInt64(), mergedAway.GetProperty("id").GetInt64());
+    }
+
+    [Fact]
     public async Task A_device_shared_by_a_family_does_not_collapse_the_family_into_one_customer()
     {
         var b = await NewBrandAsync();

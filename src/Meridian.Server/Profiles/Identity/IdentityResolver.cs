@@ -13,8 +13,11 @@ namespace Meridian.Profiles.Identity;
 
 /// <summary>
 /// ID-Mapping: attributes each event to one profile by its identifiers, creating, extending and merging profiles as
-/// the brand's identifier rules allow, and folding the event's traits into the profile. Works on a batch of events in
-/// one unit of work; the caller saves and commits it together with its place in the event log.
+/// the brand's identifier rules allow, and folding the event's traits into the profile. Works on a batch of events:
+/// <see cref="ResolveAsync"/> reads and decides, <see cref="WriteAsync"/> writes it all in the caller's transaction,
+/// which commits it together with the batch's place in the event log. Nothing is tracked by EF: SaveChanges' change
+/// detection, command batching and row sorting cost more than the writes (measured), so the resolver keeps its own
+/// lists of what is new and what changed and writes them with <see cref="EntityRows"/>.
 /// </summary>
 public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, TimeProvider time)
 {
@@ -33,6 +36,14 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly Dictionary<long, IReadOnlyDictionary<string, CustomField>> customFields = [];
     private readonly List<Attribution> attributed = [];
     private readonly List<ConsentChange> consentChanges = [];
+    private readonly List<Profile> newProfiles = [];
+    private readonly HashSet<Profile> touched = new(ReferenceEqualityComparer.Instance);
+    /// <summary>Each stored profile's version as read: its update must find the row still at that version.</summary>
+    private readonly Dictionary<Profile, long> versionRead = new(ReferenceEqualityComparer.Instance);
+    private readonly List<ProfileIdentifier> newIdentifiers = [];
+    private readonly HashSet<ProfileIdentifier> changedIdentifiers = new(ReferenceEqualityComparer.Instance);
+    private readonly List<IdentityMerge> merges = [];
+    private readonly List<IdentityConflict> conflicts = [];
     private readonly List<(long TenantId, long SourceId, DateTime ReceivedAt, string Type)> identifierFailures = [];
 
     public sealed record Extracted(IdentifierType Type, string Value);
@@ -46,12 +57,33 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
 
     public async Task ResolveAsync(IReadOnlyList<LoggedEvent> events, CancellationToken ct)
     {
+        // Parsed documents go back to the pool at the end: left to the collector, every parse rented fresh arrays and the
+        // garbage collection they caused was the largest cost of resolution (measured).
+        var documents = new List<JsonDocument>(events.Count * 2);
+        try
+        {
+            await ResolveParsedAsync(events, documents, ct);
+        }
+        finally
+        {
+            foreach (var document in documents) document.Dispose();
+        }
+    }
+
+    private async Task ResolveParsedAsync(IReadOnlyList<LoggedEvent> events, List<JsonDocument> documents, CancellationToken ct)
+    {
         var parsed = new List<(LoggedEvent Event, JsonElement Message, JsonElement? BatchContext, List<Extracted> Ids)>(events.Count);
         foreach (var tenant in events.Select(e => e.TenantId).Distinct()) await LoadRulesAsync(tenant, ct);
         foreach (var e in events)
         {
-            var message = JsonDocument.Parse(e.Payload).RootElement;
-            JsonElement? batchContext = e.BatchContext is null ? null : JsonDocument.Parse(e.BatchContext).RootElement;
+            documents.Add(JsonDocument.Parse(e.Payload));
+            var message = documents[^1].RootElement;
+            JsonElement? batchContext = null;
+            if (e.BatchContext is not null)
+            {
+                documents.Add(JsonDocument.Parse(e.BatchContext));
+                batchContext = documents[^1].RootElement;
+            }
             var failed = new List<string>();
             parsed.Add((e, message, batchContext, Extract(rules[e.TenantId], message, batchContext, failed)));
             identifierFailures.AddRange(failed.Select(type => (e.TenantId, e.SourceId, e.ReceivedAt, type)));
@@ -63,6 +95,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             if (ids.Count == 0) continue; // nothing to tell whose it is: stays in the log, unattributed
             var profile = Attribute(e, ids);
             attributed.Add(new Attribution(e) { Profile = profile });
+            touched.Add(profile);
             profile.EventCount++;
             profile.FirstSeenAt = profile.FirstSeenAt is { } first && first <= e.Timestamp ? first : e.Timestamp;
             profile.LastSeenAt = profile.LastSeenAt is { } last && last >= e.Timestamp ? last : e.Timestamp;
@@ -72,29 +105,60 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             if (e.Type == "track" && e.Name == Consents.EventName) ApplyConsent(profile, e, message);
         }
         foreach (var (profile, traits) in traitsOf) profile.Traits = traits.ToJsonString(TraitJson);
-        foreach (var entry in db.ChangeTracker.Entries<Profile>().Where(p => p.State is EntityState.Modified or EntityState.Added)) entry.Entity.Version++;
+        foreach (var profile in touched) profile.Version++;
     }
 
+    /// <summary>The profile columns resolution changes; the rest (scores, erasure) belong to other writers.</summary>
+    private static readonly string[] ResolvedColumns =
+    [
+        nameof(Profile.Traits), nameof(Profile.SearchName), nameof(Profile.UpdatedAt), nameof(Profile.FirstSeenAt), nameof(Profile.LastSeenAt),
+        nameof(Profile.EventCount), nameof(Profile.OrderCount), nameof(Profile.TotalSpendMinor), nameof(Profile.FirstOrderAt),
+        nameof(Profile.LastOrderAt), nameof(Profile.PreviousOrderAt), nameof(Profile.MergedIntoId), nameof(Profile.Version),
+    ];
+
     /// <summary>
-    /// After SaveChanges (new profiles have their ids): links each event to the profile it was attributed to, which it
-    /// also keeps as its first attribution for a later split; and counts the identifiers that could not be normalised,
-    /// for the source's data quality. Written in bulk, not tracked: one link per event made
-    /// change tracking the largest cost of resolution (measured), and a link needs no tracking once written.
+    /// Writes what <see cref="ResolveAsync"/> decided, in the current transaction: new profiles first (everything else
+    /// refers to their ids), then the changed ones, each only if still at the version read (else
+    /// <see cref="DbUpdateConcurrencyException"/>: a staff action changed it, and the batch must run again); identifiers,
+    /// merges, conflicts and consent changes; the link of each event to its profile, which it also keeps as its first
+    /// attribution for a later split; the identifiers that could not be normalised, for the source's data quality; and
+    /// the stored timelines of profiles merged away.
     /// </summary>
-    public async Task RecordAfterSaveAsync(CancellationToken ct)
+    public async Task WriteAsync(CancellationToken ct)
     {
-        await BulkInsert.InsertAsync(db.Database.CurrentTransaction!.GetDbTransaction(), "profile_events",
-            ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp"],
+        await EntityRows.InsertAsync(db, newProfiles, returnKeys: true, ct);
+        foreach (var profile in touched) profile.MergedIntoId = profile.MergedInto?.Id ?? profile.MergedIntoId;
+        // A new profile merged away in its own batch got its row before the one it points to had an id.
+        var changed = touched.Where(p => versionRead.ContainsKey(p) || p.MergedIntoId is not null).ToList();
+        await EntityRows.UpdateAsync(db, changed, ResolvedColumns, p => versionRead.TryGetValue(p, out var read) ? read : p.Version, ct);
+
+        foreach (var identifier in newIdentifiers.Concat(changedIdentifiers)) identifier.ProfileId = identifier.Profile!.Id;
+        await EntityRows.InsertAsync(db, newIdentifiers, returnKeys: false, ct);
+        await EntityRows.UpdateAsync(db, changedIdentifiers, [nameof(ProfileIdentifier.ProfileId), nameof(ProfileIdentifier.LastSeenAt)], null, ct);
+        foreach (var merge in merges) (merge.KeptProfileId, merge.MergedProfileId) = (merge.KeptProfile!.Id, merge.MergedProfile!.Id);
+        await EntityRows.InsertAsync(db, merges, returnKeys: false, ct);
+        foreach (var conflict in conflicts) (conflict.ProfileId, conflict.OtherProfileId) = (conflict.Profile!.Id, conflict.OtherProfile?.Id);
+        await EntityRows.InsertAsync(db, conflicts, returnKeys: false, ct);
+        foreach (var consent in consentChanges) consent.ProfileId = consent.Profile!.Id;
+        await EntityRows.InsertAsync(db, consentChanges, returnKeys: false, ct);
+
+        var tx = db.Database.CurrentTransaction!.GetDbTransaction();
+        await BulkInsert.InsertAsync(tx, "profile_events", ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp"],
             attributed.Select(a => new object?[] { a.Event.Id, a.Event.TenantId, a.Profile.Id, a.Profile.Id, a.Event.Timestamp }), "", ct);
-        attributed.Clear();
-        await EventStore.CountIdentifierFailuresAsync(db.Database.CurrentTransaction!.GetDbTransaction(), identifierFailures, ct);
-        identifierFailures.Clear();
+        await EventStore.CountIdentifierFailuresAsync(tx, identifierFailures, ct);
+        foreach (var (from, to) in pendingMoves)
+        {
+            var fromId = from.Id;
+            var toId = to.Id;
+            await db.Set<ProfileEvent>().Where(pe => pe.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(pe => pe.ProfileId, toId), ct);
+            await db.Set<ConsentChange>().Where(c => c.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ProfileId, toId), ct);
+        }
     }
 
     private async Task LoadRulesAsync(long tenantId, CancellationToken ct)
     {
         if (rules.ContainsKey(tenantId)) return;
-        var configured = await db.Set<IdentifierType>().Where(t => t.TenantId == tenantId).ToListAsync(ct);
+        var configured = await db.Set<IdentifierType>().AsNoTracking().Where(t => t.TenantId == tenantId).ToListAsync(ct);
         var brand = await db.Set<Brand>().Where(b => b.Id == tenantId).Select(b => new { b.DefaultPhoneRegion, b.Currency }).SingleOrDefaultAsync(ct);
         var region = brand?.DefaultPhoneRegion ?? "CN";
         currencies[tenantId] = brand?.Currency ?? "CNY";
@@ -160,19 +224,21 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         {
             var tenants = chunk.Select(k => k.Tenant).Distinct().ToArray();
             var values = chunk.Select(k => k.Value).Distinct().ToArray();
-            var rows = await db.Set<ProfileIdentifier>().Where(i => tenants.Contains(i.TenantId) && values.Contains(i.Value)).ToListAsync(ct);
+            var rows = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => tenants.Contains(i.TenantId) && values.Contains(i.Value)).ToListAsync(ct);
             foreach (var row in rows) owners.TryAdd((row.TenantId, row.Type, row.Value), row);
         }
         var profileIds = owners.Values.Select(o => o.ProfileId).Where(id => !profilesById.ContainsKey(id)).Distinct().ToArray();
         foreach (var chunk in profileIds.Chunk(500))
         {
-            foreach (var profile in await db.Set<Profile>().Where(p => chunk.Contains(p.Id)).ToListAsync(ct)) profilesById[profile.Id] = profile;
-            var all = await db.Set<ProfileIdentifier>().Where(i => chunk.Contains(i.ProfileId)).ToListAsync(ct);
-            foreach (var identifier in all)
+            foreach (var profile in await db.Set<Profile>().AsNoTracking().Where(p => chunk.Contains(p.Id)).ToListAsync(ct))
             {
-                owners.TryAdd((identifier.TenantId, identifier.Type, identifier.Value), identifier);
-                identifier.Profile = profilesById[identifier.ProfileId];
+                profilesById[profile.Id] = profile;
+                versionRead[profile] = profile.Version;
             }
+            // Untracked, a row read twice is two objects: keep the one already known, so that a change reaches every list.
+            var all = (await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => chunk.Contains(i.ProfileId)).ToListAsync(ct))
+                .Select(i => owners.TryAdd((i.TenantId, i.Type, i.Value), i) ? i : owners[(i.TenantId, i.Type, i.Value)]).ToList();
+            foreach (var identifier in all) identifier.Profile = profilesById[identifier.ProfileId];
             foreach (var group in all.GroupBy(i => i.ProfileId)) identifiersOf[profilesById[group.Key]] = group.ToList();
         }
         foreach (var owner in owners.Values) owner.Profile ??= profilesById.GetValueOrDefault(owner.ProfileId);
@@ -212,7 +278,11 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
                 var known = owners[(e.TenantId, id.Type.Name, id.Value)];
                 // To the hour, as API keys' last use is to the minute: a session's every event would otherwise rewrite
                 // each of its identifiers.
-                if (e.Timestamp > known.LastSeenAt + LastSeenResolution) known.LastSeenAt = e.Timestamp;
+                if (e.Timestamp > known.LastSeenAt + LastSeenResolution)
+                {
+                    known.LastSeenAt = e.Timestamp;
+                    if (known.Id != 0) changedIdentifiers.Add(known);
+                }
             }
         }
         return primary;
@@ -229,7 +299,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     {
         var now = time.GetUtcNow().UtcDateTime;
         var profile = new Profile { TenantId = e.TenantId, CreatedAt = now, UpdatedAt = now };
-        db.Add(profile);
+        newProfiles.Add(profile);
         identifiersOf[profile] = [];
         return profile;
     }
@@ -241,7 +311,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             TenantId = e.TenantId, Profile = profile, Type = id.Type.Name, Value = id.Value, SourceId = e.SourceId,
             FirstSeenAt = e.Timestamp, LastSeenAt = e.Timestamp,
         };
-        db.Add(identifier);
+        newIdentifiers.Add(identifier);
         owners[(e.TenantId, id.Type.Name, id.Value)] = identifier;
         identifiersOf.TryAdd(profile, []);
         identifiersOf[profile].Add(identifier);
@@ -253,12 +323,15 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         var (kept, merged) = Older(a, b) ? (a, b) : (b, a);
         var keptIds = identifiersOf.GetValueOrDefault(kept, []);
         var mergedIds = identifiersOf.GetValueOrDefault(merged, []);
-        db.Add(new IdentityMerge
+        merges.Add(new IdentityMerge
         {
             TenantId = e.TenantId, KeptProfile = kept, MergedProfile = merged, EventId = e.Id, IdentifierType = cause.Type.Name, IdentifierValue = cause.Value,
             KeptSnapshot = Snapshot(kept, keptIds), MergedSnapshot = Snapshot(merged, mergedIds), MergedAt = time.GetUtcNow().UtcDateTime,
         });
+        foreach (var identifier in mergedIds.Where(i => i.Id != 0)) changedIdentifiers.Add(identifier);
         foreach (var identifier in mergedIds) identifier.Profile = kept;
+        touched.Add(kept);
+        touched.Add(merged);
         keptIds.AddRange(mergedIds);
         identifiersOf[kept] = keptIds;
         identifiersOf[merged] = [];
@@ -287,20 +360,8 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         return kept;
     }
 
+    /// <summary>Stored profiles merged away in this batch, whose stored timelines move to the survivor.</summary>
     private readonly List<(Profile From, Profile To)> pendingMoves = [];
-
-    /// <summary>After SaveChanges (so new profiles have ids): move the stored timeline of merged profiles.</summary>
-    public async Task MoveMergedTimelinesAsync(CancellationToken ct)
-    {
-        foreach (var (from, to) in pendingMoves)
-        {
-            var fromId = from.Id;
-            var toId = to.Id;
-            await db.Set<ProfileEvent>().Where(pe => pe.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(pe => pe.ProfileId, toId), ct);
-            await db.Set<ConsentChange>().Where(c => c.ProfileId == fromId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ProfileId, toId), ct);
-        }
-        pendingMoves.Clear();
-    }
 
     private static bool Older(Profile a, Profile b) => a.Id != 0 && (b.Id == 0 || a.Id < b.Id) || (a.Id == 0 && b.Id == 0 && a.CreatedAt <= b.CreatedAt);
 
@@ -316,7 +377,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     }.ToJsonString();
 
     private void Conflict(LoggedEvent e, Profile attachedTo, Profile? other, Extracted id, string reason) =>
-        db.Add(new IdentityConflict
+        conflicts.Add(new IdentityConflict
         {
             TenantId = e.TenantId, EventId = e.Id, Profile = attachedTo, OtherProfile = other, IdentifierType = id.Type.Name,
             IdentifierValue = id.Value, Reason = reason, At = time.GetUtcNow().UtcDateTime,
@@ -362,6 +423,5 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             Origin = $"source:{e.SourceId}", EventId = e.Id,
         };
         consentChanges.Add(change);
-        db.Add(change);
     }
 }

@@ -76,9 +76,7 @@ public sealed class ProfileProjector(
         var resolver = new IdentityResolver(db, scope.ServiceProvider.GetRequiredService<Platform.CustomFields.CustomFieldCatalog>(), time);
         await resolver.ResolveAsync(events, ct);
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
-        await db.SaveChangesAsync(ct);
-        await resolver.RecordAfterSaveAsync(ct);
-        await resolver.MoveMergedTimelinesAsync(ct);
+        await resolver.WriteAsync(ct);
         var last = events[^1];
         // Advance only while still holding the lease: a node that lost it (paused past its lease) must not commit.
         var advanced = await db.Set<ProjectorState>().Where(s => s.Name == Name && s.LeaseOwner == node)
