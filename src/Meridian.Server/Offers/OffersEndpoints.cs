@@ -259,11 +259,13 @@ public static class OffersEndpoints
         return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
     }
 
+    /// <summary>The customer's coupons, those of the profiles merged into it included.</summary>
     public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile(long profileId, [FromQuery(Name = "status")] string? statusText,
-        [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
+        [AsParameters] PageRequest page, MeridianDb db, ProfileDirectory profiles, CancellationToken ct)
     {
         if (!TryStatus(statusText, out var status)) return BadStatus();
-        var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId == profileId && c.Id > page.After && (status == null || c.Status == status))
+        var owners = await profiles.WithMergedAsync(profileId, ct);
+        var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Id > page.After && (status == null || c.Status == status))
             .OrderBy(c => c.Id).Take(page.Take + 1).ToListAsync(ct);
         return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
     }
@@ -388,7 +390,9 @@ public static class OffersEndpoints
         if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
         profileId = live;
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
-        var held = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId == profileId && c.Status == CouponStatus.Issued).OrderBy(c => c.Id).Take(1000).ToListAsync(ct);
+        // Coupons issued to profiles since merged into this one are the customer's too.
+        var owners = await profiles.WithMergedAsync(profileId, ct);
+        var held = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Status == CouponStatus.Issued).OrderBy(c => c.Id).Take(1000).ToListAsync(ct);
         var unknown = new List<CodeRefusal>();
         foreach (var text in request.Codes ?? [])
         {
@@ -428,6 +432,7 @@ public static class OffersEndpoints
         profileId = live;
 
         var who = CodeGuard.Subject(profileId, http);
+        var owners = await profiles.WithMergedAsync(profileId, ct);
         var codes = request.Codes.Select(c => (Text: c, Code: CouponCodes.Normalize(c))).ToList();
         var wanted = codes.Select(c => c.Code).OfType<string>().Distinct().ToList();
         var coupons = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.TenantId == tenant.Brand && wanted.Contains(c.Code)).ToListAsync(ct);
@@ -435,7 +440,7 @@ public static class OffersEndpoints
         foreach (var (text, code) in codes)
         {
             var coupon = coupons.FirstOrDefault(c => c.Code == code);
-            if (coupon is null || coupon.ProfileId != profileId)
+            if (coupon is null || coupon.ProfileId is not { } holder || !owners.Contains(holder))
             {
                 if (guard.RetryAfter(tenant.Brand, who) is { } wait) return CodeGuard.Blocked(wait, http);
                 guard.Miss(tenant.Brand, who, code ?? "", audit);

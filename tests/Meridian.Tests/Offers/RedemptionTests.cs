@@ -116,6 +116,22 @@ public abstract class RedemptionTests(OffersApp app)
     }
 
     [Fact]
+    public async Task A_coupon_follows_its_customer_into_the_profile_it_was_merged_into()
+    {
+        var b = await OffersTestBrand.CreateAsync(app);
+        var (before, after) = (await b.CustomersAsync(2, "merge")) is var ids ? (ids[0], ids[1]) : default;
+        var id = (await b.TemplateAsync(new { name = "Kept", kind = "amount_off", value = 700 })).GetProperty("id").GetInt64();
+        var code = (await b.IssueAsync(id, before)).GetProperty("code").GetString()!;
+
+        await b.Client.PostAsJsonAsync($"/api/v1/profiles/{after}/merge", new { profileId = before }).ReadAsync<JsonElement>();
+
+        var coupons = (await b.Client.GetAsync($"/api/v1/offers/customers/{after}/coupons").ReadAsync<JsonElement>()).GetProperty("items");
+        Assert.Equal(code, Assert.Single(coupons.EnumerateArray()).GetProperty("code").GetString());
+        var redeemed = await b.PostAsync(Redemptions(after), Order("merged-order", code), "merged").ReadAsync<JsonElement>();
+        Assert.Equal(700, redeemed.GetProperty("totalDiscount").GetInt64());
+    }
+
+    [Fact]
     public async Task A_budget_stops_redemptions_that_would_exceed_it()
     {
         var b = await OffersTestBrand.CreateAsync(app);
