@@ -47,11 +47,16 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>How many due lots the loyalty run seeds for the expiry job.</summary>
     public long ExpiryLots { get; init; } = Quick ? 20_000 : 1_000_000;
 
-    public bool RunsLoyalty => !IngestOnly && !IdentityOnly;
+    /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
+    public bool OffersOnly { get; init; }
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly;
+    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly;
 
-    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly;
+    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly;
+
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly;
+
+    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -70,6 +75,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
           --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
           --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
+          --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
@@ -110,6 +116,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--expiry-lots" when long.TryParse(value, out var lots) && lots is >= 10 and <= 100_000_000:
                     options = options with { ExpiryLots = lots / 10 * 10 };
                     break;
+                case "--offers-only":
+                    options = options with { OffersOnly = true };
+                    continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;

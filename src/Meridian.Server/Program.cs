@@ -2,6 +2,7 @@ using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Loyalty;
+using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
 
@@ -17,6 +18,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddOffers();
     builder.AddAudiences();
 
     var app = builder.Build();
@@ -26,6 +28,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapOffers();
     app.MapAudiences();
     await app.RunAsync();
     return 0;

@@ -1271,6 +1271,392 @@ namespace Meridian.Data.Migrations.Sqlite
                         });
                 });
 
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Code")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("code");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Discount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("discount");
+
+                    b.Property<string>("IssueHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_hash");
+
+                    b.Property<string>("IssueKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_key");
+
+                    b.Property<DateTime?>("IssuedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issued_at");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long?>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime?>("RedeemedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("redeemed_at");
+
+                    b.Property<long?>("RedemptionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("redemption_id");
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_coupons");
+
+                    b.HasIndex("RedemptionId")
+                        .HasDatabaseName("ix_offer_coupons_redemption_id");
+
+                    b.HasIndex("ProfileId", "Status")
+                        .HasDatabaseName("ix_offer_coupons_profile_id_status");
+
+                    b.HasIndex("Status", "ValidUntil")
+                        .HasDatabaseName("ix_offer_coupons_status_valid_until");
+
+                    b.HasIndex("TemplateId", "Id")
+                        .HasDatabaseName("ix_offer_coupons_template_id_id");
+
+                    b.HasIndex("TenantId", "Code")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_code");
+
+                    b.HasIndex("TenantId", "IssueKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_issue_key")
+                        .HasFilter("issue_key IS NOT NULL");
+
+                    b.ToTable("offer_coupons", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "ProfileId")
+                        .HasName("pk_offer_customer_counts");
+
+                    b.ToTable("offer_customer_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<int>("Day")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("day");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "Day")
+                        .HasName("pk_offer_daily_counts");
+
+                    b.ToTable("offer_daily_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.HasKey("Name")
+                        .HasName("pk_offer_jobs");
+
+                    b.ToTable("offer_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferRedemption", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("OrderReference")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("order_reference");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("request_hash");
+
+                    b.Property<string>("Response")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("response");
+
+                    b.Property<string>("ReverseReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reverse_reason");
+
+                    b.Property<DateTime?>("ReversedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reversed_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalDiscount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("total_discount");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_redemptions");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_idempotency_key");
+
+                    b.HasIndex("TenantId", "OrderReference")
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_order_reference");
+
+                    b.ToTable("offer_redemptions", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("Budget")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget");
+
+                    b.Property<long>("BudgetUsed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget_used");
+
+                    b.Property<long?>("Cap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cap");
+
+                    b.Property<string>("Conditions")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("conditions");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<string>("FreeSku")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("free_sku");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<long>("Issued")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("issued");
+
+                    b.Property<int>("Kind")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MinSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("min_spend");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("PerCustomerLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_customer_limit");
+
+                    b.Property<int?>("PerDayLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_day_limit");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("priority");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("remaining");
+
+                    b.Property<bool>("ReturnOnRefund")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("return_on_refund");
+
+                    b.Property<string>("StackWith")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stack_with");
+
+                    b.Property<int>("Stacking")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stacking");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long?>("Stock")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stock");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int?>("ValidDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("valid_days");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.Property<long>("Value")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_templates");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_offer_templates_tenant_id_id");
+
+                    b.ToTable("offer_templates", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_offer_templates_budget", "budget IS NULL OR budget_used <= budget");
+
+                            t.HasCheckConstraint("ck_offer_templates_remaining", "remaining >= 0");
+                        });
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -2501,6 +2887,36 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_coupons_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_customer_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
