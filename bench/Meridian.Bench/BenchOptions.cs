@@ -38,16 +38,29 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Skip the ingest measure: the reads (the lookup's baseline) and the identity run only.</summary>
     public bool IdentityOnly { get; init; }
 
+    /// <summary>Only the raw baselines, the GET measure and the loyalty measures.</summary>
+    public bool LoyaltyOnly { get; init; }
+
     /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
     public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
 
 
-    /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity run).</summary>
+    /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity, loyalty or offers runs).</summary>
     public bool ReadsOnly { get; init; }
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !ReadsOnly;
+    /// <summary>How many due lots the loyalty run seeds for the expiry job.</summary>
+    public long ExpiryLots { get; init; } = Quick ? 20_000 : 1_000_000;
 
-    public bool RunsIdentity => !IngestOnly && !ReadsOnly;
+    /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
+    public bool OffersOnly { get; init; }
+
+    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly;
+
+    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly;
+
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
+
+    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -64,6 +77,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                               concurrent clients sending batches (default 8)
           --ingest-only       skip the raw insert/select and GET measures and the identity run
           --identity-only     skip the ingest measure (the identity run sends every event of the demo data set anyway)
+          --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
+          --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
+          --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
@@ -101,6 +117,15 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--reads-only":
                     options = options with { ReadsOnly = true };
+                    continue;
+                case "--loyalty-only":
+                    options = options with { LoyaltyOnly = true };
+                    continue;
+                case "--expiry-lots" when long.TryParse(value, out var lots) && lots is >= 10 and <= 100_000_000:
+                    options = options with { ExpiryLots = lots / 10 * 10 };
+                    break;
+                case "--offers-only":
+                    options = options with { OffersOnly = true };
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };

@@ -63,7 +63,8 @@ internal static class Suites
     {
         var raw = $"Data Source={Path.Combine(dir, "raw.db")}";
         Console.WriteLine($"SQLite: inserting {options.Rows:N0} rows (prepared INSERT, WAL) into {dir}");
-        report.Set(InsertBaseline, Provider.Sqlite, Report.Rate(RawInsertBaseline.Sqlite(raw, options.Rows, ct)));
+        var inserts = RawInsertBaseline.Sqlite(raw, options.Rows, ct);
+        report.Set(InsertBaseline, Provider.Sqlite, Report.Rate(inserts));
         report.Set(CopyInsert, Provider.Sqlite, "n/a");
         report.Note($"SQLite baseline: prepared single-row INSERT, {BenchRows.BatchSize:N0} per transaction, journal_mode=WAL, synchronous={Pragma(raw, "synchronous")} (the driver's default; 2 = FULL).");
 
@@ -72,8 +73,10 @@ internal static class Suites
         report.Load(SelectBaseline, SelectLatency, Provider.Sqlite, select);
 
         Console.WriteLine("SQLite: starting the server");
-        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "server.db")}", dir, ct);
-        await GetAsync(server, select, Provider.Sqlite, options, report, ct);
+        await using (var server = await ServerProcess.StartAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "server.db")}", dir, ct))
+            await GetAsync(server, select, Provider.Sqlite, options, report, ct);
+        if (options.RunsLoyalty)
+            await LoyaltyBench.RunAsync(serverDll, Provider.Sqlite, $"Data Source={Path.Combine(dir, "loyalty.db")}", dir, inserts, options, report, ct);
         return select;
     }
 
@@ -116,7 +119,8 @@ internal static class Suites
         await using var db = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("bench_raw", ct));
 
         Console.WriteLine($"PostgreSQL: inserting {options.Rows:N0} rows (multi-row INSERT, then binary COPY)");
-        report.Set(InsertBaseline, Provider.Postgres, Report.Rate(await RawInsertBaseline.PostgresMultiRowAsync(db, options.Rows, ct)));
+        var inserts = await RawInsertBaseline.PostgresMultiRowAsync(db, options.Rows, ct);
+        report.Set(InsertBaseline, Provider.Postgres, Report.Rate(inserts));
         report.Set(CopyInsert, Provider.Postgres, Report.Rate(await RawInsertBaseline.PostgresCopyAsync(db, options.Rows, ct)));
 
         Console.WriteLine("PostgreSQL: raw select by id");
@@ -125,8 +129,10 @@ internal static class Suites
 
         Console.WriteLine("PostgreSQL: starting the server");
         var serverDb = await cluster.CreateDatabaseAsync("bench_server", ct);
-        await using var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, serverDb, Path.GetTempPath(), ct);
-        await GetAsync(server, select, Provider.Postgres, options, report, ct);
+        await using (var server = await ServerProcess.StartAsync(serverDll, Provider.Postgres, serverDb, Path.GetTempPath(), ct))
+            await GetAsync(server, select, Provider.Postgres, options, report, ct);
+        if (options.RunsLoyalty)
+            await LoyaltyBench.RunAsync(serverDll, Provider.Postgres, await cluster.CreateDatabaseAsync("bench_loyalty", ct), Path.GetTempPath(), inserts, options, report, ct);
         return select;
     }
 

@@ -3,6 +3,7 @@ using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Login;
 using Meridian.Loyalty;
+using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
 
@@ -18,6 +19,7 @@ try
     builder.AddIngestion();
     builder.AddProfiles();
     builder.AddLoyalty();
+    builder.AddOffers();
     builder.AddAudiences();
     builder.AddLogin();
 
@@ -28,6 +30,7 @@ try
     app.MapIngestion();
     app.MapProfiles();
     app.MapLoyalty();
+    app.MapOffers();
     app.MapAudiences();
     app.MapLogin();
     await app.RunAsync();

@@ -27,6 +27,11 @@ public static class ProblemTypes
     public const string IdempotencyKeyReused = Prefix + "idempotency-key-reused";
     public const string InsufficientPoints = Prefix + "insufficient-points";
     public const string NotReversible = Prefix + "not-reversible";
+    public const string OutOfStock = Prefix + "out-of-stock";
+    public const string CouponLimitReached = Prefix + "coupon-limit-reached";
+    public const string CouponNotApplicable = Prefix + "coupon-not-applicable";
+    public const string CouponAlreadyRedeemed = Prefix + "coupon-already-redeemed";
+    public const string BudgetExhausted = Prefix + "budget-exhausted";
     public const string Internal = Prefix + "internal";
 
     public static readonly IReadOnlyDictionary<string, (string Title, string Description)> Catalogue =
@@ -47,6 +52,11 @@ public static class ProblemTypes
             ["idempotency-key-reused"] = ("The Idempotency-Key was used for another request.", "A retry must repeat the first request exactly; a new request needs a new key."),
             ["insufficient-points"] = ("The balance does not cover the points.", "`balance` is what the member holds, `requested` what the request needs and `shortfall` the difference."),
             ["not-reversible"] = ("The entry cannot be reversed.", "Expiry and reversal entries are final; a spend is reversed once and in full; an earning may be reversed in parts, never beyond its points."),
+            ["out-of-stock"] = ("The offer is out of stock.", "Every coupon the template may issue has been issued; none will be until staff add stock."),
+            ["coupon-limit-reached"] = ("A coupon limit is reached.", "`limit` says which: `per_customer` (the customer holds as many coupons of the template as allowed) or `per_day` (the template issued its coupons for the day in the brand's time zone)."),
+            ["coupon-not-applicable"] = ("The coupons do not apply to this order.", "`coupons` lists each code with the reasons (stable `code`s) it cannot be used, alone or together with the others."),
+            ["coupon-already-redeemed"] = ("The coupon was already used.", "A coupon is redeemed once; a refund of its order (`/reverse`) may give it back."),
+            ["budget-exhausted"] = ("The promotion's budget is spent.", "The discount would take the template's total discount beyond its budget."),
             ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),
         };
 }
@@ -114,7 +124,7 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
     /// Two requests racing to create the same unique thing: the check before the insert passed for both and the
     /// database's unique index stopped the second. That is the client's conflict, not a server error.
     /// </summary>
-    private static bool IsUniqueViolation(Exception exception) =>
+    internal static bool IsUniqueViolation(Exception exception) =>
         (exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } ? inner : exception) switch
         {
             Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 19, SqliteExtendedErrorCode: 2067 or 1555 } => true,

@@ -3,7 +3,9 @@ using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Outbox;
@@ -15,30 +17,37 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty;
 
-public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoints, int MultiplierPercent, IReadOnlyList<string> Benefits)
+/// <summary>A tier: reached by <c>qualifyingPoints</c> or <c>qualifyingSpend</c> (minor units) as the programme's basis says; its multiplier and named benefits.</summary>
+public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoints, long QualifyingSpend, int MultiplierPercent, IReadOnlyList<string> Benefits)
 {
-    internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.MultiplierPercent, JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
+    internal static TierDto From(LoyaltyTier t) => new(t.Id, t.Name, t.Rank, t.QualifyingPoints, t.QualifyingSpend, t.MultiplierPercent,
+        JsonSerializer.Deserialize<List<string>>(t.Benefits) ?? []);
 }
 
-public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
-    IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+/// <summary>How tiers are qualified and lost.</summary>
+public sealed record TieringDto(TierBasis Basis, TierWindow Window, int? WindowDays, TierDowngrade Downgrade, int? ReviewDays);
 
-public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long QualifyingPoints, TierDto? Tier, long? TierFloorId, DateTime EnrolledAt);
+public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
+    int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit, TieringDto Tiering, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
+
+/// <summary><c>balance</c> is spendable less <c>owed</c> (below zero only by the go-negative refund policy); <c>pending</c> is held for a return window.</summary>
+public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier,
+    long? TierFloorId, DateTime EnrolledAt);
 
 /// <summary>Points an entry took from a lot (negative: put back), and when that lot expires.</summary>
 public sealed record DrawDto(long LotId, long Points, DateTime? ExpiresAt);
 
-public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? ExpiresAt);
+public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? ExpiresAt, DateTime? HeldUntil);
 
 /// <summary>
 /// A ledger entry: <c>points</c> credited to the member (negative: debited) against the counter <c>account</c>
 /// (issued, redeemed, adjustments, expired); the lot it granted or the lots it drew from; the balance once it posted.
 /// </summary>
-public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, string Account, long BalanceAfter, long? ReversesEntryId,
+public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, long Pending, string Account, long BalanceAfter, long? ReversesEntryId,
     string? Rule, string? Reason, string? Reference, DateTime CreatedAt, LotDto? Lot, IReadOnlyList<DrawDto> Draws);
 
 /// <summary>The spendable balance and when its points expire (soonest first, up to ten dates).</summary>
-public sealed record BalanceDto(long MemberId, long Balance, long QualifyingPoints, TierDto? Tier, IReadOnlyList<ExpiringPointsDto> Expiring);
+public sealed record BalanceDto(long MemberId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier, IReadOnlyList<ExpiringPointsDto> Expiring);
 
 public sealed record ExpiringPointsDto(DateTime ExpiresAt, long Points);
 
@@ -47,20 +56,37 @@ public sealed record CreateProgrammeRequest(
     [property: Required] ExpiryPolicy? Expiry,
     [property: Range(1, 3650)] int? ExpiryDays,
     [property: Range(0, 365)] int? ExpiringNoticeDays,
-    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit);
+    [property: Range(0, 1_000_000)] long? PointsPerCurrencyUnit,
+    [property: Range(0, 365)] int? PendingDays,
+    RefundShortfallPolicy? RefundShortfall,
+    [property: Range(0, 1_000_000_000_000)] long? NegativeLimit,
+    PointsRounding? Rounding = null,
+    MultiplierCombination? Combination = null,
+    TieringRequest? Tiering = null);
+
+/// <summary>Defaults: qualifying points over the member's lifetime, never downgraded.</summary>
+public sealed record TieringRequest(
+    TierBasis? Basis,
+    TierWindow? Window,
+    [property: Range(1, 3650)] int? WindowDays,
+    TierDowngrade? Downgrade,
+    [property: Range(1, 3650)] int? ReviewDays);
 
 public sealed record CreateTierRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
     [property: Required, Range(0, 1000)] int? Rank,
-    [property: Required, Range(0, 1_000_000_000_000)] long? QualifyingPoints,
+    [property: Range(0, 1_000_000_000_000)] long? QualifyingPoints,
+    [property: Range(0, 1_000_000_000_000_000)] long? QualifyingSpend,
     [property: Range(1, 10_000)] int? MultiplierPercent,
     [property: MaxLength(50)] List<string>? Benefits);
 
 public sealed record EnrolRequest([property: Required] long? ProfileId);
 
+/// <summary>With <c>pendingDays</c>, the points are held (pending) that many days before they can be spent.</summary>
 public sealed record EarnRequest(
     [property: Required, Range(1, 1_000_000_000_000)] long? Points,
-    [property: StringLength(200)] string? Reference);
+    [property: StringLength(200)] string? Reference,
+    [property: Range(0, 365)] int? PendingDays = null);
 
 public sealed record SpendRequest(
     [property: Required, Range(1, 1_000_000_000_000)] long? Points,
@@ -73,9 +99,14 @@ public sealed record AdjustRequest(
 /// <summary>Without <c>points</c>, all that is left of the entry; an earning may be reversed in parts.</summary>
 public sealed record TierFloorRequest(long? TierId, [property: Required, StringLength(500, MinimumLength = 1)] string Reason);
 
+/// <summary>
+/// With <c>applyRefundPolicy</c>, an earning whose points the member no longer holds is taken back as the programme's
+/// refund policy says (pending points, a negative balance, the rest forgone and explained); otherwise that is a 409.
+/// </summary>
 public sealed record ReverseRequest(
     [property: StringLength(500)] string? Reason,
-    [property: Range(1, 1_000_000_000_000)] long? Points);
+    [property: Range(1, 1_000_000_000_000)] long? Points,
+    bool? ApplyRefundPolicy = null);
 
 /// <summary>Programmes, tiers and members; the points ledger (earn, spend, adjust, reverse, balance, history).</summary>
 public static class LoyaltyEndpoints
@@ -87,11 +118,18 @@ public static class LoyaltyEndpoints
         loyalty.MapPost("/programmes", CreateProgramme).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         loyalty.MapGet("/programmes/{id}", Programme);
         loyalty.MapPost("/programmes/{id}/tiers", CreateTier).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/earning", EarningSetup.Settings);
+        loyalty.MapPatch("/programmes/{id}/earning", EarningSetup.ChangeSettings).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/earning-rules", EarningSetup.Rules);
+        loyalty.MapPut("/programmes/{id}/earning-rules", EarningSetup.PutRule).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/campaigns", EarningSetup.Campaigns);
+        loyalty.MapPost("/programmes/{id}/campaigns", EarningSetup.CreateCampaign).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPost("/programmes/{id}/members", Enrol).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapGet("/members", MemberOfProfile);
         loyalty.MapGet("/members/{id}", Member);
         loyalty.MapGet("/members/{id}/balance", Balance);
         loyalty.MapGet("/members/{id}/entries", History);
+        loyalty.MapGet("/members/{id}/benefits", Benefits);
         loyalty.MapPut("/members/{id}/tier-floor", SetTierFloor).RequireAuthorization(Permissions.LoyaltyWrite);
         var postings = loyalty.MapGroup("/members/{id}").RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         postings.MapPost("/earn", Earn).Produces<EntryDto>();
@@ -129,6 +167,16 @@ public static class LoyaltyEndpoints
             ExpiryDays = request.Expiry == ExpiryPolicy.AfterDays ? request.ExpiryDays!.Value : 0,
             ExpiringNoticeDays = request.ExpiringNoticeDays ?? 0,
             PointsPerCurrencyUnit = request.PointsPerCurrencyUnit ?? 1,
+            PendingDays = request.PendingDays ?? 0,
+            Rounding = request.Rounding ?? PointsRounding.Down,
+            Combination = request.Combination ?? MultiplierCombination.Multiply,
+            TierBasis = request.Tiering?.Basis ?? TierBasis.QualifyingPoints,
+            TierWindow = request.Tiering?.Window ?? TierWindow.Lifetime,
+            TierWindowDays = request.Tiering?.WindowDays ?? 365,
+            TierDowngrade = request.Tiering?.Downgrade ?? TierDowngrade.Never,
+            TierReviewDays = request.Tiering?.ReviewDays ?? 30,
+            RefundShortfall = request.RefundShortfall ?? RefundShortfallPolicy.Refuse,
+            NegativeLimit = request.RefundShortfall == RefundShortfallPolicy.GoNegative ? request.NegativeLimit ?? 0 : 0,
             CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(programme);
@@ -150,7 +198,8 @@ public static class LoyaltyEndpoints
             ProgrammeId = id,
             Name = request.Name,
             Rank = request.Rank!.Value,
-            QualifyingPoints = request.QualifyingPoints!.Value,
+            QualifyingPoints = request.QualifyingPoints ?? 0,
+            QualifyingSpend = request.QualifyingSpend ?? 0,
             MultiplierPercent = request.MultiplierPercent ?? 100,
             Benefits = JsonSerializer.Serialize(request.Benefits ?? []),
         };
@@ -174,7 +223,7 @@ public static class LoyaltyEndpoints
         db.Add(member);
         events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
         if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
-        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, null, null, member.EnrolledAt));
+        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, 0, 0, null, null, member.EnrolledAt));
     }
 
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
@@ -195,9 +244,13 @@ public static class LoyaltyEndpoints
         var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == id && l.Remaining > 0 && l.ExpiresAt != null)
             .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
             .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
-        return TypedResults.Ok(new BalanceDto(member.Id, member.Balance, member.QualifyingPoints, await TierAsync(db, member, ct),
+        return TypedResults.Ok(new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await TierAsync(db, member, ct),
             expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
     }
+
+    /// <summary>The member's tier, its earning multiplier and named benefits (free shipping, birthday gift...).</summary>
+    public static async Task<Results<Ok<TierBenefits>, ProblemHttpResult>> Benefits(long id, MemberBenefits benefits, CancellationToken ct) =>
+        await benefits.OfMemberAsync(id, ct) is { } found ? TypedResults.Ok(found) : Problems.NotFound($"Member {id}");
 
     /// <summary>Staff grant a tier by hand (null clears it): a floor the member's tier never goes below; with a reason, audited.</summary>
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> SetTierFloor(
@@ -223,7 +276,7 @@ public static class LoyaltyEndpoints
     }
 
     public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
+        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct, holdDays: request.PendingDays ?? 0)), $"Member {id}", ct);
 
     public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.SpendAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
@@ -242,15 +295,17 @@ public static class LoyaltyEndpoints
     }
 
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points)), $"Entry {entryId} of member {id}", ct);
+        once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points, request.ApplyRefundPolicy ?? false)), $"Entry {entryId} of member {id}", ct);
 
-    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Account, e.BalanceAfter,
-        e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt) : null,
+    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
+        e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt, lot.HeldUntil) : null,
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 
     private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
-        tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
+        p.PendingDays, p.RefundShortfall, p.NegativeLimit,
+        new TieringDto(p.TierBasis, p.TierWindow, p.TierWindow == TierWindow.RollingDays ? p.TierWindowDays : null, p.TierDowngrade,
+            p.TierDowngrade == TierDowngrade.Periodic ? p.TierReviewDays : null), tiers.Where(t => t.ProgrammeId == p.Id).OrderBy(t => t.Rank).Select(TierDto.From).ToList(), p.CreatedAt);
 
     /// <summary>
     /// Saves, or returns false when a unique index refused the row: two requests that passed the check above at the
@@ -270,7 +325,7 @@ public static class LoyaltyEndpoints
     }
 
     private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
-        new(m.Id, m.ProgrammeId, m.ProfileId, m.Balance, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.NetBalance, m.Pending, m.Owed, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);

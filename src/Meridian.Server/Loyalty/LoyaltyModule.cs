@@ -1,12 +1,14 @@
 using Meridian.Loyalty.Expiry;
 using Meridian.Loyalty.Ledger;
 using Meridian.Loyalty.Orders;
+using Meridian.Loyalty.Pending;
+using Meridian.Loyalty.Tiers;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Loyalty;
 
 /// <summary>
-/// <c>Meridian:Loyalty:Expiry</c> and <c>Meridian:Loyalty:Orders</c>: how often a background job of the module looks
+/// <c>Meridian:Loyalty:Expiry</c>, <c>Meridian:Loyalty:Release</c>, <c>Meridian:Loyalty:TierReview</c> and <c>Meridian:Loyalty:Orders</c>: how often a background job of the module looks
 /// for work, and the lease that keeps other nodes out meanwhile (renewed as it goes; taken over once it lapses).
 /// </summary>
 public sealed class LoyaltyJobOptions
@@ -25,8 +27,12 @@ public static class LoyaltyModule
     public static IHostApplicationBuilder AddLoyalty(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<PointsLedger>();
+        builder.Services.AddScoped<TierStanding>();
+        builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<IdempotentPosting>();
-        AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.Name, "Meridian:Loyalty:Expiry", _ => { });
+        AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.JobName, "Meridian:Loyalty:Expiry", _ => { });
+        AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.JobName, "Meridian:Loyalty:Release", _ => { });
+        AddJob<TierReviewJob>(builder.Services, TierReviewJob.JobName, "Meridian:Loyalty:TierReview", o => o.PollInterval = TimeSpan.FromMinutes(10));
         AddJob<OrderEarning>(builder.Services, OrderEarning.Name, "Meridian:Loyalty:Orders", o =>
         {
             o.PollInterval = TimeSpan.FromSeconds(1);

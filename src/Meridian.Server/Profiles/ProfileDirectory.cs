@@ -19,6 +19,23 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return profile is null || profile.ErasedAt is not null || profile.MergedIntoId is not null ? null : (profile.Id, profile.TenantId);
     }
 
+    /// <summary>
+    /// <see cref="FindLiveAsync"/> for many ids in one query (a merged profile costs a lookup of its own): the ids that
+    /// stand for a live profile, each with that profile.
+    /// </summary>
+    public async Task<Dictionary<long, (long ProfileId, long BrandId)>> FindLiveManyAsync(IReadOnlyCollection<long> profileIds, CancellationToken ct)
+    {
+        var links = await db.Set<Profile>().AsNoTracking().Where(p => profileIds.Contains(p.Id))
+            .Select(p => new Link(p.Id, p.TenantId, p.MergedIntoId, p.ErasedAt)).ToListAsync(ct);
+        var live = new Dictionary<long, (long, long)>(links.Count);
+        foreach (var link in links)
+        {
+            if (link.MergedIntoId is null && link.ErasedAt is null) live[link.Id] = (link.Id, link.TenantId);
+            else if (link.MergedIntoId is not null && await FindLiveAsync(link.Id, ct) is { } survivor) live[link.Id] = survivor;
+        }
+        return live;
+    }
+
     /// <summary>The live profile an event of the log was resolved to (null: not resolved yet, or the profile is gone).</summary>
     public async Task<(long ProfileId, long BrandId)?> ProfileOfEventAsync(long eventId, CancellationToken ct)
     {

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
+using Meridian.Loyalty.Orders;
 using Meridian.Platform.Outbox;
 using Meridian.Platform.Tenancy;
 using Meridian.Tests.Infrastructure;
@@ -19,7 +20,7 @@ public abstract class LoyaltyApp : MeridianAppFixture
 {
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        [new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false")];
+        [new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Release:Enabled", "false"), new("Meridian:Loyalty:TierReview:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false")];
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -92,6 +93,26 @@ public sealed record LoyaltyTestBrand(ProfileTestBrand Brand, long ProgrammeId, 
             cursor = page.GetProperty("nextCursor").GetString();
         }
     }
+
+    public Task<JsonElement> BalanceDtoAsync() => Client.GetAsync($"/api/v1/loyalty/members/{MemberId}/balance").ReadAsync<JsonElement>();
+
+    /// <summary>Runs the order-earning follower until the member's balance (as <c>GET .../balance</c> shows it) is as expected.</summary>
+    public async Task FollowUntilAsync(MeridianAppFixture app, Func<JsonElement, bool> done)
+    {
+        var follower = app.Services.GetRequiredService<OrderEarning>();
+        var balance = default(JsonElement);
+        for (var attempt = 0; attempt < 150; attempt++)
+        {
+            if (attempt > 0) await Task.Delay(100);
+            await follower.RunOnceAsync(default);
+            balance = await BalanceDtoAsync();
+            if (done(balance)) return;
+        }
+        Assert.Fail($"The balance never got there: {balance}");
+    }
+
+    public Task FollowUntilBalanceAsync(MeridianAppFixture app, long expected) =>
+        FollowUntilAsync(app, b => b.GetProperty("balance").GetInt64() == expected);
 
     /// <summary>The domain events of this brand in the outbox, by type.</summary>
     public async Task<List<JsonElement>> EventsAsync(MeridianAppFixture app, string type)

@@ -6,8 +6,6 @@ namespace Meridian.Tests.Loyalty;
 /// <summary>Members earn from the orders that reach Meridian as Segment e-commerce events, once per order.</summary>
 public abstract class OrderEarningTests(LoyaltyApp app)
 {
-    private OrderEarning Follower => app.Services.GetRequiredService<OrderEarning>();
-
     [Fact]
     public async Task A_completed_order_earns_per_currency_unit_once_and_its_refunds_take_back_their_share_never_more()
     {
@@ -18,14 +16,14 @@ public abstract class OrderEarningTests(LoyaltyApp app)
             new { type = "track", userId = buyer, @event = "Order Completed", properties = new { order_id = "o-1", total = 129.90, currency = "CNY" } },
             new { type = "track", userId = buyer, @event = "Order Completed", properties = new { order_id = 2, revenue = 10 } },
             new { type = "track", userId = "not-a-member", @event = "Order Completed", properties = new { order_id = "o-3", total = 99 } });
-        await UntilBalanceAsync(b, 259 + 20);
+        await b.FollowUntilBalanceAsync(app, 259 + 20);
 
         await b.Brand.SendAsync(new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1", total = 50 } });
-        await UntilBalanceAsync(b, 279 - 100);
+        await b.FollowUntilBalanceAsync(app, 279 - 100);
         await b.Brand.SendAsync(
             new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1" } },
             new { type = "track", userId = buyer, @event = "Order Refunded", properties = new { order_id = "o-1" } });
-        await UntilBalanceAsync(b, 20);
+        await b.FollowUntilBalanceAsync(app, 20);
 
         var entries = await b.EntriesAsync();
         Assert.Equal(["earn", "earn", "reverse", "reverse"], entries.Select(e => e.GetProperty("kind").GetString()));
@@ -34,17 +32,6 @@ public abstract class OrderEarningTests(LoyaltyApp app)
         Assert.Equal([-100L, -159L], entries.Skip(2).Select(e => e.GetProperty("points").GetInt64()));
     }
 
-    private async Task UntilBalanceAsync(LoyaltyTestBrand b, long expected)
-    {
-        long balance = -1;
-        for (var attempt = 0; attempt < 150 && balance != expected; attempt++)
-        {
-            if (attempt > 0) await Task.Delay(100);
-            await Follower.RunOnceAsync(default);
-            balance = await b.BalanceAsync();
-        }
-        Assert.Equal(expected, balance);
-    }
 }
 
 public sealed class OrderEarningTestsOnSqlite(LoyaltySqliteApp app) : OrderEarningTests(app), IClassFixture<LoyaltySqliteApp>;

@@ -1,4 +1,5 @@
 using Meridian.Hosting;
+using Meridian.Loyalty.Ledger;
 using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -12,6 +13,46 @@ public enum ExpiryPolicy
     AfterDays = 1,
     EndOfMonth = 2,
     EndOfYear = 3,
+}
+
+/// <summary>What a refund does when the points it takes back are no longer in the member's spendable balance.</summary>
+public enum RefundShortfallPolicy
+{
+    /// <summary>The reversal is refused (409 with the shortfall); an order refund is logged and left unposted.</summary>
+    Refuse = 0,
+    /// <summary>The balance goes below zero, down to the programme's <see cref="LoyaltyProgramme.NegativeLimit"/>; later credits pay it back first.</summary>
+    GoNegative = 1,
+    /// <summary>What the balance lacks is taken from the member's pending points (other orders' held lots).</summary>
+    ClawBackFromPending = 2,
+}
+
+/// <summary>What qualifies a member for a tier.</summary>
+public enum TierBasis
+{
+    /// <summary>Qualifying points: what orders and rules earned, less what refunds took back (spending does not lower them).</summary>
+    QualifyingPoints = 0,
+    /// <summary>Order spend, in minor units, less refunds.</summary>
+    Spend = 1,
+}
+
+/// <summary>Over which period the basis is counted.</summary>
+public enum TierWindow
+{
+    Lifetime = 0,
+    /// <summary>The last <see cref="LoyaltyProgramme.TierWindowDays"/> days.</summary>
+    RollingDays = 1,
+    /// <summary>Since 1 January (UTC) of the current year.</summary>
+    CalendarYear = 2,
+}
+
+/// <summary>When a member can move down a tier (never below the tier staff set as a floor).</summary>
+public enum TierDowngrade
+{
+    Never = 0,
+    /// <summary>When a refund takes back what qualified them.</summary>
+    OnRefund = 1,
+    /// <summary>Re-evaluated every <see cref="LoyaltyProgramme.TierReviewDays"/> days by the tier review job.</summary>
+    Periodic = 2,
 }
 
 /// <summary>
@@ -32,7 +73,38 @@ public sealed class LoyaltyProgramme : ITenantOwned
     public int ExpiringNoticeDays { get; set; }
     /// <summary>Points an order earns per unit of its currency (before the tier's multiplier; fractions are dropped).</summary>
     public long PointsPerCurrencyUnit { get; set; } = 1;
+    public TierBasis TierBasis { get; set; }
+    public TierWindow TierWindow { get; set; }
+    public int TierWindowDays { get; set; }
+    public TierDowngrade TierDowngrade { get; set; }
+    public int TierReviewDays { get; set; }
+
+    /// <summary>Where the tier window starts at <paramref name="now"/>.</summary>
+    public DateTime TierWindowStart(DateTime now) => TierWindow switch
+    {
+        TierWindow.RollingDays => now.AddDays(-TierWindowDays),
+        TierWindow.CalendarYear => new DateTime(now.Year, 1, 1, 0, 0, 0, DateTimeKind.Utc),
+        _ => DateTime.MinValue,
+    };
+
+    /// <summary>How fractional points (amount × points per unit, multipliers) are rounded.</summary>
+    public PointsRounding Rounding { get; set; }
+    /// <summary>How the tier's and running campaigns' multipliers combine.</summary>
+    public MultiplierCombination Combination { get; set; }
+    /// <summary>Order lines with these SKUs earn nothing (a JSON array of strings).</summary>
+    public string ExcludedSkus { get; set; } = "[]";
+    /// <summary>Order lines in these categories earn nothing (a JSON array of strings).</summary>
+    public string ExcludedCategories { get; set; } = "[]";
+    /// <summary>Days an order's points are held (pending, not spendable) for its return window (0: spendable at once).</summary>
+    public int PendingDays { get; set; }
+    public RefundShortfallPolicy RefundShortfall { get; set; }
+    /// <summary>For <see cref="RefundShortfallPolicy.GoNegative"/>: how far below zero a refund may take the balance.</summary>
+    public long NegativeLimit { get; set; }
     public DateTime CreatedAt { get; init; }
+
+    /// <summary>How a reversal of an earning may cover what the spendable balance no longer holds.</summary>
+    public RefundCover Cover => new(RefundShortfall == RefundShortfallPolicy.ClawBackFromPending,
+        RefundShortfall == RefundShortfallPolicy.GoNegative ? NegativeLimit : 0, RefundShortfall != RefundShortfallPolicy.Refuse);
 
     /// <summary>Lots granted at <paramref name="grantedAt"/> expire at the returned instant (null: never).</summary>
     public DateTime? ExpiresAt(DateTime grantedAt) => Expiry switch
@@ -55,14 +127,16 @@ public sealed class LoyaltyTier : ITenantOwned
     /// <summary>Higher is better; unique within the programme.</summary>
     public int Rank { get; set; }
     public long QualifyingPoints { get; set; }
+    /// <summary>For a programme qualifying by spend: the spend (minor units) within the window that reaches the tier.</summary>
+    public long QualifyingSpend { get; set; }
     /// <summary>Earning multiplier in percent (100: ×1, 150: ×1.5), so that points stay whole numbers.</summary>
     public int MultiplierPercent { get; set; } = 100;
     /// <summary>Named benefits (free shipping, birthday gift...) as a JSON array of strings.</summary>
     public string Benefits { get; set; } = "[]";
 
-    /// <summary>The best tier whose threshold the qualifying points reach (null: below every tier).</summary>
-    public static LoyaltyTier? For(IEnumerable<LoyaltyTier> tiers, long qualifyingPoints) =>
-        tiers.Where(t => t.QualifyingPoints <= qualifyingPoints).MaxBy(t => t.Rank);
+    /// <summary>The best tier whose threshold the qualifying value reaches (null: below every tier).</summary>
+    public static LoyaltyTier? For(IEnumerable<LoyaltyTier> tiers, TierBasis basis, long qualifying) =>
+        tiers.Where(t => (basis == TierBasis.Spend ? t.QualifyingSpend : t.QualifyingPoints) <= qualifying).MaxBy(t => t.Rank);
 }
 
 /// <summary>
@@ -79,10 +153,20 @@ public sealed class LoyaltyMember : ITenantOwned
     public long? TierId { get; set; }
     /// <summary>A tier staff granted by hand: the member's tier is never below it.</summary>
     public long? TierFloorId { get; set; }
-    /// <summary>Spendable points: always the sum of the member's entries and of its lots' remaining points.</summary>
+    /// <summary>Spendable points: the remaining points of the member's released lots (never below zero).</summary>
     public long Balance { get; private set; }
+    /// <summary>Points held for a return window: the remaining points of the member's held lots.</summary>
+    public long Pending { get; private set; }
+    /// <summary>
+    /// Points a refund took back that the balance no longer held (refund policy: go negative). The member's net balance is
+    /// <see cref="Balance"/> less this; it is only positive while <see cref="Balance"/> is zero, and later credits pay it first.
+    /// </summary>
+    public long Owed { get; private set; }
+    public long NetBalance => Balance - Owed;
     /// <summary>Points that count towards a tier: what was earned, less what was reversed; spending does not lower it.</summary>
     public long QualifyingPoints { get; set; }
+    /// <summary>When the tier was last re-evaluated by the tier review (periodic downgrade policy).</summary>
+    public DateTime? TierReviewedAt { get; set; }
     /// <summary>Bumped by every posting; the update that takes the row lock.</summary>
     public long Version { get; private set; }
     public DateTime EnrolledAt { get; init; }
@@ -95,6 +179,8 @@ public static class EntryKinds
     public const string Adjust = "adjust";
     public const string Reverse = "reverse";
     public const string Expire = "expire";
+    /// <summary>Held points becoming spendable: from the member's pending account to its spendable one.</summary>
+    public const string Release = "release";
 }
 
 /// <summary>The accounts on the other side of a member's account: where points come from and go to.</summary>
@@ -104,12 +190,15 @@ public static class LedgerAccounts
     public const string Redeemed = "redeemed";
     public const string Adjustments = "adjustments";
     public const string Expired = "expired";
+    /// <summary>The member's own pending account: a release moves points from it.</summary>
+    public const string Pending = "pending";
 }
 
 /// <summary>
-/// One posting, never changed: <see cref="Points"/> move between the member's account (credited when positive) and the
-/// counter <see cref="Account"/> (debited by the same amount), so every entry balances and the member's balance is the
-/// sum of its entries. A mistake is undone by reversing entries (<see cref="ReversesEntryId"/>; an earning may be reversed in parts).
+/// One posting, never changed: <see cref="Points"/> move between the member's spendable account (credited when positive)
+/// and <see cref="Pending"/> between its pending account, against the counter <see cref="Account"/> (debited by their
+/// sum), so every entry balances: the member's net balance is the sum of the entries' points, its pending points the
+/// sum of their pending points. A mistake is undone by reversing entries (<see cref="ReversesEntryId"/>; an earning may be reversed in parts).
 /// </summary>
 public sealed class LedgerEntry : ITenantOwned
 {
@@ -119,12 +208,16 @@ public sealed class LedgerEntry : ITenantOwned
     public long MemberId { get; init; }
     public required string Kind { get; init; }
     public long Points { get; init; }
+    /// <summary>Points moved on the member's pending account (held for a return window).</summary>
+    public long Pending { get; init; }
     public required string Account { get; init; }
-    /// <summary>The member's balance once this entry posted (postings of a member are serialised by its balance row).</summary>
+    /// <summary>The member's net balance (spendable less owed) once this entry posted (postings of a member are serialised by its balance row).</summary>
     public long BalanceAfter { get; init; }
     public long? ReversesEntryId { get; init; }
     /// <summary>Which rule produced the entry and how its points were computed.</summary>
     public string? Rule { get; init; }
+    /// <summary>For an order's earning: the order's spend in minor units (negative on its refunds), for tiers qualified by spend.</summary>
+    public long QualifyingSpend { get; internal set; }
     /// <summary>For an earning: the points before the tier's multiplier, so that a partial refund can take back its share.</summary>
     public long? BasePoints { get; internal set; }
     /// <summary>Why staff adjusted or reversed it.</summary>
@@ -138,11 +231,17 @@ public sealed class LedgerEntry : ITenantOwned
     /// <summary>The lot a grant (earning, positive adjustment) created.</summary>
     public PointLot? Lot { get; internal set; }
 
-    public bool Grants => Points > 0 && Kind is EntryKinds.Earn or EntryKinds.Adjust;
+    /// <summary>The earning rule (per event) that produced the entry, for its caps.</summary>
+    public long? EarningRuleId { get; init; }
+
+    /// <summary>What the entry moved to the member across both of its accounts.</summary>
+    public long Total => Points + Pending;
+
+    public bool Grants => Total > 0 && Kind is EntryKinds.Earn or EntryKinds.Adjust;
 
     public void EnsureReversible()
     {
-        if (Kind is EntryKinds.Expire or EntryKinds.Reverse)
+        if (Kind is EntryKinds.Expire or EntryKinds.Reverse or EntryKinds.Release)
             throw new BusinessRuleException($"A {Kind} entry cannot be reversed.", StatusCodes.Status422UnprocessableEntity, ProblemTypes.NotReversible);
     }
 }
@@ -158,15 +257,34 @@ public sealed class PointLot : ITenantOwned
     public long Granted { get; init; }
     /// <summary>Always <see cref="Granted"/> less the draws on the lot.</summary>
     public long Remaining { get; private set; }
-    public DateTime? ExpiresAt { get; init; }
+    /// <summary>Set once the lot is released (a held lot's expiry counts from its release).</summary>
+    public DateTime? ExpiresAt { get; private set; }
+    /// <summary>While set, the lot is pending (held for a return window) until then: it cannot be spent nor expire.</summary>
+    public DateTime? HeldUntil { get; private set; }
     /// <summary>When <c>points.expiring</c> went out for the lot (null: not yet).</summary>
     public DateTime? NoticeSentAt { get; set; }
 
-    public static PointLot Grant(LedgerEntry entry, long points, DateTime? expiresAt)
+    public bool Held => HeldUntil is not null;
+
+    public static PointLot Grant(LedgerEntry entry, long points, DateTime? expiresAt, DateTime? heldUntil = null)
     {
-        var lot = new PointLot { TenantId = entry.TenantId, MemberId = entry.MemberId, Entry = entry, Granted = points, Remaining = points, ExpiresAt = expiresAt };
+        var lot = new PointLot
+        {
+            TenantId = entry.TenantId, MemberId = entry.MemberId, Entry = entry, Granted = points, Remaining = points,
+            ExpiresAt = heldUntil is null ? expiresAt : null, HeldUntil = heldUntil,
+        };
         entry.Lot = lot;
         return lot;
+    }
+
+    public bool IsReleasable(DateTime now) => HeldUntil is { } until && until <= now;
+
+    /// <summary>Makes a held lot spendable, expiring from now on by the programme's policy.</summary>
+    public void Release(DateTime? expiresAt)
+    {
+        if (HeldUntil is null) throw new InvalidOperationException($"Lot {Id} is not held.");
+        HeldUntil = null;
+        ExpiresAt = expiresAt;
     }
 
     public bool IsDue(DateTime now) => ExpiresAt is { } at && at <= now;
@@ -235,6 +353,8 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         // One programme per brand for now; a group-shared programme will be owned by one brand and opened to others.
         b.HasIndex(x => x.TenantId).IsUnique();
         b.Property(x => x.Name).HasMaxLength(200);
+        b.Property(x => x.ExcludedSkus).HasMaxLength(20000);
+        b.Property(x => x.ExcludedCategories).HasMaxLength(20000);
     }
 
     public void Configure(EntityTypeBuilder<LoyaltyTier> b)
@@ -248,7 +368,14 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
 
     public void Configure(EntityTypeBuilder<LoyaltyMember> b)
     {
-        b.ToTable("loyalty_members", t => t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0"));
+        b.ToTable("loyalty_members", t =>
+        {
+            t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+            t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
+            // Owed points exist only while nothing is spendable: a credit pays them back before it can be spent.
+            t.HasCheckConstraint("ck_loyalty_members_owed", "owed >= 0 AND (owed = 0 OR balance = 0)");
+        });
+        b.Ignore(x => x.NetBalance);
         b.HasIndex(x => new { x.ProgrammeId, x.ProfileId }).IsUnique();
         b.HasIndex(x => new { x.TenantId, x.ProfileId });
         b.HasOne<LoyaltyProgramme>().WithMany().HasForeignKey(x => x.ProgrammeId);
@@ -262,6 +389,8 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.HasIndex(x => new { x.MemberId, x.Id });
         b.HasIndex(x => x.ReversesEntryId);
         b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
+        b.HasIndex(x => new { x.MemberId, x.EarningRuleId, x.CreatedAt }).HasFilter("earning_rule_id IS NOT NULL");
+        b.Ignore(x => x.Total);
         b.HasOne<LoyaltyMember>().WithMany().HasForeignKey(x => x.MemberId);
         b.HasOne<LedgerEntry>().WithMany().HasForeignKey(x => x.ReversesEntryId);
         b.HasMany(x => x.Draws).WithOne().HasForeignKey(x => x.EntryId);
@@ -278,6 +407,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.ToTable("loyalty_lots", t => t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted"));
         b.HasIndex(x => new { x.MemberId, x.ExpiresAt });
         b.HasIndex(x => x.ExpiresAt).HasFilter("remaining > 0");
+        b.HasIndex(x => x.HeldUntil).HasFilter("held_until IS NOT NULL");
         b.HasOne(x => x.Entry).WithOne(x => x.Lot).HasForeignKey<PointLot>(x => x.EntryId);
     }
 

@@ -9,49 +9,26 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Loyalty.Expiry;
 
 /// <summary>
-/// Expires the points left in due lots, one expiry entry per lot, and sends <c>points.expiring</c> the programme's
-/// notice days before a lot's date. One node at a time holds the job's lease (the <c>loyalty_jobs</c> row); all progress
-/// is in the lots themselves (remaining points, notice sent), so a restart, or another node taking over, resumes.
-/// Each lot expires in its own transaction through <see cref="PointsLedger"/>, under the member's balance row like any
-/// posting, so expiry never takes points a concurrent spend has drawn.
+/// Expires the points left in due lots, one expiry entry per lot (a member's due lots in one transaction), and sends <c>points.expiring</c> the programme's
+/// notice days before a lot's date. Exactly once across nodes and restarts (see <see cref="LedgerSweep"/>): each lot
+/// expires under the member's balance row like any posting, so expiry never takes points a concurrent spend has drawn,
+/// and a lot's notice is marked on the lot in the transaction that sends it.
 /// </summary>
 public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<PointsExpiryJob> logger)
-    : BackgroundService
+    : LedgerSweep(scopes, opts, time, logger)
 {
-    public const string Name = "points-expiry";
-    private readonly string node = opts.Node;
+    public const string JobName = "points-expiry";
+    protected override string Name => JobName;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (!opts.Enabled) return;
-        await PeriodicWork.RunAsync("Points expiry", opts.PollInterval, time, logger, ct => RunOnceAsync(ct), stoppingToken);
-    }
+    /// <summary>Members with due lots (each handled whole: one transaction expires all of a member's due lots).</summary>
+    protected override Task<List<DueItem>> DueAsync(MeridianDb db, DateTime now, int take, CancellationToken ct) =>
+        db.Set<PointLot>().AsNoTracking().Where(l => l.Remaining > 0 && l.ExpiresAt <= now).Select(l => l.MemberId).Distinct().OrderBy(m => m)
+            .Take(take).Select(m => new DueItem(m, m)).ToListAsync(ct);
 
-    /// <summary>One pass, if this node can take the lease: returns the lots expired (null: another node holds the job).</summary>
-    internal async Task<int?> RunOnceAsync(CancellationToken ct)
-    {
-        if (!await LeaseAsync(ct)) return null;
-        var expired = 0;
-        while (true)
-        {
-            var due = await InScopeAsync((db, _) =>
-            {
-                var now = time.GetUtcNow().UtcDateTime;
-                return db.Set<PointLot>().AsNoTracking().Where(l => l.Remaining > 0 && l.ExpiresAt <= now)
-                    .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).Select(l => new { l.Id, l.MemberId }).Take(opts.BatchSize).ToListAsync(ct);
-            });
-            foreach (var lot in due)
-                if (await InScopeAsync((_, services) => services.GetRequiredService<PointsLedger>().ExpireAsync(lot.Id, lot.MemberId, ct)) is not null)
-                    expired++;
-            if (!await LeaseAsync(ct)) return expired;
-            if (due.Count < opts.BatchSize) break;
-        }
-        await NoticeExpiringAsync(ct);
-        await InScopeAsync((db, _) => db.Set<LoyaltyJob>().Where(j => j.Name == Name && j.LeaseOwner == node)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LastRunAt, time.GetUtcNow().UtcDateTime), ct));
-        if (expired > 0) logger.LogInformation("Expired {Lots} point lots", expired);
-        return expired;
-    }
+    protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem member, CancellationToken ct) =>
+        await ledger.ExpireDueAsync(member.MemberId, ct) > 0;
+
+    protected override Task AfterSweepAsync(CancellationToken ct) => NoticeExpiringAsync(ct);
 
     /// <summary>One <c>points.expiring</c> per member and expiry date; each lot is marked as it goes, so it is noticed once.</summary>
     private async Task NoticeExpiringAsync(CancellationToken ct)
@@ -61,14 +38,14 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
         {
             await InScopeAsync(async (db, _) =>
             {
-                var now = time.GetUtcNow().UtcDateTime;
+                var now = Time.GetUtcNow().UtcDateTime;
                 var horizon = now.AddDays(programme.ExpiringNoticeDays);
                 await using var transaction = await db.Database.BeginTransactionAsync(ct);
                 var lots = await (from l in db.Set<PointLot>()
                                   join m in db.Set<LoyaltyMember>() on l.MemberId equals m.Id
                                   where m.ProgrammeId == programme.Id && l.Remaining > 0 && l.NoticeSentAt == null && l.ExpiresAt > now && l.ExpiresAt <= horizon
-                                  select new { Lot = l, m.ProfileId }).Take(opts.BatchSize).ToListAsync(ct);
-                var events = new EventPublisher(db, time);
+                                  select new { Lot = l, m.ProfileId }).Take(Options.BatchSize).ToListAsync(ct);
+                var events = new EventPublisher(db, Time);
                 foreach (var group in lots.GroupBy(x => (x.Lot.MemberId, x.ProfileId, x.Lot.ExpiresAt!.Value)))
                 {
                     foreach (var x in group) x.Lot.NoticeSentAt = now;
@@ -81,15 +58,5 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
                 return lots.Count;
             });
         }
-    }
-
-    private Task<bool> LeaseAsync(CancellationToken ct) =>
-        InScopeAsync((db, _) => LoyaltyJob.TakeLeaseAsync(db, Name, node, opts.Lease, time.GetUtcNow().UtcDateTime, ct));
-
-    private async Task<T> InScopeAsync<T>(Func<MeridianDb, IServiceProvider, Task<T>> work)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
-        return await work(scope.ServiceProvider.GetRequiredService<MeridianDb>(), scope.ServiceProvider);
     }
 }

@@ -1,6 +1,8 @@
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Earning;
+using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Outbox;
 using Microsoft.EntityFrameworkCore;
 
@@ -31,7 +33,8 @@ public sealed record PointsExpiring(long MemberId, long ProfileId, long Points, 
     public string EventType => "points.expiring";
 }
 
-public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId, long ToTierId, string ToTier) : IDomainEvent
+/// <summary>A member's tier moved: <c>direction</c> up or down, <c>reason</c> what moved it (earned, floor, refund, review).</summary>
+public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId, long? ToTierId, string? ToTier, string Direction, string Reason) : IDomainEvent
 {
     public string EventType => "tier.changed";
 }
@@ -42,43 +45,77 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// row lock that serialises the member's postings on every node (SQLite: the database write lock). The rules
 /// themselves are <see cref="PointsBook"/>'s. Callers may open the transaction (to add rows that commit with it).
 /// </summary>
-public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time)
+public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, ILogger<PointsLedger> logger)
 {
     /// <summary>
-    /// Credits earned points, multiplied by the member's tier, and moves the member up a tier when they qualify.
-    /// With a <paramref name="sourceKey"/> (an order), the member earns once per key: a repeat returns the first entry.
+    /// Credits earned points, multiplied as the programme says (the tier's multiplier, running campaigns), and moves the
+    /// member up a tier when they qualify. With a <paramref name="sourceKey"/> (an order), the member earns once per key:
+    /// a repeat returns the first entry. With <paramref name="holdDays"/> the points are pending (held for a return
+    /// window) until the release job frees them.
     /// </summary>
-    public Task<LedgerEntry?> EarnAsync(long memberId, long basePoints, string? reference, CancellationToken ct, string rule = "api", string? sourceKey = null) =>
-        InTransactionAsync(async () =>
+    public Task<LedgerEntry?> EarnAsync(long memberId, long basePoints, string? reference, CancellationToken ct, string rule = "api", string? sourceKey = null,
+        int holdDays = 0) =>
+        EarnAsync(memberId, reference, ct, sourceKey, (_, _) => Task.FromResult<Earning?>(new Earning(basePoints, rule, holdDays)));
+
+    /// <summary>What an earning credits before multipliers, and the rule that produced it (the start of the entry's explanation).</summary>
+    public sealed record Earning(long BasePoints, string Rule, int HoldDays = 0, long? EarningRuleId = null, long QualifyingSpend = 0);
+
+    /// <summary>
+    /// Credits what <paramref name="decide"/> says for the member, under its row lock (so caps it counts are exact);
+    /// <paramref name="decide"/> returns null to earn nothing (the method then returns null too).
+    /// </summary>
+    public Task<LedgerEntry?> EarnAsync(long memberId, string? reference, CancellationToken ct, string? sourceKey,
+        Func<LoyaltyProgramme, LoyaltyMember, Task<Earning?>> decide) => InTransactionAsync(async () =>
     {
-        if (await LockAsync(memberId, ct) is not { } locked) return null;
+        if (await LockAsync(memberId, ct) is not { } member) return null;
         if (sourceKey is not null && await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.MemberId == memberId && e.SourceKey == sourceKey, ct) is { } earlier)
             return earlier;
-        var programme = await ProgrammeAsync(locked.ProgrammeId, ct);
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        if (await decide(programme, member) is not { } earning) return null;
         var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
-        var tier = tiers.SingleOrDefault(t => t.Id == locked.TierId);
-        var percent = tier?.MultiplierPercent ?? 100;
-        var points = checked(basePoints * percent / 100);
-        var explained = tier is null ? $"{rule}: {basePoints} points" : $"{rule}: {basePoints} points × {percent}% (tier {tier.Name})";
-        if (points == 0) throw new BusinessRuleException($"{basePoints} points × {percent}% rounds down to nothing.", StatusCodes.Status422UnprocessableEntity);
-
-        var member = (await MoveAsync(memberId, points, points, ct))!;
-        var book = await BookAsync(member, points, ct);
         var now = time.GetUtcNow().UtcDateTime;
-        var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, explained, reference: reference, sourceKey: sourceKey);
-        entry.BasePoints = basePoints;
+        var (points, explained) = EarningMath.Apply(earning.BasePoints, await MultipliersAsync(programme, member, tiers, now, ct), programme.Combination, programme.Rounding);
+        var rule = $"{earning.Rule}: {explained}";
+        if (points <= 0) throw new BusinessRuleException($"{rule}: nothing to credit.", StatusCodes.Status422UnprocessableEntity);
+
+        // A grant draws from lots only to pay owed points: otherwise the member's lots need not be read.
+        var book = await BookAsync(member, ct, loadLots: member.Owed > 0);
+        DateTime? heldUntil = earning.HoldDays > 0 ? now.AddDays(earning.HoldDays) : null;
+        var entry = book.Grant(EntryKinds.Earn, LedgerAccounts.Issued, points, programme.ExpiresAt(now), now, rule, reference: reference,
+            sourceKey: sourceKey, heldUntil: heldUntil, earningRuleId: earning.EarningRuleId);
+        entry.BasePoints = earning.BasePoints;
+        entry.QualifyingSpend = earning.QualifyingSpend;
         db.Add(entry);
+        await StoreAsync(member, book, points, ct);
         events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
-        await PromoteAsync(programme, member, tiers, ct);
+        member.QualifyingPoints += points;
+        if (tiers.Count > 0)
+        {
+            // The entry must be in the database for a windowed qualifying value to count it.
+            await db.SaveChangesAsync(ct);
+            await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "earned", ct);
+        }
         await db.SaveChangesAsync(ct);
         return entry;
     });
 
+    /// <summary>The member's tier multiplier and those of the programme's campaigns running now that the member qualifies for.</summary>
+    private async Task<List<Multiplier>> MultipliersAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, DateTime now, CancellationToken ct)
+    {
+        var multipliers = new List<Multiplier>();
+        if (tiers.SingleOrDefault(t => t.Id == member.TierId) is { MultiplierPercent: not 100 } tier)
+            multipliers.Add(new Multiplier($"tier {tier.Name}", tier.MultiplierPercent));
+        var campaigns = await db.Set<LoyaltyCampaign>().AsNoTracking()
+            .Where(c => c.ProgrammeId == programme.Id && c.StartsAt <= now && c.EndsAt > now).OrderBy(c => c.Id).ToListAsync(ct);
+        multipliers.AddRange(campaigns.Where(c => c.AppliesTo(now, member.TierId)).Select(c => new Multiplier($"campaign {c.Name}", c.MultiplierPercent)));
+        return multipliers;
+    }
+
     public Task<LedgerEntry?> SpendAsync(long memberId, long points, string? reference, CancellationToken ct) => InTransactionAsync(async () =>
     {
-        if (await MoveAsync(memberId, -points, 0, ct) is not { } member) return null;
+        if (await MoveAsync(memberId, -points, ct) is not { } member) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
-        var book = await BookAsync(member, -points, ct);
+        var book = await BookAsync(member, ct, spendableDelta: -points);
         var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, time.GetUtcNow().UtcDateTime, "api: spend", reference: reference);
         db.Add(entry);
         events.Publish(programme.GroupId, member.TenantId, () => new PointsSpent(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
@@ -86,67 +123,116 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         return entry;
     });
 
-    /// <summary>A staff correction, positive (a new lot) or negative (drawn like a spend); the caller audits it.</summary>
+    /// <summary>A staff correction, positive (a new lot, paying owed points first) or negative (drawn like a spend); the caller audits it.</summary>
     public Task<LedgerEntry?> AdjustAsync(long memberId, long points, string reason, CancellationToken ct) => InTransactionAsync(async () =>
     {
-        if (await MoveAsync(memberId, points, 0, ct) is not { } member) return null;
+        if (await LockAsync(memberId, ct) is not { } member) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
-        var book = await BookAsync(member, points, ct);
+        var book = await BookAsync(member, ct);
         var now = time.GetUtcNow().UtcDateTime;
         var entry = points > 0
             ? book.Grant(EntryKinds.Adjust, LedgerAccounts.Adjustments, points, programme.ExpiresAt(now), now, "staff adjustment", reason)
             : book.Take(EntryKinds.Adjust, LedgerAccounts.Adjustments, -points, now, "staff adjustment", reason);
         db.Add(entry);
+        await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
         return entry;
     });
 
     /// <summary>
     /// Reverses an entry of the member (a refund): a spend's points go back into the lots they came from, an earning is
-    /// taken back in whole or in part (with its qualifying points; the tier stays, as downgrades are not evaluated yet).
-    /// Expiry and reversal entries are final.
+    /// taken back in whole or in part (with its qualifying points), pending or spendable; what the member no longer holds
+    /// follows the programme's refund policy (<paramref name="byPolicy"/>; otherwise the reversal is refused with 409).
+    /// Expiry, release and reversal entries are final.
     /// </summary>
-    public Task<LedgerEntry?> ReverseAsync(long memberId, long entryId, string? reason, CancellationToken ct, long? points = null) => InTransactionAsync(async () =>
+    public Task<LedgerEntry?> ReverseAsync(long memberId, long entryId, string? reason, CancellationToken ct, long? points = null, bool byPolicy = false) =>
+        InTransactionAsync(async () =>
     {
         var original = await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.Id == entryId && e.MemberId == memberId, ct);
         if (original is null) return null;
         original.EnsureReversible();
-        if (await LockAsync(memberId, ct) is null) return null;
+        if (await LockAsync(memberId, ct) is not { } member) return null;
         // The balance row is locked from here on, so no other reversal of the entry can be in flight.
         var reversed = await ReversedAsync(original, ct);
-        var amount = PointsBook.ToReverse(original, reversed, points);
-        var delta = original.Points > 0 ? -amount : amount;
-        var member = (await MoveAsync(memberId, delta, original.Kind == EntryKinds.Earn ? delta : 0, ct))!;
-
-        var book = await BookAsync(member, delta, ct);
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var book = await BookAsync(member, ct);
         var draws = await db.Set<LotDraw>().Include(d => d.Lot).Where(d => d.EntryId == original.Id).ToListAsync(ct);
-        var grantedLot = original.Grants ? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
-        var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points);
+        var grantedLot = original.Grants ? book.Lots.SingleOrDefault(l => l.EntryId == original.Id) ?? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
+        var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points, byPolicy ? programme.Cover : RefundCover.Refuse);
         db.Add(entry);
+        var earning = original.Kind == EntryKinds.Earn;
+        if (earning && original.Total != 0)
+        {
+            // The refunded share of the order's spend, counted cumulatively so that a full refund in parts takes back all of it.
+            var taken = Math.Abs(entry.Total);
+            entry.QualifyingSpend = -(original.QualifyingSpend * (reversed + taken) / original.Total - original.QualifyingSpend * reversed / original.Total);
+        }
+        await StoreAsync(member, book, earning ? entry.Total : 0, ct);
+        if (earning)
+        {
+            member.QualifyingPoints += entry.Total;
+            await db.SaveChangesAsync(ct);
+            var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+            await standing.EvaluateAsync(programme, member, tiers, programme.TierDowngrade == TierDowngrade.OnRefund, "refund", ct);
+        }
         await db.SaveChangesAsync(ct);
         return entry;
     });
 
     /// <summary>How many of an entry's points earlier reversals took back (or put back).</summary>
     public async Task<long> ReversedAsync(LedgerEntry original, CancellationToken ct) =>
-        Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points, ct));
+        Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points + e.Pending, ct));
 
-    /// <summary>Expires what is left of a due lot (null: nothing to expire, e.g. another node or a spend got there first).</summary>
-    public Task<LedgerEntry?> ExpireAsync(long lotId, long memberId, CancellationToken ct) => InTransactionAsync(async () =>
+    /// <summary>
+    /// Expires what is left of the member's due lots, one entry per lot, in one transaction under the member's row lock;
+    /// returns how many lots it expired (0: nothing due, e.g. another node or a spend got there first).
+    /// </summary>
+    public async Task<int> ExpireDueAsync(long memberId, CancellationToken ct)
     {
-        if (await LockAsync(memberId, ct) is null) return null;
-        var lot = await db.Set<PointLot>().SingleAsync(l => l.Id == lotId, ct);
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (await LockAsync(memberId, ct) is not { } member) return 0;
         var now = time.GetUtcNow().UtcDateTime;
-        if (!lot.IsDue(now) || lot.Remaining == 0) return null;
-        var member = await MoveAsync(memberId, -lot.Remaining, 0, ct);
-        var programme = await ProgrammeAsync(member!.ProgrammeId, ct);
-        var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance + lot.Remaining, [lot]);
-        var entry = book.Expire(lot, now)!;
-        db.Add(entry);
-        events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
+        var due = await db.Set<PointLot>().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.HeldUntil == null && l.ExpiresAt <= now)
+            .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).ToListAsync(ct);
+        if (due.Count == 0) return 0;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, due);
+        foreach (var lot in due)
+        {
+            var entry = book.Expire(lot, now)!;
+            db.Add(entry);
+            events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
+        }
+        await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        return due.Count;
+    }
+
+    /// <summary>
+    /// Releases a held lot whose return window has passed: its points become spendable (paying owed points first) and
+    /// start to expire by the programme's policy. Null when there is nothing to release (another node, or a refund, got
+    /// there first). The release's source key (<c>release:{lot}</c>) is unique per member, so a lot is released once.
+    /// </summary>
+    public async Task<LedgerEntry?> ReleaseAsync(long lotId, long memberId, CancellationToken ct)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (await LockAsync(memberId, ct) is not { } member) return null;
+        var lot = await db.Set<PointLot>().Include(l => l.Entry).SingleAsync(l => l.Id == lotId, ct);
+        var now = time.GetUtcNow().UtcDateTime;
+        if (!lot.IsReleasable(now)) return null;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var book = await BookAsync(member, ct);
+        var tracked = book.Lots.SingleOrDefault(l => l.Id == lotId) ?? lot;
+        var entry = book.Release(tracked, programme.ExpiresAt(now), now);
+        if (entry is not null) db.Add(entry);
+        await StoreAsync(member, book, 0, ct);
+        await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        if (entry is not null)
+            logger.LogDebug("Released lot {Lot} of member {Member}: {Points} points", lotId, memberId, entry.Points);
         return entry;
-    });
+    }
 
     private async Task<LedgerEntry?> InTransactionAsync(Func<Task<LedgerEntry?>> post)
     {
@@ -167,24 +253,34 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     /// The guard: moves the balance only if it stays at or above zero, in the caller's transaction. Returns the member
     /// as it is afterwards; null when it does not exist; throws the 409 with the shortfall when the balance is short.
     /// </summary>
-    private async Task<LoyaltyMember?> MoveAsync(long memberId, long delta, long qualifyingDelta, CancellationToken ct)
+    private async Task<LoyaltyMember?> MoveAsync(long memberId, long delta, CancellationToken ct)
     {
         var moved = await db.Set<LoyaltyMember>().Where(m => m.Id == memberId && m.Balance + delta >= 0)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(m => m.Balance, m => m.Balance + delta)
-                .SetProperty(m => m.QualifyingPoints, m => m.QualifyingPoints + qualifyingDelta)
                 .SetProperty(m => m.Version, m => m.Version + 1), ct);
         var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == memberId, ct);
-        if (member is not null && moved == 0) throw PointsBook.Insufficient(member.Balance, -delta);
+        if (member is not null && moved == 0) throw PointsBook.Insufficient(member.NetBalance, -delta);
         return member;
     }
 
-    /// <summary>The member's book as it was before <paramref name="delta"/> moved its balance, with the lots that hold points.</summary>
-    private async Task<PointsBook> BookAsync(LoyaltyMember member, long delta, CancellationToken ct)
+    /// <summary>
+    /// The member's book as it was before <paramref name="spendableDelta"/> moved its balance (the spend path moves it
+    /// first, as its guard), with the lots that hold points, spendable or pending.
+    /// </summary>
+    private async Task<PointsBook> BookAsync(LoyaltyMember member, CancellationToken ct, long spendableDelta = 0, bool loadLots = true)
     {
-        var lots = await db.Set<PointLot>().Where(l => l.MemberId == member.Id && l.Remaining > 0).OrderBy(l => l.Id).ToListAsync(ct);
-        return new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance - delta, lots);
+        var lots = loadLots ? await db.Set<PointLot>().Where(l => l.MemberId == member.Id && l.Remaining > 0).OrderBy(l => l.Id).ToListAsync(ct) : [];
+        return new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance - spendableDelta, member.Pending, member.Owed, lots);
     }
+
+    /// <summary>Writes the book's totals to the member's row, whose lock the caller holds (so no other posting moved them meanwhile).</summary>
+    private Task StoreAsync(LoyaltyMember member, PointsBook book, long qualifyingDelta, CancellationToken ct) =>
+        db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s
+            .SetProperty(m => m.Balance, book.Spendable)
+            .SetProperty(m => m.Pending, book.Pending)
+            .SetProperty(m => m.Owed, book.Owed)
+            .SetProperty(m => m.QualifyingPoints, m => m.QualifyingPoints + qualifyingDelta), ct);
 
     private Task<LoyaltyProgramme> ProgrammeAsync(long id, CancellationToken ct) =>
         db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == id, ct);
@@ -199,23 +295,33 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (await LockAsync(memberId, ct) is not { } member) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
-        var floor = tierId is null ? null : tiers.SingleOrDefault(t => t.Id == tierId)
-            ?? throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
+        if (tierId is not null && tiers.All(t => t.Id != tierId))
+            throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
         await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierFloorId, tierId), ct);
-        await MoveUpAsync(programme, member, tiers, floor, ct);
+        member.TierFloorId = tierId;
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "floor", ct);
         await db.SaveChangesAsync(ct);
         return await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
     }
 
-    /// <summary>Moves the member up to the best tier its qualifying points reach (never down: downgrade policies come later).</summary>
-    private Task PromoteAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, CancellationToken ct) =>
-        MoveUpAsync(programme, member, tiers, LoyaltyTier.For(tiers, member.QualifyingPoints), ct);
-
-    private async Task MoveUpAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, LoyaltyTier? reached, CancellationToken ct)
+    /// <summary>
+    /// Re-evaluates the member's tier for the periodic downgrade policy (up or down, never below the floor) and notes
+    /// when; false when it is not due (reviewed within the programme's period: another node got there first).
+    /// </summary>
+    public async Task<bool> ReviewTierAsync(long memberId, CancellationToken ct)
     {
-        var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
-        if (reached is null || reached.Rank <= (current?.Rank ?? int.MinValue)) return;
-        await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, reached.Id), ct);
-        events.Publish(programme.GroupId, member.TenantId, () => new TierChanged(member.Id, member.ProfileId, current?.Id, reached.Id, reached.Name));
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (await LockAsync(memberId, ct) is not { } member) return false;
+        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        if (member.TierReviewedAt > TierReviewDueBefore(programme, time.GetUtcNow().UtcDateTime)) return false;
+        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: true, "review", ct);
+        await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierReviewedAt, time.GetUtcNow().UtcDateTime), ct);
+        await db.SaveChangesAsync(ct);
+        await transaction.CommitAsync(ct);
+        return true;
     }
+
+    /// <summary>A member reviewed at or before this instant is due for its next tier review.</summary>
+    public static DateTime TierReviewDueBefore(LoyaltyProgramme programme, DateTime now) => now.AddDays(-Math.Max(1, programme.TierReviewDays));
 }

@@ -3,6 +3,7 @@ using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
@@ -12,12 +13,15 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Loyalty.Orders;
 
 /// <summary>
-/// Members earn from their orders: follows the event log behind identity resolution (so each event has its profile)
-/// and turns <c>Order Completed</c> into points (the programme's points per currency unit, times the tier's multiplier)
-/// and <c>Order Refunded</c> into the reversal of its share of those points (all of them when the refund names no
-/// amount). Exactly once: each order's posting commits with the follower's new log position, and the entry's source
-/// key (<c>order:{order_id}</c>) is unique per member, so an order sent twice (or replayed after a crash) earns once;
-/// refunds never take back more than the order earned. One node at a time holds the lease.
+/// Members earn from their orders and from events with an earning rule: follows the event log behind identity
+/// resolution (so each event has its profile) and turns <c>Order Completed</c> into points (the order's eligible amount,
+/// without excluded SKUs and categories, times the programme's points per currency unit, rounded as configured, then
+/// multiplied), held for the programme's return window when it has one; <c>Order Refunded</c> into the reversal of its
+/// share of those points (all of them when the refund names no amount), by the programme's refund policy; and any other
+/// track event with an active earning rule into the rule's points, within its caps per day and per member. Exactly once:
+/// each posting commits with the follower's new log position, and the entry's source key (<c>order:{order_id}</c>,
+/// <c>event:{id}</c>) is unique per member, so an order sent twice (or replayed after a crash) earns once; refunds never
+/// take back more than the order earned; caps are counted under the member's row lock. One node at a time holds the lease.
 /// </summary>
 public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<OrderEarning> logger)
     : BackgroundService
@@ -49,11 +53,12 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
             .TakeWhile(e => e.TxId < resolved.TxId || (e.TxId == resolved.TxId && e.Id <= resolved.Id)).ToList();
         if (events.Count == 0) return 0;
 
-        foreach (var e in events.Where(e => e.Type == "track" && e.Name is OrderFacts.Completed or OrderFacts.Refunded))
+        var ruled = (await db.Set<EarningRule>().AsNoTracking().Where(r => r.Active).Select(r => r.Event).Distinct().ToListAsync(ct)).ToHashSet();
+        foreach (var e in events.Where(e => e.Type == "track" && e.Name is { } name && (name is OrderFacts.Completed or OrderFacts.Refunded || ruled.Contains(name))))
         {
             // Most orders are not members': find out before taking a transaction, which on SQLite holds the one write lock
             // from its start. A transaction per order, members or not, stalled ingestion and resolution for seconds at a time.
-            if (await MemberOrderAsync(services, e, ct) is not { } work) continue;
+            if (await WorkAsync(services, e, ct) is not { } work) continue;
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             await PostAsync(services, e, work, ct);
             if (!await AdvanceAsync(db, e, ct)) return 0;
@@ -63,54 +68,93 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         return await AdvanceAsync(db, events[^1], ct) ? events.Count : 0;
     }
 
-    private sealed record MemberOrder((string OrderId, decimal Amount) Order, LoyaltyMember Member, long PerUnit);
+    /// <summary>An event that earns (an order, or an event of a rule) for a member of a programme.</summary>
+    private sealed record Work(LoyaltyMember Member, LoyaltyProgramme Programme, (string OrderId, decimal Amount)? Order, EarningRule? Rule);
 
-    /// <summary>The order and the member it earns for, or null when the event earns nothing.</summary>
-    private static async Task<MemberOrder?> MemberOrderAsync(IServiceProvider services, LoggedEvent e, CancellationToken ct)
+    /// <summary>What the event earns and for whom, or null when it earns nothing.</summary>
+    private static async Task<Work?> WorkAsync(IServiceProvider services, LoggedEvent e, CancellationToken ct)
     {
-        using var message = JsonDocument.Parse(e.Payload);
-        if (OrderFacts.Order(message.RootElement) is not { } order) return null;
+        (string, decimal)? order = null;
+        if (e.Name is OrderFacts.Completed or OrderFacts.Refunded)
+        {
+            using var message = JsonDocument.Parse(e.Payload);
+            if (OrderFacts.Order(message.RootElement) is not { } found) return null;
+            order = found;
+        }
         if (await services.GetRequiredService<ProfileDirectory>().ProfileOfEventAsync(e.Id, ct) is not { } profile) return null;
         var db = services.GetRequiredService<MeridianDb>();
         var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.TenantId == e.TenantId && m.ProfileId == profile.ProfileId, ct);
         if (member is null) return null;
-        var perUnit = await db.Set<LoyaltyProgramme>().Where(p => p.Id == member.ProgrammeId).Select(p => p.PointsPerCurrencyUnit).SingleAsync(ct);
-        return new MemberOrder(order, member, perUnit);
+        var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == member.ProgrammeId, ct);
+        if (order is not null) return new Work(member, programme, order, null);
+        var rule = await db.Set<EarningRule>().AsNoTracking().SingleOrDefaultAsync(r => r.ProgrammeId == programme.Id && r.Event == e.Name && r.Active, ct);
+        return rule is null ? null : new Work(member, programme, null, rule);
     }
 
-    private async Task PostAsync(IServiceProvider services, LoggedEvent e, MemberOrder work, CancellationToken ct)
+    private async Task PostAsync(IServiceProvider services, LoggedEvent e, Work work, CancellationToken ct)
     {
-        var (order, member, perUnit) = work;
-        var db = services.GetRequiredService<MeridianDb>();
+        var (member, programme, _, rule) = work;
         var ledger = services.GetRequiredService<PointsLedger>();
-        var key = $"order:{order.OrderId}";
         try
         {
-            if (e.Name == OrderFacts.Completed)
+            if (rule is not null)
             {
-                var basePoints = (long)Math.Floor(order.Amount * perUnit);
-                if (basePoints > 0)
-                    await ledger.EarnAsync(member.Id, basePoints, order.OrderId, ct, $"order {order.OrderId}: {order.Amount} × {perUnit} per unit", key);
+                var db = services.GetRequiredService<MeridianDb>();
+                await ledger.EarnAsync(member.Id, e.Name, ct, $"event:{e.Id}", async (_, _) => await WithinCapsAsync(db, rule, member.Id, ct)
+                    ? new PointsLedger.Earning(rule.Points, $"rule {rule.Id} ({rule.Event})", 0, rule.Id)
+                    : null);
+                return;
             }
-            else if (await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(x => x.MemberId == member.Id && x.SourceKey == key, ct) is { } earned
-                     && Math.Min(earned.Points - await ledger.ReversedAsync(earned, ct), RefundedPoints(earned, order.Amount, perUnit)) is var back and > 0)
-            {
-                await ledger.ReverseAsync(member.Id, earned.Id, $"order refunded: {order.Amount}", ct, back);
-            }
+            await PostOrderAsync(services, e, work, ct);
         }
-        catch (BusinessRuleException rule)
+        catch (BusinessRuleException refused)
         {
-            // A refund the balance no longer covers (the points were spent): left for staff until refund policies exist.
-            logger.LogWarning("Order {Order} of member {Member} (event {Event}) left unposted: {Reason}", order.OrderId, member.Id, e.Id, rule.Message);
+            // A refund the balance no longer covers (the points were spent) under the refuse policy: left for staff.
+            logger.LogWarning("Event {Event} ({Name}) of member {Member} left unposted: {Reason}", e.Id, e.Name, member.Id, refused.Message);
+        }
+    }
+
+    /// <summary>Whether the member may still earn by the rule: counted under the member's row lock, so two events cannot both take the last place.</summary>
+    private async Task<bool> WithinCapsAsync(MeridianDb db, EarningRule rule, long memberId, CancellationToken ct)
+    {
+        var earned = db.Set<LedgerEntry>().Where(x => x.MemberId == memberId && x.EarningRuleId == rule.Id && x.Kind == EntryKinds.Earn);
+        if (rule.PerMemberCap is { } ever && await earned.CountAsync(ct) >= ever) return false;
+        var today = time.GetUtcNow().UtcDateTime.Date;
+        return rule.PerDayCap is not { } daily || await earned.CountAsync(x => x.CreatedAt >= today, ct) < daily;
+    }
+
+    private async Task PostOrderAsync(IServiceProvider services, LoggedEvent e, Work work, CancellationToken ct)
+    {
+        var (member, programme, (orderId, amount), _) = (work.Member, work.Programme, work.Order!.Value, work.Rule);
+        var db = services.GetRequiredService<MeridianDb>();
+        var ledger = services.GetRequiredService<PointsLedger>();
+        var key = $"order:{orderId}";
+        using var message = JsonDocument.Parse(e.Payload);
+        var (eligible, excluded) = EarningMath.Eligible(message.RootElement, amount, EarningMath.Set(programme.ExcludedSkus), EarningMath.Set(programme.ExcludedCategories));
+        var perUnit = programme.PointsPerCurrencyUnit;
+        if (e.Name == OrderFacts.Completed)
+        {
+            var basePoints = EarningMath.Round(eligible * perUnit, programme.Rounding);
+            var how = $"order {orderId}: {eligible} × {perUnit} per unit" + (excluded > 0 ? $" ({excluded} of {amount} excluded by SKU or category)" : "");
+            if (basePoints > 0)
+                await ledger.EarnAsync(member.Id, orderId, ct, key, (_, _) => Task.FromResult<PointsLedger.Earning?>(
+                    new(basePoints, how, programme.PendingDays, QualifyingSpend: (long)Math.Round(eligible * 100m, MidpointRounding.AwayFromZero))));
+        }
+        else if (await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(x => x.MemberId == member.Id && x.SourceKey == key, ct) is { } earned
+                 && Math.Min(earned.Total - await ledger.ReversedAsync(earned, ct), RefundedPoints(earned, amount, eligible, perUnit, programme.Rounding)) is var back and > 0)
+        {
+            // Within the return window the points are still pending and the refund takes them from there; once spent,
+            // the programme's refund policy decides (pending points, a negative balance, or refused and logged).
+            await ledger.ReverseAsync(member.Id, earned.Id, $"order refunded: {amount}", ct, back, byPolicy: true);
         }
     }
 
     /// <summary>
-    /// The share of an earning a refund takes back: the refunded amount's points (per unit, fractions dropped) times the
-    /// multiplier the earning had; a refund without an amount takes back all of it.
+    /// The share of an earning a refund takes back: the refunded eligible amount's points (per unit, rounded as the
+    /// programme says) times the multiplier the earning had; a refund without an amount takes back all of it.
     /// </summary>
-    private static long RefundedPoints(LedgerEntry earned, decimal refunded, long perUnit) =>
-        refunded <= 0 || earned.BasePoints is not > 0 ? earned.Points : (long)Math.Floor(refunded * perUnit) * earned.Points / earned.BasePoints.Value;
+    private static long RefundedPoints(LedgerEntry earned, decimal refunded, decimal eligible, long perUnit, PointsRounding rounding) =>
+        refunded <= 0 || earned.BasePoints is not > 0 ? earned.Total : EarningMath.Round(eligible * perUnit, rounding) * earned.Total / earned.BasePoints.Value;
 
     /// <summary>Moves the follower's position, only while this node holds the lease.</summary>
     private async Task<bool> AdvanceAsync(MeridianDb db, LoggedEvent e, CancellationToken ct) =>

@@ -991,6 +991,59 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("login_sms_challenges", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("boolean")
+                        .HasColumnName("active");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Event")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("event");
+
+                    b.Property<int?>("PerDayCap")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_day_cap");
+
+                    b.Property<int?>("PerMemberCap")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_member_cap");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_earning_rules");
+
+                    b.HasIndex("ProgrammeId", "Event")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_earning_rules_programme_id_event");
+
+                    b.ToTable("loyalty_earning_rules", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
                 {
                     b.Property<long>("Id")
@@ -1066,6 +1119,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<long?>("EarningRuleId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("earning_rule_id");
+
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -1076,6 +1133,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("member_id");
 
+                    b.Property<long>("Pending")
+                        .HasColumnType("bigint")
+                        .HasColumnName("pending");
+
                     b.Property<long>("Points")
                         .HasColumnType("bigint")
                         .HasColumnName("points");
@@ -1083,6 +1144,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.Property<long>("ProgrammeId")
                         .HasColumnType("bigint")
                         .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_spend");
 
                     b.Property<string>("Reason")
                         .HasMaxLength(500)
@@ -1125,6 +1190,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
+                    b.HasIndex("MemberId", "EarningRuleId", "CreatedAt")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_earning_rule_id_created_at")
+                        .HasFilter("earning_rule_id IS NOT NULL");
+
                     b.ToTable("loyalty_entries", (string)null);
                 });
 
@@ -1163,6 +1232,61 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
 
                     b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("EndsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ends_at");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("integer")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<DateTime>("StartsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("starts_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tier_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_campaigns");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_campaigns_tier_id");
+
+                    b.HasIndex("ProgrammeId", "EndsAt")
+                        .HasDatabaseName("ix_loyalty_campaigns_programme_id_ends_at");
+
+                    b.ToTable("loyalty_campaigns", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
@@ -1216,6 +1340,14 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("enrolled_at");
 
+                    b.Property<long>("Owed")
+                        .HasColumnType("bigint")
+                        .HasColumnName("owed");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("bigint")
+                        .HasColumnName("pending");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("bigint")
                         .HasColumnName("profile_id");
@@ -1240,6 +1372,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("tier_id");
 
+                    b.Property<DateTime?>("TierReviewedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("tier_reviewed_at");
+
                     b.Property<long>("Version")
                         .HasColumnType("bigint")
                         .HasColumnName("version");
@@ -1263,6 +1399,10 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("loyalty_members", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+
+                            t.HasCheckConstraint("ck_loyalty_members_owed", "owed >= 0 AND (owed = 0 OR balance = 0)");
+
+                            t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
                         });
                 });
 
@@ -1275,9 +1415,25 @@ namespace Meridian.Data.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<int>("Combination")
+                        .HasColumnType("integer")
+                        .HasColumnName("combination");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("ExcludedCategories")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("excluded_categories");
+
+                    b.Property<string>("ExcludedSkus")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("excluded_skus");
 
                     b.Property<int>("ExpiringNoticeDays")
                         .HasColumnType("integer")
@@ -1301,13 +1457,49 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(200)")
                         .HasColumnName("name");
 
+                    b.Property<long>("NegativeLimit")
+                        .HasColumnType("bigint")
+                        .HasColumnName("negative_limit");
+
+                    b.Property<int>("PendingDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("pending_days");
+
                     b.Property<long>("PointsPerCurrencyUnit")
                         .HasColumnType("bigint")
                         .HasColumnName("points_per_currency_unit");
 
+                    b.Property<int>("RefundShortfall")
+                        .HasColumnType("integer")
+                        .HasColumnName("refund_shortfall");
+
+                    b.Property<int>("Rounding")
+                        .HasColumnType("integer")
+                        .HasColumnName("rounding");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
+
+                    b.Property<int>("TierBasis")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_basis");
+
+                    b.Property<int>("TierDowngrade")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_downgrade");
+
+                    b.Property<int>("TierReviewDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_review_days");
+
+                    b.Property<int>("TierWindow")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_window");
+
+                    b.Property<int>("TierWindowDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("tier_window_days");
 
                     b.HasKey("Id")
                         .HasName("pk_loyalty_programmes");
@@ -1352,6 +1544,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("qualifying_points");
 
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("bigint")
+                        .HasColumnName("qualifying_spend");
+
                     b.Property<int>("Rank")
                         .HasColumnType("integer")
                         .HasColumnName("rank");
@@ -1391,6 +1587,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("granted");
 
+                    b.Property<DateTime?>("HeldUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("held_until");
+
                     b.Property<long>("MemberId")
                         .HasColumnType("bigint")
                         .HasColumnName("member_id");
@@ -1418,12 +1618,408 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_loyalty_lots_expires_at")
                         .HasFilter("remaining > 0");
 
+                    b.HasIndex("HeldUntil")
+                        .HasDatabaseName("ix_loyalty_lots_held_until")
+                        .HasFilter("held_until IS NOT NULL");
+
                     b.HasIndex("MemberId", "ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
 
                     b.ToTable("loyalty_lots", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
+                        });
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Code")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("code");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Discount")
+                        .HasColumnType("bigint")
+                        .HasColumnName("discount");
+
+                    b.Property<string>("IssueHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("issue_hash");
+
+                    b.Property<string>("IssueKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("issue_key");
+
+                    b.Property<DateTime?>("IssuedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("issued_at");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long?>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime?>("RedeemedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("redeemed_at");
+
+                    b.Property<long?>("RedemptionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("redemption_id");
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("source");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("integer")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("valid_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_coupons");
+
+                    b.HasIndex("RedemptionId")
+                        .HasDatabaseName("ix_offer_coupons_redemption_id");
+
+                    b.HasIndex("ProfileId", "Status")
+                        .HasDatabaseName("ix_offer_coupons_profile_id_status");
+
+                    b.HasIndex("Status", "ValidUntil")
+                        .HasDatabaseName("ix_offer_coupons_status_valid_until");
+
+                    b.HasIndex("TemplateId", "Id")
+                        .HasDatabaseName("ix_offer_coupons_template_id_id");
+
+                    b.HasIndex("TenantId", "Code")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_code");
+
+                    b.HasIndex("TenantId", "IssueKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_issue_key")
+                        .HasFilter("issue_key IS NOT NULL");
+
+                    b.ToTable("offer_coupons", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("integer")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "ProfileId")
+                        .HasName("pk_offer_customer_counts");
+
+                    b.ToTable("offer_customer_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("template_id");
+
+                    b.Property<int>("Day")
+                        .HasColumnType("integer")
+                        .HasColumnName("day");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("integer")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "Day")
+                        .HasName("pk_offer_daily_counts");
+
+                    b.ToTable("offer_daily_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("character varying(50)")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.HasKey("Name")
+                        .HasName("pk_offer_jobs");
+
+                    b.ToTable("offer_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferRedemption", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("OrderReference")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("order_reference");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("request_hash");
+
+                    b.Property<string>("Response")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("response");
+
+                    b.Property<string>("ReverseReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("reverse_reason");
+
+                    b.Property<DateTime?>("ReversedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("reversed_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("integer")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalDiscount")
+                        .HasColumnType("bigint")
+                        .HasColumnName("total_discount");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_redemptions");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_idempotency_key");
+
+                    b.HasIndex("TenantId", "OrderReference")
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_order_reference");
+
+                    b.ToTable("offer_redemptions", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long?>("Budget")
+                        .HasColumnType("bigint")
+                        .HasColumnName("budget");
+
+                    b.Property<long>("BudgetUsed")
+                        .HasColumnType("bigint")
+                        .HasColumnName("budget_used");
+
+                    b.Property<long?>("Cap")
+                        .HasColumnType("bigint")
+                        .HasColumnName("cap");
+
+                    b.Property<string>("Conditions")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("conditions");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<string>("FreeSku")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("free_sku");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("group_id");
+
+                    b.Property<long>("Issued")
+                        .HasColumnType("bigint")
+                        .HasColumnName("issued");
+
+                    b.Property<int>("Kind")
+                        .HasColumnType("integer")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MinSpend")
+                        .HasColumnType("bigint")
+                        .HasColumnName("min_spend");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("PerCustomerLimit")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_customer_limit");
+
+                    b.Property<int?>("PerDayLimit")
+                        .HasColumnType("integer")
+                        .HasColumnName("per_day_limit");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("integer")
+                        .HasColumnName("priority");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("bigint")
+                        .HasColumnName("remaining");
+
+                    b.Property<bool>("ReturnOnRefund")
+                        .HasColumnType("boolean")
+                        .HasColumnName("return_on_refund");
+
+                    b.Property<string>("StackWith")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("character varying(4000)")
+                        .HasColumnName("stack_with");
+
+                    b.Property<int>("Stacking")
+                        .HasColumnType("integer")
+                        .HasColumnName("stacking");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("integer")
+                        .HasColumnName("status");
+
+                    b.Property<long?>("Stock")
+                        .HasColumnType("bigint")
+                        .HasColumnName("stock");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int?>("ValidDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("valid_days");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("valid_until");
+
+                    b.Property<long>("Value")
+                        .HasColumnType("bigint")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_templates");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_offer_templates_tenant_id_id");
+
+                    b.ToTable("offer_templates", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_offer_templates_budget", "budget IS NULL OR budget_used <= budget");
+
+                            t.HasCheckConstraint("ck_offer_templates_remaining", "remaining >= 0");
                         });
                 });
 
@@ -2854,6 +3450,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_earning_rules_loyalty_programme_programme_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
@@ -2886,6 +3492,21 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
 
                     b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_programme_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_tier_tier_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
@@ -2928,6 +3549,36 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_coupons_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_customer_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>

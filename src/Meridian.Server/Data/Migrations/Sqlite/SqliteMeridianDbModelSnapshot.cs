@@ -957,6 +957,57 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("login_sms_challenges", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("active");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Event")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("event");
+
+                    b.Property<int?>("PerDayCap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_day_cap");
+
+                    b.Property<int?>("PerMemberCap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_member_cap");
+
+                    b.Property<long>("Points")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_earning_rules");
+
+                    b.HasIndex("ProgrammeId", "Event")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_earning_rules_programme_id_event");
+
+                    b.ToTable("loyalty_earning_rules", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
                 {
                     b.Property<long>("Id")
@@ -1028,6 +1079,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
 
+                    b.Property<long?>("EarningRuleId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("earning_rule_id");
+
                     b.Property<string>("Kind")
                         .IsRequired()
                         .HasMaxLength(20)
@@ -1038,6 +1093,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("member_id");
 
+                    b.Property<long>("Pending")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending");
+
                     b.Property<long>("Points")
                         .HasColumnType("INTEGER")
                         .HasColumnName("points");
@@ -1045,6 +1104,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.Property<long>("ProgrammeId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("programme_id");
+
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_spend");
 
                     b.Property<string>("Reason")
                         .HasMaxLength(500)
@@ -1087,6 +1150,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .IsUnique()
                         .HasDatabaseName("ix_loyalty_entries_member_id_source_key");
 
+                    b.HasIndex("MemberId", "EarningRuleId", "CreatedAt")
+                        .HasDatabaseName("ix_loyalty_entries_member_id_earning_rule_id_created_at")
+                        .HasFilter("earning_rule_id IS NOT NULL");
+
                     b.ToTable("loyalty_entries", (string)null);
                 });
 
@@ -1123,6 +1190,59 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_loyalty_lot_draws_lot_id");
 
                     b.ToTable("loyalty_lot_draws", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("EndsAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ends_at");
+
+                    b.Property<int>("MultiplierPercent")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("multiplier_percent");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<DateTime>("StartsAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("starts_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long?>("TierId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_campaigns");
+
+                    b.HasIndex("TierId")
+                        .HasDatabaseName("ix_loyalty_campaigns_tier_id");
+
+                    b.HasIndex("ProgrammeId", "EndsAt")
+                        .HasDatabaseName("ix_loyalty_campaigns_programme_id_ends_at");
+
+                    b.ToTable("loyalty_campaigns", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyJob", b =>
@@ -1174,6 +1294,14 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("enrolled_at");
 
+                    b.Property<long>("Owed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("owed");
+
+                    b.Property<long>("Pending")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("profile_id");
@@ -1198,6 +1326,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("tier_id");
 
+                    b.Property<DateTime?>("TierReviewedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tier_reviewed_at");
+
                     b.Property<long>("Version")
                         .HasColumnType("INTEGER")
                         .HasColumnName("version");
@@ -1221,6 +1353,10 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("loyalty_members", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_members_balance", "balance >= 0");
+
+                            t.HasCheckConstraint("ck_loyalty_members_owed", "owed >= 0 AND (owed = 0 OR balance = 0)");
+
+                            t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
                         });
                 });
 
@@ -1231,9 +1367,25 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("id");
 
+                    b.Property<int>("Combination")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("combination");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
+
+                    b.Property<string>("ExcludedCategories")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("excluded_categories");
+
+                    b.Property<string>("ExcludedSkus")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("excluded_skus");
 
                     b.Property<int>("ExpiringNoticeDays")
                         .HasColumnType("INTEGER")
@@ -1257,13 +1409,49 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
 
+                    b.Property<long>("NegativeLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("negative_limit");
+
+                    b.Property<int>("PendingDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("pending_days");
+
                     b.Property<long>("PointsPerCurrencyUnit")
                         .HasColumnType("INTEGER")
                         .HasColumnName("points_per_currency_unit");
 
+                    b.Property<int>("RefundShortfall")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("refund_shortfall");
+
+                    b.Property<int>("Rounding")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rounding");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
+
+                    b.Property<int>("TierBasis")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_basis");
+
+                    b.Property<int>("TierDowngrade")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_downgrade");
+
+                    b.Property<int>("TierReviewDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_review_days");
+
+                    b.Property<int>("TierWindow")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_window");
+
+                    b.Property<int>("TierWindowDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tier_window_days");
 
                     b.HasKey("Id")
                         .HasName("pk_loyalty_programmes");
@@ -1306,6 +1494,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("qualifying_points");
 
+                    b.Property<long>("QualifyingSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("qualifying_spend");
+
                     b.Property<int>("Rank")
                         .HasColumnType("INTEGER")
                         .HasColumnName("rank");
@@ -1343,6 +1535,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("granted");
 
+                    b.Property<DateTime?>("HeldUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("held_until");
+
                     b.Property<long>("MemberId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("member_id");
@@ -1370,12 +1566,402 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_loyalty_lots_expires_at")
                         .HasFilter("remaining > 0");
 
+                    b.HasIndex("HeldUntil")
+                        .HasDatabaseName("ix_loyalty_lots_held_until")
+                        .HasFilter("held_until IS NOT NULL");
+
                     b.HasIndex("MemberId", "ExpiresAt")
                         .HasDatabaseName("ix_loyalty_lots_member_id_expires_at");
 
                     b.ToTable("loyalty_lots", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
+                        });
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Code")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("code");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Discount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("discount");
+
+                    b.Property<string>("IssueHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_hash");
+
+                    b.Property<string>("IssueKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_key");
+
+                    b.Property<DateTime?>("IssuedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issued_at");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long?>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime?>("RedeemedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("redeemed_at");
+
+                    b.Property<long?>("RedemptionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("redemption_id");
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_coupons");
+
+                    b.HasIndex("RedemptionId")
+                        .HasDatabaseName("ix_offer_coupons_redemption_id");
+
+                    b.HasIndex("ProfileId", "Status")
+                        .HasDatabaseName("ix_offer_coupons_profile_id_status");
+
+                    b.HasIndex("Status", "ValidUntil")
+                        .HasDatabaseName("ix_offer_coupons_status_valid_until");
+
+                    b.HasIndex("TemplateId", "Id")
+                        .HasDatabaseName("ix_offer_coupons_template_id_id");
+
+                    b.HasIndex("TenantId", "Code")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_code");
+
+                    b.HasIndex("TenantId", "IssueKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_issue_key")
+                        .HasFilter("issue_key IS NOT NULL");
+
+                    b.ToTable("offer_coupons", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "ProfileId")
+                        .HasName("pk_offer_customer_counts");
+
+                    b.ToTable("offer_customer_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<int>("Day")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("day");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "Day")
+                        .HasName("pk_offer_daily_counts");
+
+                    b.ToTable("offer_daily_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.HasKey("Name")
+                        .HasName("pk_offer_jobs");
+
+                    b.ToTable("offer_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferRedemption", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("OrderReference")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("order_reference");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("request_hash");
+
+                    b.Property<string>("Response")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("response");
+
+                    b.Property<string>("ReverseReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reverse_reason");
+
+                    b.Property<DateTime?>("ReversedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reversed_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalDiscount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("total_discount");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_redemptions");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_idempotency_key");
+
+                    b.HasIndex("TenantId", "OrderReference")
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_order_reference");
+
+                    b.ToTable("offer_redemptions", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("Budget")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget");
+
+                    b.Property<long>("BudgetUsed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget_used");
+
+                    b.Property<long?>("Cap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cap");
+
+                    b.Property<string>("Conditions")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("conditions");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<string>("FreeSku")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("free_sku");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<long>("Issued")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("issued");
+
+                    b.Property<int>("Kind")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MinSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("min_spend");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("PerCustomerLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_customer_limit");
+
+                    b.Property<int?>("PerDayLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_day_limit");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("priority");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("remaining");
+
+                    b.Property<bool>("ReturnOnRefund")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("return_on_refund");
+
+                    b.Property<string>("StackWith")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stack_with");
+
+                    b.Property<int>("Stacking")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stacking");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long?>("Stock")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stock");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int?>("ValidDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("valid_days");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.Property<long>("Value")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_templates");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_offer_templates_tenant_id_id");
+
+                    b.ToTable("offer_templates", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_offer_templates_budget", "budget IS NULL OR budget_used <= budget");
+
+                            t.HasCheckConstraint("ck_offer_templates_remaining", "remaining >= 0");
                         });
                 });
 
@@ -2775,6 +3361,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_earning_rules_loyalty_programme_programme_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", null)
@@ -2807,6 +3403,21 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lot_draws_loyalty_lots_lot_id");
 
                     b.Navigation("Lot");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyCampaign", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_programme_programme_id");
+
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyTier", null)
+                        .WithMany()
+                        .HasForeignKey("TierId")
+                        .HasConstraintName("fk_loyalty_campaigns_loyalty_tier_tier_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMember", b =>
@@ -2849,6 +3460,36 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_coupons_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_customer_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>

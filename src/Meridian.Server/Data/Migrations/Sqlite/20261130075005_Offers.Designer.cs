@@ -11,8 +11,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Meridian.Data.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteMeridianDb))]
-    [Migration("20261130083647_Login")]
-    partial class Login
+    [Migration("20261130075005_Offers")]
+    partial class Offers
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -51,51 +51,6 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_profile_tags_profile_id");
 
                     b.ToTable("profile_tags", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Audiences.Data.Segment", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<DateTime>("CreatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("created_at");
-
-                    b.Property<string>("Description")
-                        .HasMaxLength(1000)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("description");
-
-                    b.Property<string>("Name")
-                        .IsRequired()
-                        .HasMaxLength(200)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("name");
-
-                    b.Property<string>("Rule")
-                        .IsRequired()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("rule");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.Property<DateTime>("UpdatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("updated_at");
-
-                    b.HasKey("Id")
-                        .HasName("pk_segments");
-
-                    b.HasIndex("TenantId", "Name")
-                        .IsUnique()
-                        .HasDatabaseName("ix_segments_tenant_id_name");
-
-                    b.ToTable("segments", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.Tag", b =>
@@ -652,314 +607,6 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
-            modelBuilder.Entity("Meridian.Login.Data.CustomerAccount", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<DateTime>("CreatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("created_at");
-
-                    b.Property<string>("Email")
-                        .HasMaxLength(320)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("email");
-
-                    b.Property<DateTime?>("LastSignInAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("last_sign_in_at");
-
-                    b.Property<string>("PasswordHash")
-                        .HasMaxLength(200)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("password_hash");
-
-                    b.Property<string>("Phone")
-                        .HasMaxLength(32)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("phone");
-
-                    b.Property<long>("ProfileId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("profile_id");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_accounts");
-
-                    b.HasIndex("ProfileId")
-                        .HasDatabaseName("ix_login_accounts_profile_id");
-
-                    b.HasIndex("TenantId", "Email")
-                        .IsUnique()
-                        .HasDatabaseName("ix_login_accounts_tenant_id_email");
-
-                    b.HasIndex("TenantId", "Phone")
-                        .IsUnique()
-                        .HasDatabaseName("ix_login_accounts_tenant_id_phone");
-
-                    b.ToTable("login_accounts", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.DataExportRequest", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<long>("ProfileId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("profile_id");
-
-                    b.Property<DateTime>("RequestedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("requested_at");
-
-                    b.Property<string>("Status")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("status");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_export_requests");
-
-                    b.HasIndex("ProfileId")
-                        .HasDatabaseName("ix_login_export_requests_profile_id");
-
-                    b.ToTable("login_export_requests", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.LoginBrand", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<string>("BackgroundColour")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("background_colour");
-
-                    b.Property<DateTime>("CreatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("created_at");
-
-                    b.Property<string>("DisplayName")
-                        .IsRequired()
-                        .HasMaxLength(200)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("display_name");
-
-                    b.Property<string>("LogoUrl")
-                        .HasMaxLength(500)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("logo_url");
-
-                    b.Property<string>("PrimaryColour")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("primary_colour");
-
-                    b.Property<long>("SourceId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("source_id");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_brands");
-
-                    b.HasIndex("TenantId")
-                        .IsUnique()
-                        .HasDatabaseName("ix_login_brands_tenant_id");
-
-                    b.ToTable("login_brands", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.LoginClient", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<string>("Channel")
-                        .IsRequired()
-                        .HasMaxLength(32)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("channel");
-
-                    b.Property<string>("ClientId")
-                        .IsRequired()
-                        .HasMaxLength(100)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("client_id");
-
-                    b.Property<DateTime>("CreatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("created_at");
-
-                    b.Property<string>("Name")
-                        .IsRequired()
-                        .HasMaxLength(200)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("name");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.Property<string>("Type")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("type");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_clients");
-
-                    b.HasIndex("ClientId")
-                        .IsUnique()
-                        .HasDatabaseName("ix_login_clients_client_id");
-
-                    b.HasIndex("TenantId", "Channel")
-                        .HasDatabaseName("ix_login_clients_tenant_id_channel");
-
-                    b.ToTable("login_clients", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.LoginThrottle", b =>
-                {
-                    b.Property<string>("Key")
-                        .HasMaxLength(400)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("key");
-
-                    b.Property<DateTime?>("BlockedUntil")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("blocked_until");
-
-                    b.Property<int>("Failures")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("failures");
-
-                    b.Property<DateTime>("UpdatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("updated_at");
-
-                    b.HasKey("Key")
-                        .HasName("pk_login_throttles");
-
-                    b.ToTable("login_throttles", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.ProviderKey", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<DateTime>("CreatedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("created_at");
-
-                    b.Property<string>("KeyId")
-                        .IsRequired()
-                        .HasMaxLength(64)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("key_id");
-
-                    b.Property<string>("PrivateKey")
-                        .IsRequired()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("private_key");
-
-                    b.Property<DateTime?>("RetiredAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("retired_at");
-
-                    b.Property<string>("Use")
-                        .IsRequired()
-                        .HasMaxLength(8)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("use");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_provider_keys");
-
-                    b.HasIndex("KeyId")
-                        .IsUnique()
-                        .HasDatabaseName("ix_login_provider_keys_key_id");
-
-                    b.ToTable("login_provider_keys", (string)null);
-                });
-
-            modelBuilder.Entity("Meridian.Login.Data.SmsChallenge", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<int>("Attempts")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("attempts");
-
-                    b.Property<string>("CodeHash")
-                        .IsRequired()
-                        .HasMaxLength(100)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("code_hash");
-
-                    b.Property<DateTime>("ExpiresAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("expires_at");
-
-                    b.Property<string>("Phone")
-                        .IsRequired()
-                        .HasMaxLength(32)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("phone");
-
-                    b.Property<DateTime>("SentAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("sent_at");
-
-                    b.Property<long>("TenantId")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("tenant_id");
-
-                    b.Property<DateTime?>("UsedAt")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("used_at");
-
-                    b.HasKey("Id")
-                        .HasName("pk_login_sms_challenges");
-
-                    b.HasIndex("TenantId", "Phone", "SentAt")
-                        .HasDatabaseName("ix_login_sms_challenges_tenant_id_phone_sent_at");
-
-                    b.ToTable("login_sms_challenges", (string)null);
-                });
-
             modelBuilder.Entity("Meridian.Loyalty.Data.IdempotentRequest", b =>
                 {
                     b.Property<long>("Id")
@@ -1379,6 +1026,392 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("loyalty_lots", null, t =>
                         {
                             t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
+                        });
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Code")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("code");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("Discount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("discount");
+
+                    b.Property<string>("IssueHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_hash");
+
+                    b.Property<string>("IssueKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issue_key");
+
+                    b.Property<DateTime?>("IssuedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("issued_at");
+
+                    b.Property<DateTime?>("NoticeSentAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("notice_sent_at");
+
+                    b.Property<long?>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime?>("RedeemedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("redeemed_at");
+
+                    b.Property<long?>("RedemptionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("redemption_id");
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("source");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_coupons");
+
+                    b.HasIndex("RedemptionId")
+                        .HasDatabaseName("ix_offer_coupons_redemption_id");
+
+                    b.HasIndex("ProfileId", "Status")
+                        .HasDatabaseName("ix_offer_coupons_profile_id_status");
+
+                    b.HasIndex("Status", "ValidUntil")
+                        .HasDatabaseName("ix_offer_coupons_status_valid_until");
+
+                    b.HasIndex("TemplateId", "Id")
+                        .HasDatabaseName("ix_offer_coupons_template_id_id");
+
+                    b.HasIndex("TenantId", "Code")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_code");
+
+                    b.HasIndex("TenantId", "IssueKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_coupons_tenant_id_issue_key")
+                        .HasFilter("issue_key IS NOT NULL");
+
+                    b.ToTable("offer_coupons", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "ProfileId")
+                        .HasName("pk_offer_customer_counts");
+
+                    b.ToTable("offer_customer_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<int>("Day")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("day");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "Day")
+                        .HasName("pk_offer_daily_counts");
+
+                    b.ToTable("offer_daily_counts", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<DateTime?>("LastRunAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_run_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.HasKey("Name")
+                        .HasName("pk_offer_jobs");
+
+                    b.ToTable("offer_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferRedemption", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("OrderReference")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("order_reference");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("RequestHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("request_hash");
+
+                    b.Property<string>("Response")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("response");
+
+                    b.Property<string>("ReverseReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reverse_reason");
+
+                    b.Property<DateTime?>("ReversedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reversed_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("TotalDiscount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("total_discount");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_redemptions");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_idempotency_key");
+
+                    b.HasIndex("TenantId", "OrderReference")
+                        .HasDatabaseName("ix_offer_redemptions_tenant_id_order_reference");
+
+                    b.ToTable("offer_redemptions", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("Budget")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget");
+
+                    b.Property<long>("BudgetUsed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("budget_used");
+
+                    b.Property<long?>("Cap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cap");
+
+                    b.Property<string>("Conditions")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("conditions");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("ExpiringNoticeDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiring_notice_days");
+
+                    b.Property<string>("FreeSku")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("free_sku");
+
+                    b.Property<long>("GroupId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("group_id");
+
+                    b.Property<long>("Issued")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("issued");
+
+                    b.Property<int>("Kind")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("kind");
+
+                    b.Property<long>("MinSpend")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("min_spend");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("PerCustomerLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_customer_limit");
+
+                    b.Property<int?>("PerDayLimit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("per_day_limit");
+
+                    b.Property<int>("Priority")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("priority");
+
+                    b.Property<long>("Remaining")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("remaining");
+
+                    b.Property<bool>("ReturnOnRefund")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("return_on_refund");
+
+                    b.Property<string>("StackWith")
+                        .IsRequired()
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("stack_with");
+
+                    b.Property<int>("Stacking")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stacking");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long?>("Stock")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("stock");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int?>("ValidDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("valid_days");
+
+                    b.Property<DateTime?>("ValidFrom")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_from");
+
+                    b.Property<DateTime?>("ValidUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("valid_until");
+
+                    b.Property<long>("Value")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_offer_templates");
+
+                    b.HasIndex("TenantId", "Id")
+                        .HasDatabaseName("ix_offer_templates_tenant_id_id");
+
+                    b.ToTable("offer_templates", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_offer_templates_budget", "budget IS NULL OR budget_used <= budget");
+
+                            t.HasCheckConstraint("ck_offer_templates_remaining", "remaining >= 0");
                         });
                 });
 
@@ -2434,271 +2467,6 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("identifier_types", (string)null);
                 });
 
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication", b =>
-                {
-                    b.Property<string>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("id");
-
-                    b.Property<string>("ApplicationType")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("application_type");
-
-                    b.Property<string>("ClientId")
-                        .HasMaxLength(100)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("client_id");
-
-                    b.Property<string>("ClientSecret")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("client_secret");
-
-                    b.Property<string>("ClientType")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("client_type");
-
-                    b.Property<string>("ConcurrencyToken")
-                        .IsConcurrencyToken()
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("concurrency_token");
-
-                    b.Property<string>("ConsentType")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("consent_type");
-
-                    b.Property<string>("DisplayName")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("display_name");
-
-                    b.Property<string>("DisplayNames")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("display_names");
-
-                    b.Property<string>("JsonWebKeySet")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("json_web_key_set");
-
-                    b.Property<string>("Permissions")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("permissions");
-
-                    b.Property<string>("PostLogoutRedirectUris")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("post_logout_redirect_uris");
-
-                    b.Property<string>("Properties")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("properties");
-
-                    b.Property<string>("RedirectUris")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("redirect_uris");
-
-                    b.Property<string>("Requirements")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("requirements");
-
-                    b.Property<string>("Settings")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("settings");
-
-                    b.HasKey("Id")
-                        .HasName("pk_oidc_applications");
-
-                    b.HasIndex("ClientId")
-                        .IsUnique()
-                        .HasDatabaseName("ix_oidc_applications_client_id");
-
-                    b.ToTable("oidc_applications", (string)null);
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreAuthorization", b =>
-                {
-                    b.Property<string>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("id");
-
-                    b.Property<string>("ApplicationId")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("application_id");
-
-                    b.Property<string>("ConcurrencyToken")
-                        .IsConcurrencyToken()
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("concurrency_token");
-
-                    b.Property<DateTime?>("CreationDate")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("creation_date");
-
-                    b.Property<string>("Properties")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("properties");
-
-                    b.Property<string>("Scopes")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("scopes");
-
-                    b.Property<string>("Status")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("status");
-
-                    b.Property<string>("Subject")
-                        .HasMaxLength(400)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("subject");
-
-                    b.Property<string>("Type")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("type");
-
-                    b.HasKey("Id")
-                        .HasName("pk_oidc_authorizations");
-
-                    b.HasIndex("ApplicationId", "Status", "Subject", "Type")
-                        .HasDatabaseName("ix_oidc_authorizations_application_id_status_subject_type");
-
-                    b.ToTable("oidc_authorizations", (string)null);
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreScope", b =>
-                {
-                    b.Property<string>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("id");
-
-                    b.Property<string>("ConcurrencyToken")
-                        .IsConcurrencyToken()
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("concurrency_token");
-
-                    b.Property<string>("Description")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("description");
-
-                    b.Property<string>("Descriptions")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("descriptions");
-
-                    b.Property<string>("DisplayName")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("display_name");
-
-                    b.Property<string>("DisplayNames")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("display_names");
-
-                    b.Property<string>("Name")
-                        .HasMaxLength(200)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("name");
-
-                    b.Property<string>("Properties")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("properties");
-
-                    b.Property<string>("Resources")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("resources");
-
-                    b.HasKey("Id")
-                        .HasName("pk_oidc_scopes");
-
-                    b.HasIndex("Name")
-                        .IsUnique()
-                        .HasDatabaseName("ix_oidc_scopes_name");
-
-                    b.ToTable("oidc_scopes", (string)null);
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken", b =>
-                {
-                    b.Property<string>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("id");
-
-                    b.Property<string>("ApplicationId")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("application_id");
-
-                    b.Property<string>("AuthorizationId")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("authorization_id");
-
-                    b.Property<string>("ConcurrencyToken")
-                        .IsConcurrencyToken()
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("concurrency_token");
-
-                    b.Property<DateTime?>("CreationDate")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("creation_date");
-
-                    b.Property<DateTime?>("ExpirationDate")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("expiration_date");
-
-                    b.Property<string>("Payload")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("payload");
-
-                    b.Property<string>("Properties")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("properties");
-
-                    b.Property<DateTime?>("RedemptionDate")
-                        .HasColumnType("TEXT")
-                        .HasColumnName("redemption_date");
-
-                    b.Property<string>("ReferenceId")
-                        .HasMaxLength(100)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("reference_id");
-
-                    b.Property<string>("Status")
-                        .HasMaxLength(50)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("status");
-
-                    b.Property<string>("Subject")
-                        .HasMaxLength(400)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("subject");
-
-                    b.Property<string>("Type")
-                        .HasMaxLength(150)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("type");
-
-                    b.HasKey("Id")
-                        .HasName("pk_oidc_tokens");
-
-                    b.HasIndex("AuthorizationId")
-                        .HasDatabaseName("ix_oidc_tokens_authorization_id");
-
-                    b.HasIndex("ReferenceId")
-                        .IsUnique()
-                        .HasDatabaseName("ix_oidc_tokens_reference_id");
-
-                    b.HasIndex("ApplicationId", "Status", "Subject", "Type")
-                        .HasDatabaseName("ix_oidc_tokens_application_id_status_subject_type");
-
-                    b.ToTable("oidc_tokens", (string)null);
-                });
-
             modelBuilder.Entity("Meridian.Audiences.Data.ProfileTag", b =>
                 {
                     b.HasOne("Meridian.Audiences.Data.Tag", null)
@@ -2852,6 +2620,36 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_coupons_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferCustomerCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_customer_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferDailyCount", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
@@ -3040,50 +2838,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_identifier_types_brands_tenant_id");
                 });
 
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreAuthorization", b =>
-                {
-                    b.HasOne("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication", "Application")
-                        .WithMany("Authorizations")
-                        .HasForeignKey("ApplicationId")
-                        .HasConstraintName("fk_oidc_authorizations_oidc_applications_application_id");
-
-                    b.Navigation("Application");
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreToken", b =>
-                {
-                    b.HasOne("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication", "Application")
-                        .WithMany("Tokens")
-                        .HasForeignKey("ApplicationId")
-                        .HasConstraintName("fk_oidc_tokens_oidc_applications_application_id");
-
-                    b.HasOne("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreAuthorization", "Authorization")
-                        .WithMany("Tokens")
-                        .HasForeignKey("AuthorizationId")
-                        .HasConstraintName("fk_oidc_tokens_oidc_authorizations_authorization_id");
-
-                    b.Navigation("Application");
-
-                    b.Navigation("Authorization");
-                });
-
             modelBuilder.Entity("Meridian.Loyalty.Data.LedgerEntry", b =>
                 {
                     b.Navigation("Draws");
 
                     b.Navigation("Lot");
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication", b =>
-                {
-                    b.Navigation("Authorizations");
-
-                    b.Navigation("Tokens");
-                });
-
-            modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreAuthorization", b =>
-                {
-                    b.Navigation("Tokens");
                 });
 #pragma warning restore 612, 618
         }

@@ -1,0 +1,183 @@
+using System.Data.Common;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Meridian.Bench;
+
+/// <summary>
+/// The points ledger on a server of its own (fresh database, expiry job polling every second): earn postings on
+/// independent members and spends on one hot member through <c>POST /api/v1/loyalty/members/{id}/earn|spend</c>
+/// (C workers, each posting a fresh <c>Idempotency-Key</c>), a balance read (C workers, then one), and the expiry of
+/// lots seeded straight into the tables (10 due lots per member, with their earn entries and balances) until none is left.
+/// </summary>
+internal static class LoyaltyBench
+{
+    public const string Earn = "loyalty earn postings/s (independent members)";
+    public const string EarnRatio = "… ratio to raw insert (target ≥ 0.20)";
+    public const string EarnLatency = "earn p50 ms / p99 ms";
+    public const string Spend = "loyalty spends/s on one hot member";
+    public const string SpendLatency = "spend p50 ms / p99 ms";
+    public const string Balance = "GET balance req/s";
+    public const string BalanceLatency = "balance p50 ms / p99 ms (target p99 < 5)";
+    public const string SingleBalance = "GET balance req/s, one client";
+    public const string SingleBalanceLatency = "balance p50 ms / p99 ms, one client";
+    public const string Expiry = "expiry: lots expired / s";
+    public const string ExpiryTime = "expiry: lots, members / elapsed s";
+    private const int Members = 400;
+    private const int LotsPerMember = 10;
+
+    public static async Task RunAsync(string serverDll, Provider provider, string database, string workDir, double insertBaseline, BenchOptions options,
+        Report report, CancellationToken ct)
+    {
+        Environment.SetEnvironmentVariable("Meridian__Loyalty__Expiry__PollInterval", "00:00:01");
+        Environment.SetEnvironmentVariable("Meridian__Loyalty__Expiry__BatchSize", "1000");
+        Console.WriteLine($"{provider.Title()}: starting a server on a fresh database for loyalty");
+        await using var server = await ServerProcess.StartAsync(serverDll, provider, database, workDir, ct);
+        using var http = server.AdminClient("demo", options.Concurrency);
+
+        var programme = await ReadAsync(await http.PostAsJsonAsync("/api/v1/loyalty/programmes", new { name = "Bench club", expiry = "after_days", expiryDays = 365 }, ct), ct);
+        var (programmeId, brandId) = (programme.GetProperty("id").GetInt64(), programme.GetProperty("brandId").GetInt64());
+        var members = await MembersAsync(server, http, programmeId, ct);
+
+        Console.WriteLine($"{provider.Title()}: loyalty earn postings on {members.Count} members");
+        var earn = await ClosedLoop.RunAsync(options.Concurrency, options.WarmUp, options.Measured, async worker =>
+            await PostAsync(http, $"/api/v1/loyalty/members/{members[(worker + Random.Shared.Next(members.Count / options.Concurrency) * options.Concurrency) % members.Count]}/earn",
+                new { points = 10, reference = "bench" }, ct), ct);
+        report.Load(Earn, EarnLatency, provider, earn, (EarnRatio, insertBaseline));
+
+        var hot = members[0];
+        await PostAsync(http, $"/api/v1/loyalty/members/{hot}/earn", new { points = 1_000_000_000 }, ct);
+        Console.WriteLine($"{provider.Title()}: loyalty spends on one member");
+        var spend = await ClosedLoop.RunAsync(options.Concurrency, options.WarmUp, options.Measured, async _ =>
+            await PostAsync(http, $"/api/v1/loyalty/members/{hot}/spend", new { points = 1 }, ct), ct);
+        report.Load(Spend, SpendLatency, provider, spend);
+
+        Console.WriteLine($"{provider.Title()}: balance reads");
+        async ValueTask<bool> Read(int _)
+        {
+            using var response = await http.GetAsync($"/api/v1/loyalty/members/{members[Random.Shared.Next(members.Count)]}/balance", ct);
+            await response.Content.ReadAsByteArrayAsync(ct);
+            return response.StatusCode == HttpStatusCode.OK;
+        }
+        report.Load(Balance, BalanceLatency, provider, await ClosedLoop.RunAsync(options.Concurrency, options.WarmUp, options.Measured, Read, ct));
+        report.Load(SingleBalance, SingleBalanceLatency, provider, await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, Read, ct));
+
+        var lots = options.ExpiryLots;
+        Console.WriteLine($"{provider.Title()}: seeding {lots:N0} due lots, then waiting for the expiry job");
+        await using var db = provider == Provider.Sqlite
+            ? (DbConnection)new SqliteConnection(database + ";Pooling=False;Default Timeout=120")
+            : new NpgsqlConnection(database);
+        await db.OpenAsync(ct);
+        var memberCount = await SeedDueLotsAsync(db, provider, brandId, programmeId, lots, ct);
+        var started = Stopwatch.GetTimestamp();
+        var deadline = TimeSpan.FromMinutes(options.Quick ? 2 : 30);
+        long left;
+        while ((left = await ScalarAsync(db, "SELECT count(*) FROM loyalty_lots WHERE remaining > 0 AND id >= 1000000000", ct)) > 0
+               && Stopwatch.GetElapsedTime(started) < deadline)
+            await Task.Delay(1000, ct);
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        var expired = lots - left;
+        report.Set(Expiry, provider, Report.Rate(expired / elapsed.TotalSeconds));
+        report.Set(ExpiryTime, provider, $"{expired:N0} of {lots:N0}, {memberCount:N0} / {elapsed.TotalSeconds:N0}");
+        if (left > 0)
+            report.Note($"{provider.Title()}: expiry stopped after {deadline.TotalMinutes:N0} min with {left:N0} of {lots:N0} lots left; at that rate all would take {lots / (expired / elapsed.TotalSeconds):N0} s.");
+        var unbalanced = await ScalarAsync(db, $"SELECT count(*) FROM loyalty_members m WHERE m.programme_id = {programmeId} AND m.balance <> (SELECT coalesce(sum(l.remaining), 0) FROM loyalty_lots l WHERE l.member_id = m.id)", ct);
+        if (unbalanced > 0) report.Note($"{provider.Title()}: {unbalanced} members' balance differs from their lots after the loyalty run.");
+    }
+
+    /// <summary>Profiles made through <c>identify</c>, enrolled through the API; returns the member ids.</summary>
+    private static async Task<List<long>> MembersAsync(ServerProcess server, HttpClient http, long programmeId, CancellationToken ct)
+    {
+        var (_, writeKey) = await IngestBench.CreateSourceAsync(server, "demo", "app", ct);
+        using var tracker = IngestBench.WriteKeyClient(server, writeKey, 4);
+        for (var first = 0; first < Members; first += 100)
+        {
+            var batch = Enumerable.Range(first, 100).Select(i => new { type = "identify", userId = $"loyalty-bench-{i}" }).ToList();
+            (await tracker.PostAsJsonAsync(IngestBench.Path, new { batch }, ct)).EnsureSuccessStatusCode();
+        }
+        var members = new List<long>();
+        for (var i = 0; i < Members; i++)
+        {
+            long? profile = null;
+            for (var attempt = 0; profile is null; attempt++)
+            {
+                using var response = await http.GetAsync($"/api/v1/profiles/lookup?type=user_id&value=loyalty-bench-{i}", ct);
+                if (response.StatusCode == HttpStatusCode.OK) profile = (await ReadAsync(response, ct)).GetProperty("id").GetInt64();
+                else if (attempt > 600) throw new InvalidOperationException($"Profile loyalty-bench-{i} never appeared.");
+                else await Task.Delay(100, ct);
+            }
+            var member = await ReadAsync(await http.PostAsJsonAsync($"/api/v1/loyalty/programmes/{programmeId}/members", new { profileId = profile }, ct), ct);
+            members.Add(member.GetProperty("id").GetInt64());
+        }
+        return members;
+    }
+
+    /// <summary>
+    /// Members (made-up profile ids; the ledger does not join profiles), one earn entry and one lot per 100 points, all
+    /// expired, and balances that match; ids from 1,000,000,000 so they never meet the API's rows. Returns the members.
+    /// </summary>
+    private static async Task<long> SeedDueLotsAsync(DbConnection db, Provider provider, long brandId, long programmeId, long lots, CancellationToken ct)
+    {
+        const long Base = 1_000_000_000;
+        var members = lots / LotsPerMember;
+        var past = provider == Provider.Sqlite ? "'2020-01-01 00:00:00'" : "timestamptz '2020-01-01 00:00:00+00'";
+        var series = provider == Provider.Sqlite
+            ? "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < {0}) SELECT n FROM s"
+            : "SELECT generate_series(0, {0} - 1) AS n";
+        string Series(long count) => string.Format(CultureInfo.InvariantCulture, series, count);
+        await ExecuteAsync(db, $"""
+            INSERT INTO loyalty_members (id, tenant_id, programme_id, profile_id, balance, pending, owed, qualifying_points, version, enrolled_at)
+            SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n, {100 * LotsPerMember}, 0, 0, {100 * LotsPerMember}, 0, {past} FROM ({Series(members)}) x
+            """, ct);
+        await ExecuteAsync(db, $"""
+            INSERT INTO loyalty_entries (id, tenant_id, programme_id, member_id, kind, points, pending, account, balance_after, rule, qualifying_spend, created_at)
+            SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n / {LotsPerMember}, 'earn', 100, 0, 'issued', 100 * (n % {LotsPerMember} + 1), 'bench seed', 0, {past}
+            FROM ({Series(lots)}) x
+            """, ct);
+        await ExecuteAsync(db, $"""
+            INSERT INTO loyalty_lots (id, tenant_id, member_id, entry_id, granted, remaining, expires_at)
+            SELECT {Base} + n, {brandId}, {Base} + n / {LotsPerMember}, {Base} + n, 100, 100, {past} FROM ({Series(lots)}) x
+            """, ct);
+        if (provider == Provider.Postgres)
+            foreach (var table in new[] { "loyalty_members", "loyalty_entries", "loyalty_lots" })
+                await ExecuteAsync(db, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table})); ANALYZE {table}", ct);
+        return members;
+    }
+
+    private static async Task<bool> PostAsync(HttpClient http, string path, object body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
+        using var response = await http.SendAsync(request, ct);
+        await response.Content.ReadAsByteArrayAsync(ct);
+        return response.StatusCode == HttpStatusCode.OK;
+    }
+
+    private static async Task<JsonElement> ReadAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        using var _ = response;
+        var body = await response.Content.ReadAsStringAsync(ct);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{response.RequestMessage?.RequestUri} answered {(int)response.StatusCode}: {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    private static async Task ExecuteAsync(DbConnection db, string sql, CancellationToken ct)
+    {
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        command.CommandTimeout = 600;
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<long> ScalarAsync(DbConnection db, string sql, CancellationToken ct)
+    {
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+    }
+}
