@@ -295,7 +295,7 @@ public static class OffersEndpoints
     {
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (key.Length > 200) return Problems.Validation(IdempotencyHeader, "An Idempotency-Key has at most 200 characters.");
-        var hash = key.Length == 0 ? null : Redemptions.Hash(http.Request.Method, http.Request.Path, request);
+        var hash = key.Length == 0 ? null : IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
         if (hash is not null && await ReplayIssueAsync(db, tenant.Brand, key, hash, ct) is { } replay) return replay;
         var order = new IssueOrder(tenant.Brand, id, request.ProfileId!.Value, "claim", key.Length == 0 ? null : key, hash);
         try
@@ -317,7 +317,7 @@ public static class OffersEndpoints
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
             return Problems.Validation(IdempotencyHeader, "Send an Idempotency-Key header (at most 200 characters) with every request that issues a coupon.");
-        var hash = Redemptions.Hash(http.Request.Method, http.Request.Path, request);
+        var hash = IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
         if (await ReplayIssueAsync(db, tenant.Brand, key, hash, ct) is { } replay) return replay;
         if (await LiveProfileAsync(profiles, request.ProfileId!.Value, tenant.Brand, ct) is not { } profileId) return Problems.NotFound($"Profile {request.ProfileId}");
         var source = http.Caller().StaffUserId is null ? "api" : "staff";
@@ -426,7 +426,7 @@ public static class OffersEndpoints
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
             return Problems.Validation(IdempotencyHeader, "Send an Idempotency-Key header (at most 200 characters) with every redemption.");
-        var hash = Redemptions.Hash(http.Request.Method, http.Request.Path, request);
+        var hash = IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
         if (await redemptions.FindByKeyAsync(tenant.Brand, key, ct) is { } earlier) return ReplayRedemption(earlier, hash);
         if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
         profileId = live;

@@ -26,7 +26,7 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
         var key = http.Request.Headers[Header].ToString();
         if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
             return Problems.Validation(Header, "Send an Idempotency-Key header (at most 200 characters) with every request that moves points.");
-        var hash = Hash(http.Request.Method, http.Request.Path, request);
+        var hash = IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
         if (await FindAsync(key, ct) is { } earlier) return Replay(earlier, hash);
 
         try
@@ -62,8 +62,4 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
             detail: "This key came with a different request earlier; repeat that request exactly, or send a new key.");
 
     private static IResult Stored(IdempotentRequest stored) => Results.Content(stored.Body, "application/json; charset=utf-8", Encoding.UTF8, stored.StatusCode);
-
-    /// <summary>The request as the endpoint understood it (method, path, bound body), so formatting does not matter.</summary>
-    private static string Hash(string method, string path, object request) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{method} {path}\n{JsonSerializer.Serialize(request, request.GetType(), Json)}")));
 }

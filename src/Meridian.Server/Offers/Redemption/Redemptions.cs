@@ -40,9 +40,6 @@ public sealed class Redemptions(MeridianDb db, EventPublisher events, TimeProvid
 {
     private static readonly JsonSerializerOptions Json = MeridianJson.Options;
 
-    public static string Hash(string method, string path, object request) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{method} {path}\n{JsonSerializer.Serialize(request, request.GetType(), Json)}")));
-
     public Task<OfferRedemption?> FindByKeyAsync(long tenantId, string key, CancellationToken ct) =>
         db.Set<OfferRedemption>().AsNoTracking().SingleOrDefaultAsync(r => r.TenantId == tenantId && r.IdempotencyKey == key, ct);
 
