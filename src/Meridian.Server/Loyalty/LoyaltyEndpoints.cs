@@ -5,6 +5,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Rewards;
 using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
@@ -136,6 +137,10 @@ public static class LoyaltyEndpoints
         postings.MapPost("/spend", Spend).Produces<EntryDto>();
         postings.MapPost("/adjust", Adjust).Produces<EntryDto>();
         postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
+        postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
+        loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
+        loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapPatch("/programmes/{id}/rewards/{rewardId}", RewardEndpoints.Update).RequireAuthorization(Permissions.LoyaltyWrite);
         return app;
     }
 
@@ -297,7 +302,7 @@ public static class LoyaltyEndpoints
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points, request.ApplyRefundPolicy ?? false)), $"Entry {entryId} of member {id}", ct);
 
-    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
+    internal static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
         e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt, lot.HeldUntil) : null,
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 

@@ -1511,6 +1511,54 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("loyalty_programmes", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("boolean")
+                        .HasColumnName("active");
+
+                    b.Property<long>("CouponTemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("coupon_template_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PointsCost")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points_cost");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_rewards");
+
+                    b.HasIndex("ProgrammeId", "Id")
+                        .HasDatabaseName("ix_loyalty_rewards_programme_id_id");
+
+                    b.ToTable("loyalty_rewards", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
                 {
                     b.Property<long>("Id")
@@ -3664,6 +3712,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .WithMany()
                         .HasForeignKey("TierId")
                         .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_rewards_loyalty_programmes_programme_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>

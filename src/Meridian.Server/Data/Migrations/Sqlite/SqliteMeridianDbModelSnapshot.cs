@@ -1463,6 +1463,52 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("loyalty_programmes", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("active");
+
+                    b.Property<long>("CouponTemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("coupon_template_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PointsCost")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("points_cost");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_rewards");
+
+                    b.HasIndex("ProgrammeId", "Id")
+                        .HasDatabaseName("ix_loyalty_rewards_programme_id_id");
+
+                    b.ToTable("loyalty_rewards", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
                 {
                     b.Property<long>("Id")
@@ -3571,6 +3617,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .WithMany()
                         .HasForeignKey("TierId")
                         .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_rewards_loyalty_programmes_programme_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
