@@ -55,6 +55,7 @@ public static class SelfServiceEndpoints
         me.MapPut("/credentials", SetMyCredentials);
         me.MapPost("/export-requests", RequestExport);
         me.MapGet("/export-requests", MyExportRequests);
+        me.MapMyWallet();
         return app;
     }
 
@@ -123,6 +124,6 @@ public static class SelfServiceEndpoints
         return TypedResults.Ok(requests);
     }
 
-    private static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
+    internal static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
         long.TryParse(user.GetClaim(SignInPages.AccountIdClaim), out var id) ? await db.Set<CustomerAccount>().SingleOrDefaultAsync(a => a.Id == id, ct) : null;
 }
