@@ -1,4 +1,5 @@
 using Meridian.Login.Keys;
+using Meridian.Login.Linking;
 using Meridian.Login.Provider;
 using Meridian.Login.SignIn;
 using Meridian.Login.Clients;
@@ -133,6 +134,7 @@ public static class LoginModule
         app.MapSignIn();
         app.MapLoginAdmin();
         app.MapSelfService();
+        app.MapLinking();
         return app;
     }
 }

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Login.Data;
+using Meridian.Login.Linking;
 using Meridian.Login.SignIn;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Tenancy;
@@ -56,6 +57,7 @@ public static class SelfServiceEndpoints
         me.MapPost("/export-requests", RequestExport);
         me.MapGet("/export-requests", MyExportRequests);
         me.MapMyWallet();
+        me.MapMyIdentifiers();
         return app;
     }
 

@@ -957,6 +957,70 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("login_sms_challenges", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Login.Linking.IdentityProof", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ClientId")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("client_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("ExpiresAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("TokenHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("token_hash");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("type");
+
+                    b.Property<DateTime?>("UsedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("used_at");
+
+                    b.Property<long?>("UsedByAccountId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("used_by_account_id");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_login_identity_proofs");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_login_identity_proofs_expires_at");
+
+                    b.HasIndex("TokenHash")
+                        .IsUnique()
+                        .HasDatabaseName("ix_login_identity_proofs_token_hash");
+
+                    b.ToTable("login_identity_proofs", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
                 {
                     b.Property<long>("Id")
