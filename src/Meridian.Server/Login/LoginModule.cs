@@ -1,3 +1,4 @@
+using Meridian.Login.Housekeeping;
 using Meridian.Login.Keys;
 using Meridian.Login.Linking;
 using Meridian.Login.Provider;
@@ -30,6 +31,8 @@ public sealed class LoginOptions
     /// <summary>Take the source address from <c>X-Forwarded-For</c> (only behind a proxy that sets it).</summary>
     public bool TrustForwardedFor { get; set; }
     public int PasswordIterations { get; set; } = 210_000;
+    /// <summary>How often expired codes, proofs, throttle counters and spent tokens are removed (zero: never).</summary>
+    public TimeSpan HousekeepingInterval { get; set; } = TimeSpan.FromHours(1);
     public SmsOptions Sms { get; set; } = new();
 }
 
@@ -57,6 +60,8 @@ public static class LoginModule
         services.AddSingleton<ProviderKeyRing>();
         services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>, ProviderKeyOptions>();
         services.AddHostedService<ProviderKeyRefresh>();
+        services.AddSingleton<LoginHousekeeping>();
+        services.AddHostedService(sp => sp.GetRequiredService<LoginHousekeeping>());
         services.AddScoped<Throttle>();
         services.AddScoped<CustomerAccounts>();
         services.AddScoped<PasswordHasher>();
