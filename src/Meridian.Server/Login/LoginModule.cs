@@ -66,6 +66,8 @@ public static class LoginModule
         services.AddScoped<CustomerAccounts>();
         services.AddScoped<PasswordHasher>();
         services.AddHttpClient<SmsSender>();
+        services.AddHttpClient("backchannel-logout", c => c.Timeout = TimeSpan.FromSeconds(10));
+        services.AddScoped<Meridian.Platform.Outbox.IEventSubscriber, Logout.BackchannelLogout>();
 
         services.AddAuthentication().AddCookie(SessionScheme, o =>
         {

@@ -827,6 +827,10 @@ namespace Meridian.Data.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<string>("BackchannelLogoutUri")
+                        .HasColumnType("text")
+                        .HasColumnName("backchannel_logout_uri");
+
                     b.Property<string>("Channel")
                         .IsRequired()
                         .HasMaxLength(32)

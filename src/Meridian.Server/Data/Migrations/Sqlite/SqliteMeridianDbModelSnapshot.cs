@@ -797,6 +797,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("id");
 
+                    b.Property<string>("BackchannelLogoutUri")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("backchannel_logout_uri");
+
                     b.Property<string>("Channel")
                         .IsRequired()
                         .HasMaxLength(32)
