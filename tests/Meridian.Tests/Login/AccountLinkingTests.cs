@@ -12,15 +12,7 @@ namespace Meridian.Tests.Login;
 /// </summary>
 public abstract class AccountLinkingTests(LoginApp app)
 {
-    private async Task<(string Access, long ProfileId)> SignInAsync(LoginBrand b, string? phone = null)
-    {
-        using var browser = app.Browser();
-        var pkce = Pkce.New();
-        var code = await Flow.SignInWithSmsAsync(app, browser, b, phone ?? LoginBrand.NewPhone(), pkce);
-        var access = (await Flow.RedeemAsync(browser, b.ClientId, code, b.RedirectUri, pkce.Verifier).JsonAsync()).GetProperty("access_token").GetString()!;
-        var me = await browser.SendAsync(Flow.WithBearer(HttpMethod.Get, "/api/v1/me", access)).JsonAsync();
-        return (access, me.GetProperty("profileId").GetInt64());
-    }
+    private Task<(string Access, long ProfileId)> SignInAsync(LoginBrand b) => Flow.SignedInCustomerAsync(app, b);
 
     /// <summary>A client-credentials token of the brand's mini-program back end.</summary>
     private async Task<string> BackEndTokenAsync(LoginBrand b)

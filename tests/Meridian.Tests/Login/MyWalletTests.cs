@@ -12,12 +12,8 @@ public abstract class MyWalletTests(LoginApp app)
     private async Task<(LoginBrand Brand, string Access, long ProfileId)> SignedInAsync()
     {
         var b = await LoginBrand.CreateAsync(app);
-        using var browser = app.Browser();
-        var pkce = Pkce.New();
-        var code = await Flow.SignInWithSmsAsync(app, browser, b, LoginBrand.NewPhone(), pkce);
-        var access = (await Flow.RedeemAsync(browser, b.ClientId, code, b.RedirectUri, pkce.Verifier).JsonAsync()).GetProperty("access_token").GetString()!;
-        var me = await browser.SendAsync(Flow.WithBearer(HttpMethod.Get, "/api/v1/me", access)).JsonAsync();
-        return (b, access, me.GetProperty("profileId").GetInt64());
+        var (access, profileId) = await Flow.SignedInCustomerAsync(app, b);
+        return (b, access, profileId);
     }
 
     private static async Task<(long Programme, long Member)> EnrolAsync(HttpClient staff, long profileId, long points)
@@ -91,22 +87,13 @@ public abstract class MyWalletTests(LoginApp app)
         var (b, access, profileId) = await SignedInAsync();
         await EnrolAsync(b.Brand.Client, profileId, 1_000);
         var other = await LoginBrand.CreateAsync(app);
-        var (otherProgramme, _) = await EnrolAsync(other.Brand.Client, await OtherProfileAsync(other), 10);
+        var (otherProgramme, _) = await EnrolAsync(other.Brand.Client, (await Flow.SignedInCustomerAsync(app, other)).ProfileId, 10);
         var foreign = await RewardAsync(other.Brand.Client, otherProgramme, 100);
         using var browser = app.Browser();
 
         await browser.SendAsync(Redeem(access, foreign, "sneaky")).ProblemAsync(404, ProblemTypes.NotFound);
 
         Assert.Equal(1_000, (await browser.SendAsync(Flow.WithBearer(HttpMethod.Get, "/api/v1/me/points", access)).JsonAsync()).GetProperty("balance").GetInt64());
-    }
-
-    private async Task<long> OtherProfileAsync(LoginBrand other)
-    {
-        using var browser = app.Browser();
-        var pkce = Pkce.New();
-        var code = await Flow.SignInWithSmsAsync(app, browser, other, LoginBrand.NewPhone(), pkce);
-        var access = (await Flow.RedeemAsync(browser, other.ClientId, code, other.RedirectUri, pkce.Verifier).JsonAsync()).GetProperty("access_token").GetString()!;
-        return (await browser.SendAsync(Flow.WithBearer(HttpMethod.Get, "/api/v1/me", access)).JsonAsync()).GetProperty("profileId").GetInt64();
     }
 }
 
