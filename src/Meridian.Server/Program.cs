@@ -1,6 +1,7 @@
 using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
+using Meridian.Journeys;
 using Meridian.Login;
 using Meridian.Loyalty;
 using Meridian.Offers;
@@ -22,6 +23,7 @@ try
     builder.AddOffers();
     builder.AddAudiences();
     builder.AddLogin();
+    builder.AddJourneys();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -33,6 +35,7 @@ try
     app.MapOffers();
     app.MapAudiences();
     app.MapLogin();
+    app.MapJourneys();
     await app.RunAsync();
     return 0;
 }
