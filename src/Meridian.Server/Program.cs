@@ -7,6 +7,7 @@ using Meridian.Loyalty;
 using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
+using Meridian.Service;
 
 // `meridian migrate|keys|demo-data ...` are command-line verbs; no verb (or `serve`) starts the server.
 if (MeridianCli.IsVerb(args)) return await MeridianCli.RunAsync(args);
@@ -23,6 +24,7 @@ try
     builder.AddOffers();
     builder.AddAudiences();
     builder.AddLogin();
+    builder.AddService();
     builder.AddJourneys();
 
     var app = builder.Build();
@@ -35,6 +37,7 @@ try
     app.MapOffers();
     app.MapAudiences();
     app.MapLogin();
+    app.MapService();
     app.MapJourneys();
     await app.RunAsync();
     return 0;

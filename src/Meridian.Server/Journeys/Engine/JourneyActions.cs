@@ -15,6 +15,7 @@ using Meridian.Platform.Tenancy;
 using Meridian.Platform.Webhooks;
 using Meridian.Profiles;
 using Meridian.Profiles.Data;
+using Meridian.Service;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Journeys.Engine;
@@ -34,7 +35,7 @@ public sealed record ActionOutcome(bool Done, bool Retry, string? Detail)
 /// source key, the message's idempotency key, the webhook's id. Tags and traits are set, not added, so repeating is harmless.
 /// </summary>
 public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, CouponIssuer coupons, PointsLedger ledger, Tagging tagging,
-    IHttpClientFactory clients, TimeProvider time)
+    ServiceDesk desk, IHttpClientFactory clients, TimeProvider time)
 {
     public const string HttpClientName = "journeys";
 
@@ -51,6 +52,7 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
             NodeKinds.AddTag or NodeKinds.RemoveTag => await TagAsync(i.TenantId, profileId, node.Long("tagId")!.Value, node.Type == NodeKinds.AddTag, by, ct),
             NodeKinds.UpdateTrait => await UpdateTraitAsync(profileId, node.Text("trait")!, node.Element("value")!.Value, by, ct),
             NodeKinds.Webhook => await WebhookAsync(i, profileId, node, key, ct),
+            NodeKinds.OpenTicket => await OpenTicketAsync(i, profileId, node, key, ct),
             _ => ActionOutcome.Refused($"The {node.Type} action is not available in this build."),
         };
     }
@@ -112,6 +114,16 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
         ProfileSteward.WriteTraits(profile, [new(trait, value)], by, time.GetUtcNow().UtcDateTime);
         await db.SaveChangesAsync(ct);
         return ActionOutcome.Ok();
+    }
+
+    /// <summary>Opens a service ticket in the node's queue; the service desk assigns it to an agent of that queue at once (or when one is free).</summary>
+    private async Task<ActionOutcome> OpenTicketAsync(RunningInstance i, long profileId, JourneyNode node, string key, CancellationToken ct)
+    {
+        var result = await desk.OpenTicketAsync(new TicketRequest(i.TenantId, profileId, node.Text("subject")!, node.Text("note"), node.Text("queue"), key,
+            $"journey:{i.JourneyId}/node:{node.Id}"), ct);
+        return result.Ticket is { } ticket
+            ? ActionOutcome.Ok($"ticket {ticket.Id}" + (ticket.AgentId is { } agent ? $" assigned to agent {agent}" : $" waiting in queue {ticket.Queue}"))
+            : ActionOutcome.Refused("The customer's profile was not found by the service desk.");
     }
 
     /// <summary>

@@ -307,6 +307,8 @@ public static class JourneyGraphParser
                 break;
             case NodeKinds.OpenTicket:
                 Need("subject", "what the ticket is about");
+                if (node.Text("subject") is { Length: > 200 } || node.Text("note") is { Length: > 2000 } || node.Text("queue") is { Length: > 64 })
+                    error(at, "An open_ticket node's subject has at most 200 characters, its note 2000 and its queue 64.");
                 break;
             case NodeKinds.Webhook:
                 if (node.Text("url") is not { } url || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
