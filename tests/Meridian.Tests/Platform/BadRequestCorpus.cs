@@ -135,6 +135,8 @@ internal sealed class RequestShape
         FieldKind.StringList when name == "permissions" => () => Json(new[] { "brands.read" }),
         // A segment rule is a JSON tree; any well-formed one will do.
         _ when name == "rule" => () => "{\"identifier\":\"phone\"}",
+        // A journey graph: the smallest valid one (an API trigger straight to an exit).
+        _ when name == "graph" => () => "{\"trigger\":{\"type\":\"api\"},\"start\":\"end\",\"nodes\":[{\"id\":\"end\",\"type\":\"exit\"}]}",
         // A pattern-constrained string gets the first candidate its pattern accepts (custom field keys, entity names...).
         FieldKind.String when property.GetCustomAttribute<RegularExpressionAttribute>() is { } pattern => () =>
         {
