@@ -3,6 +3,7 @@ using Meridian.Hosting;
 using Meridian.Ingestion;
 using Meridian.Login;
 using Meridian.Loyalty;
+using Meridian.Messaging;
 using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
@@ -22,6 +23,7 @@ try
     builder.AddOffers();
     builder.AddAudiences();
     builder.AddLogin();
+    builder.AddMessaging();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -33,6 +35,7 @@ try
     app.MapOffers();
     app.MapAudiences();
     app.MapLogin();
+    app.MapMessaging();
     await app.RunAsync();
     return 0;
 }
