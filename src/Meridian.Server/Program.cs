@@ -4,6 +4,7 @@ using Meridian.Ingestion;
 using Meridian.Journeys;
 using Meridian.Login;
 using Meridian.Loyalty;
+using Meridian.Messaging;
 using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
@@ -25,6 +26,7 @@ try
     builder.AddAudiences();
     builder.AddLogin();
     builder.AddService();
+    builder.AddMessaging();
     builder.AddJourneys();
 
     var app = builder.Build();
@@ -38,6 +40,7 @@ try
     app.MapAudiences();
     app.MapLogin();
     app.MapService();
+    app.MapMessaging();
     app.MapJourneys();
     await app.RunAsync();
     return 0;

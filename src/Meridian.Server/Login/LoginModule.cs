@@ -59,7 +59,8 @@ public static class LoginModule
         services.AddScoped<Throttle>();
         services.AddScoped<CustomerAccounts>();
         services.AddScoped<PasswordHasher>();
-        services.AddHttpClient<SmsSender>();
+        services.AddHttpClient<Messaging.Channels.SmsGateway>();
+        services.AddTransient<SmsSender>();
 
         services.AddAuthentication().AddCookie(SessionScheme, o =>
         {

@@ -9,6 +9,7 @@ using Meridian.Hosting;
 using Meridian.Journeys.Graph;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Ledger;
+using Meridian.Messaging;
 using Meridian.Offers.Claims;
 using Meridian.Offers.Data;
 using Meridian.Platform.Tenancy;
@@ -35,7 +36,7 @@ public sealed record ActionOutcome(bool Done, bool Retry, string? Detail)
 /// source key, the message's idempotency key, the webhook's id. Tags and traits are set, not added, so repeating is harmless.
 /// </summary>
 public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, CouponIssuer coupons, PointsLedger ledger, Tagging tagging,
-    ServiceDesk desk, IHttpClientFactory clients, TimeProvider time)
+    ServiceDesk desk, MessageDispatch messages, IHttpClientFactory clients, TimeProvider time)
 {
     public const string HttpClientName = "journeys";
 
@@ -47,6 +48,7 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
         var by = $"journey:{i.JourneyId}";
         return node.Type switch
         {
+            NodeKinds.SendMessage => await SendMessageAsync(i, profileId, node, key, ct),
             NodeKinds.IssueCoupon => await IssueCouponAsync(i.TenantId, profileId, node.Long("templateId")!.Value, key, ct),
             NodeKinds.AwardPoints => await AwardPointsAsync(i.TenantId, profileId, node.Long("points")!.Value, key, by, ct),
             NodeKinds.AddTag or NodeKinds.RemoveTag => await TagAsync(i.TenantId, profileId, node.Long("tagId")!.Value, node.Type == NodeKinds.AddTag, by, ct),
@@ -55,6 +57,22 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
             NodeKinds.OpenTicket => await OpenTicketAsync(i, profileId, node, key, ct),
             _ => ActionOutcome.Refused($"The {node.Type} action is not available in this build."),
         };
+    }
+
+    /// <summary>
+    /// Hands the message to Messaging, which records it once per key and delivers it later: consent, quiet hours and caps are
+    /// checked at send time there, so a queued or suppressed message lets the customer go on; one that can never be sent
+    /// (unknown template, wrong channel) takes the failure edge.
+    /// </summary>
+    private async Task<ActionOutcome> SendMessageAsync(RunningInstance i, long profileId, JourneyNode node, string key, CancellationToken ct)
+    {
+        var context = JsonNode.Parse(i.Context)!.AsObject();
+        JsonElement? properties = context["event"] is JsonObject e ? JsonDocument.Parse(e.ToJsonString()).RootElement.Clone() : null;
+        var outcome = await messages.SendAsync(new SendRequest(i.TenantId, profileId, node.Text("channel")!, node.Long("templateId")!.Value,
+            node.Text("purpose") ?? "marketing", key, $"journey:{i.JourneyId}/node:{node.Id}", properties), ct);
+        return outcome.Status == SendStatus.Rejected
+            ? ActionOutcome.Refused($"message rejected: {outcome.Reason}")
+            : ActionOutcome.Ok($"message {outcome.MessageId} {JsonNamingPolicy.SnakeCaseLower.ConvertName(outcome.Status.ToString())}");
     }
 
     private async Task<ActionOutcome> IssueCouponAsync(long brand, long profileId, long templateId, string key, CancellationToken ct)
