@@ -49,7 +49,7 @@ public sealed class JourneyCrashTests
                 graph = new
                 {
                     trigger = new { type = "api" }, start = "hold",
-                    nodes = new object[] { new { id = "hold", type = "wait", duration = "8s" }, new { id = "coupon", type = "issue_coupon", templateId = template }, new { id = "end", type = "exit" } },
+                    nodes = new object[] { new { id = "hold", type = "wait", duration = "40s" }, new { id = "coupon", type = "issue_coupon", templateId = template }, new { id = "end", type = "exit" } },
                     edges = new[] { new { from = "hold", to = "coupon" }, new { from = "coupon", to = "end" } },
                 },
             }).ReadAsync<JsonElement>();
