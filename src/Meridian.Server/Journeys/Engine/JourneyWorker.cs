@@ -81,12 +81,35 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
             if (busy) continue;
             try
             {
-                await signal.WaitAsync(opts.PollInterval, stoppingToken);
+                await signal.WaitAsync(await UntilNextDueAsync(stoppingToken), stoppingToken);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// How long to sleep: until the next timer of this database falls due, at most a poll interval (another node may add an
+    /// earlier one; an in-process entry signals). A timer is then picked up when it falls due, not up to a poll later.
+    /// </summary>
+    private async Task<TimeSpan> UntilNextDueAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+            var next = await scope.ServiceProvider.GetRequiredService<MeridianDb>().Set<JourneyInstance>()
+                .Where(i => i.State == InstanceState.Active || i.State == InstanceState.Waiting).MinAsync(i => i.DueAt, ct);
+            var wait = next is { } due ? due - time.GetUtcNow().UtcDateTime : opts.PollInterval;
+            // Overdue yet not claimed (held by another node's lease, or its journey paused): nothing to gain by looking sooner.
+            return wait > TimeSpan.Zero && wait < opts.PollInterval ? wait : opts.PollInterval;
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            logger.LogWarning("Journey worker could not read the next due time: {Error}", ex.GetType().Name);
+            return opts.PollInterval;
         }
     }
 
@@ -152,29 +175,65 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
     {
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var tx = transaction.GetDbTransaction();
+        var written = tx is Npgsql.NpgsqlTransaction postgres ? await UpdateAllAsync(postgres, batch, ct) : await UpdateEachAsync(tx, batch, ct);
+        foreach (var lost in batch.Where(i => !written.Contains(i.Id)))
+            logger.LogWarning("Journey instance {Instance} was taken over by another node; its round here is dropped", lost.Id);
+        var steps = batch.Where(i => written.Contains(i.Id))
+            .SelectMany(i => i.Log.Select(s => new object?[] { i.TenantId, i.JourneyId, i.Id, s.Step, s.Node, s.Outcome, s.Detail, node, s.At })).ToList();
+        if (steps.Count > 0)
+            await BulkInsert.InsertAsync(tx, "journey_steps", ["tenant_id", "journey_id", "instance_id", "step", "node", "outcome", "detail", "by", "at"], steps, "", ct);
+        await transaction.CommitAsync(ct);
+    }
+
+    private const string Assignments = """
+        state = @state, current_node = @node, step = @step, due_at = @due, attempts = @attempts, wait_event = @wait,
+        event_arrived = @arrived, context = @context, finished_at = @finished, lease_owner = NULL, lease_until = NULL
+        """;
+
+    /// <summary>SQLite: one prepared statement rebound per instance (an embedded database has no round trip to save).</summary>
+    private async Task<HashSet<long>> UpdateEachAsync(DbTransaction tx, List<RunningInstance> batch, CancellationToken ct)
+    {
         await using var update = tx.Connection!.CreateCommand();
         update.Transaction = tx;
-        update.CommandText = """
-            UPDATE journey_instances
-               SET state = @state, current_node = @node, step = @step, due_at = @due, attempts = @attempts, wait_event = @wait,
-                   event_arrived = @arrived, context = @context, finished_at = @finished, lease_owner = NULL, lease_until = NULL
-             WHERE id = @id AND lease_owner = @owner AND step = @claimed_step
-            """;
+        update.CommandText = $"UPDATE journey_instances SET {Assignments} WHERE id = @id AND lease_owner = @owner AND step = @claimed_step";
         string[] names = ["state", "node", "step", "due", "attempts", "wait", "arrived", "context", "finished", "id", "owner", "claimed_step"];
         foreach (var name in names) Add(update, name, DBNull.Value);
-        var steps = new List<object?[]>();
+        var written = new HashSet<long>();
         foreach (var i in batch)
         {
             object?[] values = [(int)i.State, i.CurrentNode, i.Step, i.DueAt, i.Attempts, i.WaitEvent, i.EventArrived, i.Context, i.FinishedAt, i.Id, node, i.ClaimedStep];
             for (var k = 0; k < values.Length; k++) update.Parameters[k].Value = values[k] ?? DBNull.Value;
-            if (await update.ExecuteNonQueryAsync(ct) == 1)
-                steps.AddRange(i.Log.Select(s => new object?[] { i.TenantId, i.JourneyId, i.Id, s.Step, s.Node, s.Outcome, s.Detail, node, s.At }));
-            else
-                logger.LogWarning("Journey instance {Instance} was taken over by another node; its round here is dropped", i.Id);
+            if (await update.ExecuteNonQueryAsync(ct) == 1) written.Add(i.Id);
         }
-        if (steps.Count > 0)
-            await BulkInsert.InsertAsync(tx, "journey_steps", ["tenant_id", "journey_id", "instance_id", "step", "node", "outcome", "detail", "by", "at"], steps, "", ct);
-        await transaction.CommitAsync(ct);
+        return written;
+    }
+
+    /// <summary>PostgreSQL: the whole batch in one statement over arrays (one round trip instead of one per instance).</summary>
+    private async Task<HashSet<long>> UpdateAllAsync(Npgsql.NpgsqlTransaction tx, List<RunningInstance> batch, CancellationToken ct)
+    {
+        await using var update = new Npgsql.NpgsqlCommand($"""
+            UPDATE journey_instances AS i SET {Assignments.Replace("@", "v.", StringComparison.Ordinal)}
+              FROM unnest(@ids, @states, @nodes, @steps, @dues, @attempts, @waits, @arriveds, @contexts, @finisheds, @claimed)
+                   AS v(id, state, node, step, due, attempts, wait, arrived, context, finished, claimed_step)
+             WHERE i.id = v.id AND i.lease_owner = @owner AND i.step = v.claimed_step
+            RETURNING i.id
+            """, tx.Connection, tx);
+        update.Parameters.AddWithValue("ids", batch.Select(i => i.Id).ToArray());
+        update.Parameters.AddWithValue("states", batch.Select(i => (int)i.State).ToArray());
+        update.Parameters.AddWithValue("nodes", batch.Select(i => i.CurrentNode).ToArray());
+        update.Parameters.AddWithValue("steps", batch.Select(i => i.Step).ToArray());
+        update.Parameters.AddWithValue("dues", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, batch.Select(i => i.DueAt).ToArray());
+        update.Parameters.AddWithValue("attempts", batch.Select(i => i.Attempts).ToArray());
+        update.Parameters.AddWithValue("waits", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text, batch.Select(i => i.WaitEvent).ToArray());
+        update.Parameters.AddWithValue("arriveds", batch.Select(i => i.EventArrived).ToArray());
+        update.Parameters.AddWithValue("contexts", batch.Select(i => i.Context).ToArray());
+        update.Parameters.AddWithValue("finisheds", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.TimestampTz, batch.Select(i => i.FinishedAt).ToArray());
+        update.Parameters.AddWithValue("claimed", batch.Select(i => i.ClaimedStep).ToArray());
+        update.Parameters.AddWithValue("owner", node);
+        var written = new HashSet<long>();
+        await using var reader = await update.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) written.Add(reader.GetInt64(0));
+        return written;
     }
 
     private static void Add(DbCommand command, string name, object value)
