@@ -9,8 +9,9 @@ using Npgsql;
 namespace Meridian.Tests.Journeys;
 
 /// <summary>
-/// Real server processes on one PostgreSQL: a node killed (SIGKILL) with timers pending loses none of them, and when two
-/// nodes then share the timers that fell due while it was down, every step runs once and every coupon is issued once.
+/// Real server processes on one PostgreSQL: a node killed (SIGKILL) with timers pending loses none of them: they fire when
+/// the servers are back (two nodes), once each; and timers falling due while both nodes run are shared between them, every
+/// step run once and every coupon issued once.
 /// </summary>
 public sealed class JourneyCrashTests
 {
@@ -40,7 +41,7 @@ public sealed class JourneyCrashTests
             tracker.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
                 Convert.ToBase64String(Encoding.UTF8.GetBytes(source.GetProperty("writeKey").GetString() + ":")));
             var customers = await OffersTestBrand.CustomersAsync(
-                async batch => await tracker.PostAsJsonAsync("/v1/batch", new { batch }).ReadAsync<JsonElement>(), api, Customers, "crash", ProfilesAsync(database));
+                async batch => await tracker.PostAsJsonAsync("/v1/batch", new { batch }).ReadAsync<JsonElement>(), api, Customers, "crash", TwoNodeClaimTests.ProfilesAsync(database));
             template = (await api.PostAsJsonAsync("/api/v1/offers/templates", new { name = "Welcome 10%", kind = "percent_off", value = 10 }).ReadAsync<JsonElement>())
                 .GetProperty("id").GetInt64();
             var created = await api.PostAsJsonAsync("/api/v1/journeys", new
@@ -48,8 +49,8 @@ public sealed class JourneyCrashTests
                 name = "Crash",
                 graph = new
                 {
-                    trigger = new { type = "api" }, start = "hold",
-                    nodes = new object[] { new { id = "hold", type = "wait", duration = "40s" }, new { id = "coupon", type = "issue_coupon", templateId = template }, new { id = "end", type = "exit" } },
+                    trigger = new { type = "api" }, reentry = "every_time", start = "hold",
+                    nodes = new object[] { new { id = "hold", type = "wait", duration = "1h" }, new { id = "coupon", type = "issue_coupon", templateId = template }, new { id = "end", type = "exit" } },
                     edges = new[] { new { from = "hold", to = "coupon" }, new { from = "coupon", to = "end" } },
                 },
             }).ReadAsync<JsonElement>();
@@ -62,22 +63,52 @@ public sealed class JourneyCrashTests
             await first.WaitForExitAsync(TimeSpan.FromSeconds(30));
         }
         Assert.Equal(0, await CountAsync(database, $"SELECT count(*) FROM offer_coupons WHERE template_id = {template}"));
-        // Every timer falls due while no server runs.
-        var due = await ScalarAsync<DateTime>(database, $"SELECT max(due_at) FROM journey_instances WHERE journey_id = {journey}");
-        var wait = due - DateTime.UtcNow + TimeSpan.FromSeconds(1);
-        if (wait > TimeSpan.Zero) await Task.Delay(wait);
+        // The hour passes while no server runs: every timer is overdue when the servers come back.
+        await ExecuteAsync(database, $"UPDATE journey_instances SET due_at = now() - interval '1 second' WHERE journey_id = {journey}");
 
         await using var a = ServerProcess.Start(Settings("node-a2"));
         await using var b = ServerProcess.Start(Settings("node-b"));
         await Task.WhenAll(a.WaitUntilReadyAsync(), b.WaitUntilReadyAsync());
-        await UntilAsync(database, $"SELECT count(*) FROM journey_instances WHERE journey_id = {journey} AND state = 2", Customers, "every instance completed");
+        await UntilAsync(database, $"SELECT count(*) FROM journey_instances WHERE journey_id = {journey} AND state = 2", Customers, "every overdue instance completed");
 
-        Assert.Equal(Customers, await CountAsync(database, $"SELECT count(*) FROM offer_coupons WHERE template_id = {template}"));
-        Assert.Equal(Customers, await CountAsync(database, $"SELECT count(DISTINCT profile_id) FROM offer_coupons WHERE template_id = {template}"));
-        Assert.Equal(3 * Customers, await CountAsync(database, $"SELECT count(*) FROM journey_steps WHERE journey_id = {journey}"));
-        Assert.Equal(3 * Customers, await CountAsync(database, $"SELECT count(DISTINCT (instance_id, node)) FROM journey_steps WHERE journey_id = {journey}"));
-        // Both restarted nodes fired timers (batches of 20): the shares are disjoint, as the counts above prove.
+        // The same customers again (every entry is new: a fresh Idempotency-Key), their timers falling due while both nodes run.
+        using (var api = Client(a))
+        {
+            var again = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/journeys/{journey}/entries")
+            {
+                Content = JsonContent.Create(new { profileIds = await ProfileIdsAsync(database, journey) }),
+            };
+            await api.SendAsync(again).ReadAsync<JsonElement>();
+        }
+        await UntilAsync(database, $"SELECT count(*) FROM journey_instances WHERE journey_id = {journey} AND state = 1", Customers, "the second entries waiting");
+        await ExecuteAsync(database, $"UPDATE journey_instances SET due_at = now() WHERE journey_id = {journey} AND state = 1");
+        await UntilAsync(database, $"SELECT count(*) FROM journey_instances WHERE journey_id = {journey} AND state = 2", 2 * Customers, "every instance completed");
+
+        Assert.Equal(2 * Customers, await CountAsync(database, $"SELECT count(*) FROM offer_coupons WHERE template_id = {template}"));
+        Assert.Equal(2 * Customers, await CountAsync(database, $"SELECT count(DISTINCT issue_key) FROM offer_coupons WHERE template_id = {template}"));
+        Assert.Equal(6 * Customers, await CountAsync(database, $"SELECT count(*) FROM journey_steps WHERE journey_id = {journey}"));
+        Assert.Equal(6 * Customers, await CountAsync(database, $"SELECT count(DISTINCT (instance_id, node)) FROM journey_steps WHERE journey_id = {journey}"));
+        // Both nodes fired timers (batches of 20): their shares are disjoint, as the counts above prove.
         Assert.Equal(2, await CountAsync(database, $"SELECT count(DISTINCT by) FROM journey_steps WHERE journey_id = {journey} AND node = 'hold'"));
+    }
+
+    private static async Task<long[]> ProfileIdsAsync(string database, long journey)
+    {
+        await using var db = new NpgsqlConnection(database);
+        await db.OpenAsync();
+        await using var command = new NpgsqlCommand($"SELECT DISTINCT profile_id FROM journey_instances WHERE journey_id = {journey}", db);
+        var ids = new List<long>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) ids.Add(reader.GetInt64(0));
+        return [.. ids];
+    }
+
+    private static async Task ExecuteAsync(string database, string sql)
+    {
+        await using var db = new NpgsqlConnection(database);
+        await db.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, db);
+        await command.ExecuteNonQueryAsync();
     }
 
     private static HttpClient Client(ServerProcess node)
@@ -108,19 +139,4 @@ public sealed class JourneyCrashTests
         await using var command = new NpgsqlCommand(sql, db);
         return (T)(await command.ExecuteScalarAsync())!;
     }
-
-    private static Func<string, Task<Dictionary<string, long>>> ProfilesAsync(string database) => async prefix =>
-    {
-        await using var db = new NpgsqlConnection(database);
-        await db.OpenAsync();
-        await using var command = new NpgsqlCommand("""
-            SELECT i.value, p.id FROM profile_identifiers i JOIN profiles p ON p.id = i.profile_id
-            WHERE i.type = 'user_id' AND i.value LIKE @prefix AND p.merged_into_id IS NULL
-            """, db);
-        command.Parameters.AddWithValue("prefix", prefix + "%");
-        var result = new Dictionary<string, long>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) result[reader.GetString(0)] = reader.GetInt64(1);
-        return result;
-    };
 }
