@@ -1,8 +1,10 @@
 using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Ingestion;
+using Meridian.Journeys;
 using Meridian.Login;
 using Meridian.Loyalty;
+using Meridian.Messaging;
 using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
@@ -24,6 +26,8 @@ try
     builder.AddAudiences();
     builder.AddLogin();
     builder.AddService();
+    builder.AddMessaging();
+    builder.AddJourneys();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -36,6 +40,8 @@ try
     app.MapAudiences();
     app.MapLogin();
     app.MapService();
+    app.MapMessaging();
+    app.MapJourneys();
     await app.RunAsync();
     return 0;
 }

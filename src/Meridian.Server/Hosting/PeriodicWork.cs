@@ -24,4 +24,37 @@ public static class PeriodicWork
         {
         }
     }
+
+    /// <summary>
+    /// The loop of a worker woken by a <see cref="WorkSignal"/>: <paramref name="once"/> again at once while it finds work
+    /// (returns true), otherwise after the signal or <paramref name="poll"/>; each failure logged and survived.
+    /// </summary>
+    public static async Task RunSignalledAsync(string job, WorkSignal signal, TimeSpan poll, ILogger logger, Func<CancellationToken, Task<bool>> once, CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var busy = false;
+            try
+            {
+                busy = await once(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "{Job} tick failed", job);
+            }
+            if (busy) continue;
+            try
+            {
+                await signal.WaitAsync(poll, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
 }

@@ -65,9 +65,10 @@ public static class LoginModule
         services.AddScoped<Throttle>();
         services.AddScoped<CustomerAccounts>();
         services.AddScoped<PasswordHasher>();
-        services.AddHttpClient<SmsSender>();
         services.AddHttpClient("backchannel-logout", c => c.Timeout = TimeSpan.FromSeconds(10));
         services.AddScoped<Meridian.Platform.Outbox.IEventSubscriber, Logout.BackchannelLogout>();
+        services.AddHttpClient<Messaging.Channels.SmsGateway>();
+        services.AddTransient<SmsSender>();
 
         services.AddAuthentication().AddCookie(SessionScheme, o =>
         {

@@ -133,6 +133,16 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
             && value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString() : null;
     }
 
+    /// <summary>The profile's current trait values (name → value, without provenance) as one JSON object; null when there is no such profile.</summary>
+    public async Task<System.Text.Json.JsonElement?> TraitValuesAsync(long profileId, CancellationToken ct)
+    {
+        var traits = await db.Set<Profile>().AsNoTracking().Where(p => p.Id == profileId).Select(p => p.Traits).SingleOrDefaultAsync(ct);
+        if (traits is null) return null;
+        var values = new System.Text.Json.Nodes.JsonObject();
+        foreach (var (name, node) in System.Text.Json.Nodes.JsonNode.Parse(traits)!.AsObject()) values[name] = node?["v"]?.DeepClone();
+        return System.Text.Json.JsonSerializer.SerializeToElement(values);
+    }
+
     /// <summary>The profile's current consents: the latest change per channel and purpose.</summary>
     public async Task<IReadOnlyList<ConsentDto>> ConsentsAsync(long profileId, CancellationToken ct)
     {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Meridian.Data;
 using Meridian.Hosting;
@@ -16,6 +17,23 @@ namespace Meridian.Profiles;
 /// </summary>
 public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, CustomFieldCatalog fields, TimeProvider time)
 {
+    /// <summary>
+    /// Sets (or, with null, clears) traits by hand, each kept with its provenance (<paramref name="by"/>: a key, a journey);
+    /// saved by the caller. Used by staff through the API and by journey steps.
+    /// </summary>
+    public static void WriteTraits(Profile profile, IEnumerable<KeyValuePair<string, JsonElement>> traits, string by, DateTime now)
+    {
+        var current = JsonNode.Parse(profile.Traits)!.AsObject();
+        foreach (var (name, value) in traits)
+        {
+            if (value.ValueKind == JsonValueKind.Null) current.Remove(name);
+            else current[name] = new JsonObject { ["v"] = JsonNode.Parse(value.GetRawText()), ["t"] = now, ["s"] = 0, ["by"] = by };
+        }
+        profile.Traits = current.ToJsonString(Identity.IdentityResolver.TraitJson);
+        profile.UpdatedAt = now;
+        profile.Version++;
+    }
+
     public async Task<IdentityMerge> MergeAsync(Profile kept, Profile merged, CancellationToken ct)
     {
         if (kept.Id == merged.Id) throw new BusinessRuleException("A profile cannot be merged with itself.", 422);

@@ -269,16 +269,7 @@ public static class ProfilesEndpoints
         }
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors, type: ProblemTypes.Validation, title: "One or more fields are invalid.");
 
-        var current = JsonNode.Parse(profile.Traits)!.AsObject();
-        var now = time.GetUtcNow().UtcDateTime;
-        foreach (var (name, value) in traits)
-        {
-            if (value.ValueKind == JsonValueKind.Null) current.Remove(name);
-            else current[name] = new JsonObject { ["v"] = JsonNode.Parse(value.GetRawText()), ["t"] = now, ["s"] = 0, ["by"] = $"key:{http.Caller().KeyId}" };
-        }
-        profile.Traits = current.ToJsonString(IdentityResolver.TraitJson);
-        profile.UpdatedAt = now;
-        profile.Version++;
+        ProfileSteward.WriteTraits(profile, traits, $"key:{http.Caller().KeyId}", time.GetUtcNow().UtcDateTime);
         audit.Record(profile.TenantId, () => new AuditChange("profile.traits-set", "profile", profile.Id, null, new { traits = traits.Keys }));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));

@@ -67,7 +67,8 @@ public sealed class TwoNodeClaimTests
         return client;
     }
 
-    private static Func<string, Task<Dictionary<string, long>>> ProfilesAsync(string database) => async prefix =>
+    /// <summary>user_id → live profile id for the user ids starting with the prefix, read straight from the database.</summary>
+    internal static Func<string, Task<Dictionary<string, long>>> ProfilesAsync(string database) => async prefix =>
     {
         await using var db = new NpgsqlConnection(database);
         await db.OpenAsync();

@@ -37,7 +37,24 @@ public static class SelfServiceEndpoints
 {
     public static IEndpointRouteBuilder MapSelfService(this IEndpointRouteBuilder app)
     {
-        var me = app.MapGroup("/api/v1/me").WithTags("Customer self-service").RequireAuthorization(LoginScopes.CustomerPolicy)
+        var me = app.MapCustomerGroup("/api/v1/me", "Customer self-service");
+        me.MapGet("/", Me);
+        me.MapGet("/consents", MyConsents);
+        me.MapPut("/consents", ChangeMyConsent);
+        me.MapPut("/credentials", SetMyCredentials);
+        me.MapPost("/export-requests", RequestExport);
+        me.MapGet("/export-requests", MyExportRequests);
+        me.MapMyWallet();
+        me.MapMyIdentifiers();
+        return app;
+    }
+
+    /// <summary>
+    /// A route group for a signed-in customer, with the access token a front end got for them (scope <c>meridian_api</c>):
+    /// requests are restricted to the customer's brand; <see cref="AccountAsync"/> finds who they are.
+    /// </summary>
+    public static RouteGroupBuilder MapCustomerGroup(this IEndpointRouteBuilder app, string prefix, string tag) =>
+        app.MapGroup(prefix).WithTags(tag).RequireAuthorization(LoginScopes.CustomerPolicy)
             .AddEndpointFilter(async (context, next) =>
             {
                 var user = context.HttpContext.User;
@@ -50,16 +67,6 @@ public static class SelfServiceEndpoints
                 tenant.Restrict(groupId, [brandId], brandId);
                 return await next(context);
             });
-        me.MapGet("/", Me);
-        me.MapGet("/consents", MyConsents);
-        me.MapPut("/consents", ChangeMyConsent);
-        me.MapPut("/credentials", SetMyCredentials);
-        me.MapPost("/export-requests", RequestExport);
-        me.MapGet("/export-requests", MyExportRequests);
-        me.MapMyWallet();
-        me.MapMyIdentifiers();
-        return app;
-    }
 
     public static async Task<Results<Ok<MeDto>, ProblemHttpResult>> Me(ClaimsPrincipal user, MeridianDb db, ProfileDirectory profiles, CancellationToken ct)
     {
@@ -126,6 +133,7 @@ public static class SelfServiceEndpoints
         return TypedResults.Ok(requests);
     }
 
+    /// <summary>The account of the customer whose access token the request carries.</summary>
     internal static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
         long.TryParse(user.GetClaim(SignInPages.AccountIdClaim), out var id) ? await db.Set<CustomerAccount>().SingleOrDefaultAsync(a => a.Id == id, ct) : null;
 }

@@ -1,31 +1,21 @@
-using System.Net.Http.Json;
+using Meridian.Messaging.Channels;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Login.SignIn;
 
 /// <summary>
-/// Sends one-time codes through the configured HTTP SMS gateway (until the messaging module's SMS channel exists):
-/// <c>POST {to, text, brand}</c> with an optional bearer token. The phone number is never logged.
+/// Sends one-time codes through the HTTP SMS gateway configured for sign-in (<see cref="SmsGateway"/>, the same client the
+/// messaging SMS channel uses). The phone number is never logged.
 /// </summary>
-public sealed class SmsSender(HttpClient http, IOptions<LoginOptions> options, ILogger<SmsSender> logger)
+public sealed class SmsSender(SmsGateway gateway, IOptions<LoginOptions> options, ILogger<SmsSender> logger)
 {
     public bool Enabled => options.Value.Sms.GatewayUrl is not null;
 
     public async Task<bool> SendAsync(string phone, string text, string brand, CancellationToken ct)
     {
         var sms = options.Value.Sms;
-        using var request = new HttpRequestMessage(HttpMethod.Post, sms.GatewayUrl) { Content = JsonContent.Create(new { to = phone, text, brand }) };
-        if (sms.GatewayToken is { } token) request.Headers.Authorization = new("Bearer", token);
-        try
-        {
-            using var response = await http.SendAsync(request, ct);
-            if (response.IsSuccessStatusCode) return true;
-            logger.LogWarning("The SMS gateway answered {Status} for brand {Brand}.", (int)response.StatusCode, brand);
-        }
-        catch (HttpRequestException ex)
-        {
-            logger.LogWarning(ex, "The SMS gateway could not be reached for brand {Brand}.", brand);
-        }
-        return false;
+        var result = await gateway.SendAsync(sms.GatewayUrl!, sms.GatewayToken, phone, text, brand, null, ct);
+        if (!result.Accepted) logger.LogWarning("Sign-in code for brand {Brand} not sent: {Error}", brand, result.Error);
+        return result.Accepted;
     }
 }

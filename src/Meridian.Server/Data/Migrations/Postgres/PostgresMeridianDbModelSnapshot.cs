@@ -671,6 +671,308 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Journeys.Data.Journey", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<long?>("CurrentVersionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("current_version_id");
+
+                    b.Property<string>("Draft")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("draft");
+
+                    b.Property<int>("LatestVersion")
+                        .HasColumnType("integer")
+                        .HasColumnName("latest_version");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("integer")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journeys");
+
+                    b.HasIndex("TenantId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journeys_tenant_id_name");
+
+                    b.ToTable("journeys", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyInstance", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("Context")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("context");
+
+                    b.Property<string>("CurrentNode")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("current_node");
+
+                    b.Property<DateTime?>("DueAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("due_at");
+
+                    b.Property<DateTime>("EnteredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("entered_at");
+
+                    b.Property<string>("EntryKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("entry_key");
+
+                    b.Property<bool>("EventArrived")
+                        .HasColumnType("boolean")
+                        .HasColumnName("event_arrived");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("journey_id");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("State")
+                        .HasColumnType("integer")
+                        .HasColumnName("state");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("integer")
+                        .HasColumnName("step");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("VersionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("version_id");
+
+                    b.Property<string>("WaitEvent")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("wait_event");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_instances");
+
+                    b.HasIndex("DueAt")
+                        .HasDatabaseName("ix_journey_instances_due_at")
+                        .HasFilter("state IN (0, 1)");
+
+                    b.HasIndex("VersionId")
+                        .HasDatabaseName("ix_journey_instances_version_id");
+
+                    b.HasIndex("ProfileId", "WaitEvent")
+                        .HasDatabaseName("ix_journey_instances_profile_id_wait_event")
+                        .HasFilter("wait_event IS NOT NULL");
+
+                    b.HasIndex("JourneyId", "ProfileId", "EntryKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_instances_journey_id_profile_id_entry_key");
+
+                    b.HasIndex("JourneyId", "State", "CurrentNode")
+                        .HasDatabaseName("ix_journey_instances_journey_id_state_current_node");
+
+                    b.ToTable("journey_instances", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("LastDay")
+                        .HasMaxLength(10)
+                        .HasColumnType("character varying(10)")
+                        .HasColumnName("last_day");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_journey_jobs");
+
+                    b.ToTable("journey_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyStep", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("at");
+
+                    b.Property<string>("By")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("by");
+
+                    b.Property<string>("Detail")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("detail");
+
+                    b.Property<long>("InstanceId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("instance_id");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("journey_id");
+
+                    b.Property<string>("Node")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("node");
+
+                    b.Property<string>("Outcome")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("outcome");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("integer")
+                        .HasColumnName("step");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_steps");
+
+                    b.HasIndex("InstanceId", "Step")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_steps_instance_id_step");
+
+                    b.HasIndex("JourneyId", "Node")
+                        .HasDatabaseName("ix_journey_steps_journey_id_node");
+
+                    b.ToTable("journey_steps", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyVersion", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Graph")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("graph");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("journey_id");
+
+                    b.Property<DateTime>("PublishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("published_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_versions");
+
+                    b.HasIndex("JourneyId", "Version")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_versions_journey_id_version");
+
+                    b.ToTable("journey_versions", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Login.Data.CustomerAccount", b =>
                 {
                     b.Property<long>("Id")
@@ -1747,6 +2049,300 @@ namespace Meridian.Data.Migrations.Postgres
                         {
                             t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
                         });
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.CapLock", b =>
+                {
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("TouchedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("touched_at");
+
+                    b.HasKey("ProfileId")
+                        .HasName("pk_messaging_cap_locks");
+
+                    b.ToTable("messaging_cap_locks", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.ChannelSettings", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("channel");
+
+                    b.Property<string>("Config")
+                        .IsRequired()
+                        .HasMaxLength(10000)
+                        .HasColumnType("character varying(10000)")
+                        .HasColumnName("config");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_channel_settings");
+
+                    b.HasIndex("TenantId", "Channel")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_channel_settings_tenant_id_channel");
+
+                    b.ToTable("messaging_channel_settings", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.Message", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("Body")
+                        .HasColumnType("text")
+                        .HasColumnName("body");
+
+                    b.Property<DateTime?>("CappedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("capped_at");
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("channel");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime?>("DeliveredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("delivered_at");
+
+                    b.Property<string>("Event")
+                        .HasColumnType("text")
+                        .HasColumnName("event");
+
+                    b.Property<string>("ExternalId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("external_id");
+
+                    b.Property<DateTime?>("FailedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("failed_at");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<DateTime>("NextAttemptAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("origin");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Purpose")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("purpose");
+
+                    b.Property<DateTime?>("ReadAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("read_at");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("reason");
+
+                    b.Property<DateTime?>("SentAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("sent_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("integer")
+                        .HasColumnName("status");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("subject");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_messages");
+
+                    b.HasIndex("Channel", "ExternalId")
+                        .HasDatabaseName("ix_messaging_messages_channel_external_id");
+
+                    b.HasIndex("ProfileId", "CappedAt")
+                        .HasDatabaseName("ix_messaging_messages_profile_id_capped_at");
+
+                    b.HasIndex("Status", "NextAttemptAt")
+                        .HasDatabaseName("ix_messaging_messages_status_next_attempt_at");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_messages_tenant_id_idempotency_key");
+
+                    b.HasIndex("ProfileId", "Channel", "Status")
+                        .HasDatabaseName("ix_messaging_messages_profile_id_channel_status");
+
+                    b.ToTable("messaging_messages", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessageTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Archived")
+                        .HasColumnType("boolean")
+                        .HasColumnName("archived");
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("character varying(20000)")
+                        .HasColumnName("body");
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("channel");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("subject");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_templates");
+
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_messaging_templates_tenant_id");
+
+                    b.ToTable("messaging_templates", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessagingPolicy", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<int>("CapDays")
+                        .HasColumnType("integer")
+                        .HasColumnName("cap_days");
+
+                    b.Property<int?>("MarketingCap")
+                        .HasColumnType("integer")
+                        .HasColumnName("marketing_cap");
+
+                    b.Property<int?>("QuietEndMinute")
+                        .HasColumnType("integer")
+                        .HasColumnName("quiet_end_minute");
+
+                    b.Property<int?>("QuietStartMinute")
+                        .HasColumnType("integer")
+                        .HasColumnName("quiet_start_minute");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_policies");
+
+                    b.HasIndex("TenantId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_policies_tenant_id");
+
+                    b.ToTable("messaging_policies", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
@@ -3705,6 +4301,33 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyInstance", b =>
+                {
+                    b.HasOne("Meridian.Journeys.Data.Journey", null)
+                        .WithMany()
+                        .HasForeignKey("JourneyId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_instances_journeys_journey_id");
+
+                    b.HasOne("Meridian.Journeys.Data.JourneyVersion", null)
+                        .WithMany()
+                        .HasForeignKey("VersionId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_instances_journey_versions_version_id");
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyVersion", b =>
+                {
+                    b.HasOne("Meridian.Journeys.Data.Journey", null)
+                        .WithMany()
+                        .HasForeignKey("JourneyId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_versions_journeys_journey_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
@@ -3814,6 +4437,46 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.ChannelSettings", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_channel_settings_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.Message", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_messages_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessageTemplate", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_templates_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessagingPolicy", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_policies_brand_tenant_id");
                 });
 
             modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>

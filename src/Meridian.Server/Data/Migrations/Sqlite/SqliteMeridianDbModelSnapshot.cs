@@ -649,6 +649,300 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.ToTable("source_daily_stats", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Journeys.Data.Journey", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<long?>("CurrentVersionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("current_version_id");
+
+                    b.Property<string>("Draft")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("draft");
+
+                    b.Property<int>("LatestVersion")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("latest_version");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journeys");
+
+                    b.HasIndex("TenantId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journeys_tenant_id_name");
+
+                    b.ToTable("journeys", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyInstance", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("Context")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("context");
+
+                    b.Property<string>("CurrentNode")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("current_node");
+
+                    b.Property<DateTime?>("DueAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("due_at");
+
+                    b.Property<DateTime>("EnteredAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("entered_at");
+
+                    b.Property<string>("EntryKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("entry_key");
+
+                    b.Property<bool>("EventArrived")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("event_arrived");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("finished_at");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("journey_id");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<int>("State")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("state");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("step");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<long>("VersionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("version_id");
+
+                    b.Property<string>("WaitEvent")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("wait_event");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_instances");
+
+                    b.HasIndex("DueAt")
+                        .HasDatabaseName("ix_journey_instances_due_at")
+                        .HasFilter("state IN (0, 1)");
+
+                    b.HasIndex("VersionId")
+                        .HasDatabaseName("ix_journey_instances_version_id");
+
+                    b.HasIndex("ProfileId", "WaitEvent")
+                        .HasDatabaseName("ix_journey_instances_profile_id_wait_event")
+                        .HasFilter("wait_event IS NOT NULL");
+
+                    b.HasIndex("JourneyId", "ProfileId", "EntryKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_instances_journey_id_profile_id_entry_key");
+
+                    b.HasIndex("JourneyId", "State", "CurrentNode")
+                        .HasDatabaseName("ix_journey_instances_journey_id_state_current_node");
+
+                    b.ToTable("journey_instances", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("LastDay")
+                        .HasMaxLength(10)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("last_day");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_journey_jobs");
+
+                    b.ToTable("journey_jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyStep", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("at");
+
+                    b.Property<string>("By")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("by");
+
+                    b.Property<string>("Detail")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("detail");
+
+                    b.Property<long>("InstanceId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("instance_id");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("journey_id");
+
+                    b.Property<string>("Node")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("node");
+
+                    b.Property<string>("Outcome")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("outcome");
+
+                    b.Property<int>("Step")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("step");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_steps");
+
+                    b.HasIndex("InstanceId", "Step")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_steps_instance_id_step");
+
+                    b.HasIndex("JourneyId", "Node")
+                        .HasDatabaseName("ix_journey_steps_journey_id_node");
+
+                    b.ToTable("journey_steps", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyVersion", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Graph")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("graph");
+
+                    b.Property<long>("JourneyId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("journey_id");
+
+                    b.Property<DateTime>("PublishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("published_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id")
+                        .HasName("pk_journey_versions");
+
+                    b.HasIndex("JourneyId", "Version")
+                        .IsUnique()
+                        .HasDatabaseName("ix_journey_versions_journey_id_version");
+
+                    b.ToTable("journey_versions", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Login.Data.CustomerAccount", b =>
                 {
                     b.Property<long>("Id")
@@ -1691,6 +1985,292 @@ namespace Meridian.Data.Migrations.Sqlite
                         {
                             t.HasCheckConstraint("ck_loyalty_lots_remaining", "remaining >= 0 AND remaining <= granted");
                         });
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.CapLock", b =>
+                {
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("TouchedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("touched_at");
+
+                    b.HasKey("ProfileId")
+                        .HasName("pk_messaging_cap_locks");
+
+                    b.ToTable("messaging_cap_locks", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.ChannelSettings", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("channel");
+
+                    b.Property<string>("Config")
+                        .IsRequired()
+                        .HasMaxLength(10000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("config");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_channel_settings");
+
+                    b.HasIndex("TenantId", "Channel")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_channel_settings_tenant_id_channel");
+
+                    b.ToTable("messaging_channel_settings", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.Message", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempts");
+
+                    b.Property<string>("Body")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("body");
+
+                    b.Property<DateTime?>("CappedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("capped_at");
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("channel");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime?>("DeliveredAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("delivered_at");
+
+                    b.Property<string>("Event")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("event");
+
+                    b.Property<string>("ExternalId")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("external_id");
+
+                    b.Property<DateTime?>("FailedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("failed_at");
+
+                    b.Property<string>("IdempotencyKey")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<DateTime>("NextAttemptAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("next_attempt_at");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("origin");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Purpose")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("purpose");
+
+                    b.Property<DateTime?>("ReadAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("read_at");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<DateTime?>("SentAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("sent_at");
+
+                    b.Property<int>("Status")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("status");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("subject");
+
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_messages");
+
+                    b.HasIndex("Channel", "ExternalId")
+                        .HasDatabaseName("ix_messaging_messages_channel_external_id");
+
+                    b.HasIndex("ProfileId", "CappedAt")
+                        .HasDatabaseName("ix_messaging_messages_profile_id_capped_at");
+
+                    b.HasIndex("Status", "NextAttemptAt")
+                        .HasDatabaseName("ix_messaging_messages_status_next_attempt_at");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_messages_tenant_id_idempotency_key");
+
+                    b.HasIndex("ProfileId", "Channel", "Status")
+                        .HasDatabaseName("ix_messaging_messages_profile_id_channel_status");
+
+                    b.ToTable("messaging_messages", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessageTemplate", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<bool>("Archived")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("archived");
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasMaxLength(20000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("body");
+
+                    b.Property<string>("Channel")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("channel");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Subject")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("subject");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_templates");
+
+                    b.HasIndex("TenantId")
+                        .HasDatabaseName("ix_messaging_templates_tenant_id");
+
+                    b.ToTable("messaging_templates", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessagingPolicy", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<int>("CapDays")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cap_days");
+
+                    b.Property<int?>("MarketingCap")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("marketing_cap");
+
+                    b.Property<int?>("QuietEndMinute")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("quiet_end_minute");
+
+                    b.Property<int?>("QuietStartMinute")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("quiet_start_minute");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<DateTime>("UpdatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_messaging_policies");
+
+                    b.HasIndex("TenantId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_messaging_policies_tenant_id");
+
+                    b.ToTable("messaging_policies", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
@@ -3608,6 +4188,33 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_source_daily_stats_sources_source_id");
                 });
 
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyInstance", b =>
+                {
+                    b.HasOne("Meridian.Journeys.Data.Journey", null)
+                        .WithMany()
+                        .HasForeignKey("JourneyId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_instances_journeys_journey_id");
+
+                    b.HasOne("Meridian.Journeys.Data.JourneyVersion", null)
+                        .WithMany()
+                        .HasForeignKey("VersionId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_instances_journey_versions_version_id");
+                });
+
+            modelBuilder.Entity("Meridian.Journeys.Data.JourneyVersion", b =>
+                {
+                    b.HasOne("Meridian.Journeys.Data.Journey", null)
+                        .WithMany()
+                        .HasForeignKey("JourneyId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_journey_versions_journeys_journey_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
@@ -3717,6 +4324,46 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_loyalty_lots_loyalty_entries_entry_id");
 
                     b.Navigation("Entry");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.ChannelSettings", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_channel_settings_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.Message", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_messages_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessageTemplate", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_templates_brand_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Messaging.Data.MessagingPolicy", b =>
+                {
+                    b.HasOne("Meridian.Platform.Tenancy.Brand", null)
+                        .WithMany()
+                        .HasForeignKey("TenantId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_messaging_policies_brand_tenant_id");
                 });
 
             modelBuilder.Entity("Meridian.Offers.Data.OfferCoupon", b =>
