@@ -77,6 +77,7 @@ public static class AudiencesEndpoints
         audiences.MapGet("/segments", SegmentEndpoints.List);
         audiences.MapPost("/segments", SegmentEndpoints.Create).RequireAuthorization(Permissions.AudiencesWrite).RequireBrand();
         audiences.MapGet("/segments/overlap", SegmentEndpoints.Overlap);
+        audiences.MapGet("/segments/maintenance", SegmentEndpoints.Maintenance);
         audiences.MapGet("/segments/{id}", SegmentEndpoints.Get);
         audiences.MapGet("/segments/{id}/export", SegmentEndpoints.Export);
         audiences.MapPut("/segments/{id}", SegmentEndpoints.Update).RequireAuthorization(Permissions.AudiencesWrite);

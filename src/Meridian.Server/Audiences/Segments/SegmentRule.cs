@@ -74,6 +74,72 @@ public sealed record TagCondition(string Tag) : SegmentRule
     public override string ToText() => $"has tag \"{Tag}\"";
 }
 
+/// <summary>
+/// Membership of another saved segment of the brand, as materialised (include; wrap in <c>not</c> to exclude). The
+/// segments a rule names may not name it back, directly or through others.
+/// </summary>
+public sealed record SegmentCondition(long SegmentId) : SegmentRule
+{
+    public override string ToText() => $"in segment {SegmentId.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>What rules say about each other: the segments a rule names, and an order that evaluates named segments first.</summary>
+public static class SegmentRules
+{
+    public static HashSet<long> Names(SegmentRule rule)
+    {
+        var names = new HashSet<long>();
+        void Walk(SegmentRule r)
+        {
+            switch (r)
+            {
+                case AllOf all: foreach (var x in all.Rules) Walk(x); break;
+                case AnyOf any: foreach (var x in any.Rules) Walk(x); break;
+                case NotRule not: Walk(not.Rule); break;
+                case SegmentCondition s: names.Add(s.SegmentId); break;
+            }
+        }
+        Walk(rule);
+        return names;
+    }
+
+    /// <summary>
+    /// The segment (id <paramref name="segmentId"/>, 0 for a new one) with <paramref name="rule"/> among the brand's
+    /// others: the first segment found on a cycle back to it, or null when there is none.
+    /// </summary>
+    public static long? Cycle(long segmentId, SegmentRule rule, IReadOnlyDictionary<long, SegmentRule> others)
+    {
+        var seen = new HashSet<long>();
+        var frontier = new Stack<long>(Names(rule));
+        while (frontier.Count > 0)
+        {
+            var next = frontier.Pop();
+            if (next == segmentId) return next;
+            if (!seen.Add(next) || !others.TryGetValue(next, out var named)) continue;
+            foreach (var n in Names(named)) frontier.Push(n);
+        }
+        return null;
+    }
+
+    /// <summary>Segments ordered so that each comes after those its rule names (a cycle, which saving refuses, keeps id order).</summary>
+    public static List<(Data.Segment Segment, SegmentRule Rule)> InDependencyOrder(List<(Data.Segment Segment, SegmentRule Rule)> segments)
+    {
+        var byId = segments.ToDictionary(s => s.Segment.Id);
+        var ordered = new List<(Data.Segment, SegmentRule)>();
+        var state = new Dictionary<long, bool>(); // false: being visited, true: done
+        void Visit(long id)
+        {
+            if (state.ContainsKey(id) || !byId.TryGetValue(id, out var s)) return;
+            state[id] = false;
+            foreach (var named in Names(s.Rule)) Visit(named);
+            state[id] = true;
+            ordered.Add(s);
+        }
+        foreach (var s in segments) Visit(s.Segment.Id);
+        return ordered;
+    }
+}
+
 /// <summary>A computed trait of the profile: see <see cref="Fields"/>.</summary>
 public sealed record ComputedCondition(string Field, Comparison Compare) : SegmentRule
 {
@@ -141,7 +207,7 @@ public static class SegmentRuleParser
         if (json.ValueKind != JsonValueKind.Object) return Fail(errors, path, "A rule is a JSON object.");
         if (depth > MaxDepth) return Fail(errors, path, $"Rules nest at most {MaxDepth} deep.");
         if (++count > MaxConditions) return Fail(errors, path, $"A rule has at most {MaxConditions} nodes.");
-        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event"];
+        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event", "segment"];
         var present = kinds.Where(k => json.TryGetProperty(k, out _)).ToList();
         if (present.Count != 1) return Fail(errors, path, $"A rule node has exactly one of: {string.Join(", ", kinds)}.");
         var kind = present[0];
@@ -166,6 +232,10 @@ public static class SegmentRuleParser
                 return Name(body, $"{path}.identifier", errors) is { } type ? new IdentifierCondition(type) : null;
             case "tag":
                 return Name(body, $"{path}.tag", errors) is { } tag ? new TagCondition(tag) : null;
+            case "segment":
+                return body.ValueKind == JsonValueKind.Number && body.TryGetInt64(out var segmentId) && segmentId > 0
+                    ? new SegmentCondition(segmentId)
+                    : Fail(errors, $"{path}.segment", "The id of a saved segment of the brand.");
             case "computed":
                 if (Name(body, $"{path}.computed", errors) is not { } field) return null;
                 if (!ComputedCondition.Fields.TryGetValue(field, out var spec))

@@ -28,6 +28,43 @@ public sealed class SegmentSql
         return (compiler.Condition(rule), compiler.parameters);
     }
 
+    /// <summary>
+    /// The times at which a profile's answer to the rule can change by the clock alone, as SQL over <c>profiles p</c>:
+    /// each expression gives a time (or NULL) to which <c>After</c> is added — the earliest matching event still inside a
+    /// window (it leaves the window then), a date compared with "within the last N days", the dates the lifecycle stage
+    /// counts from. Empty when the rule does not depend on the time.
+    /// </summary>
+    public static (IReadOnlyList<(string Sql, TimeSpan After)> Points, IReadOnlyList<(string Name, object Value)> Parameters) CompileTimePoints(
+        SegmentRule rule, bool postgres, DateTime now, Profiles.Identity.LifecycleThresholds lifecycle)
+    {
+        var compiler = new SegmentSql(postgres, now, lifecycle);
+        var points = new List<(string, TimeSpan)>();
+        compiler.TimePoints(rule, points);
+        return (points, compiler.parameters);
+    }
+
+    private void TimePoints(SegmentRule rule, List<(string, TimeSpan)> points)
+    {
+        switch (rule)
+        {
+            case AllOf all: foreach (var r in all.Rules) TimePoints(r, points); break;
+            case AnyOf any: foreach (var r in any.Rules) TimePoints(r, points); break;
+            case NotRule not: TimePoints(not.Rule, points); break;
+            case EventCondition { WithinDays: { } days } e:
+                points.Add(($"(SELECT MIN(pe.timestamp) FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", EventFilters(e))})",
+                    TimeSpan.FromDays(days)));
+                break;
+            case ComputedCondition { Compare.Op: "within_days" or "not_within_days" } c:
+                points.Add(("p." + ComputedCondition.Fields[c.Field].Column, TimeSpan.FromDays(c.Compare.Value!.Value.GetInt32())));
+                break;
+            case ComputedCondition c when ComputedCondition.Fields[c.Field].Kind == "stage":
+                points.Add(("COALESCE(p.last_order_at, p.last_seen_at)", lifecycle.AtRiskAfter));
+                points.Add(("COALESCE(p.last_order_at, p.last_seen_at)", lifecycle.LapsedAfter));
+                points.Add(("p.first_seen_at", lifecycle.NewFor));
+                break;
+        }
+    }
+
     public static void Bind(DbCommand command, IReadOnlyList<(string Name, object Value)> parameters)
     {
         foreach (var (name, value) in parameters)
@@ -64,6 +101,7 @@ public sealed class SegmentSql
             + " AND (pt.profile_id = p.id OR pt.profile_id IN (SELECT m.id FROM profiles m WHERE m.merged_into_id = p.id)))",
         ComputedCondition c => Computed(c),
         EventCondition e => Event(e),
+        SegmentCondition s => $"EXISTS (SELECT 1 FROM segment_members sm WHERE sm.segment_id = {Param(s.SegmentId)} AND sm.profile_id = p.id)",
         _ => throw new InvalidOperationException($"No SQL for {rule.GetType().Name}."),
     };
 
@@ -154,11 +192,17 @@ public sealed class SegmentSql
             + " ELSE 'active' END)";
     }
 
-    private string Event(EventCondition e)
+    private List<string> EventFilters(EventCondition e)
     {
         var where = new List<string> { "pe.profile_id = p.id", $"e.name = {Param(e.Event)}" };
         if (e.WithinDays is { } days) where.Add($"pe.timestamp >= {Param(now.AddDays(-days))}");
         where.AddRange(e.Where.Select(f => Compare(Property(f.Property), f.Compare)));
+        return where;
+    }
+
+    private string Event(EventCondition e)
+    {
+        var where = EventFilters(e);
         string measure;
         if (e.SumOf is { } summed)
         {
