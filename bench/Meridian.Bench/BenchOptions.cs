@@ -54,9 +54,17 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
     public bool OffersOnly { get; init; }
 
-    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly;
+    /// <summary>Only the audiences measures (estimate vs hand-written SQL, membership check, entry lag).</summary>
+    public bool AudiencesOnly { get; init; }
 
-    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly;
+    /// <summary>Customers the audiences run makes (each with 0-4 orders).</summary>
+    public int AudienceCustomers { get; init; } = Quick ? 5_000 : 50_000;
+
+    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly && !AudiencesOnly;
+
+    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !AudiencesOnly;
+
+    public bool RunsAudiences => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !OffersOnly;
 
     public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
 
@@ -80,6 +88,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
           --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
           --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
+          --audiences-only    only the audiences measures: estimate vs hand-written SQL, membership check p99, entry lag p99
+          --audience-customers N  customers the audiences run makes (default 50,000; --quick 5,000)
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
@@ -127,6 +137,12 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--offers-only":
                     options = options with { OffersOnly = true };
                     continue;
+                case "--audiences-only":
+                    options = options with { AudiencesOnly = true };
+                    continue;
+                case "--audience-customers" when int.TryParse(value, out var ac) && ac is > 0 and <= 10_000_000:
+                    options = options with { AudienceCustomers = ac };
+                    break;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;

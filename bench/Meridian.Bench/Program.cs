@@ -31,10 +31,13 @@ try
     using var _ = events;
     if (events is not null && options.RunsIngest)
         report.Note($"ingest: {events.Count:N0} events from {events.Description}{(events.Count < options.IngestEvents ? $" (all it holds; {options.IngestEvents:N0} were asked for)" : "")}.");
-    if (options.Runs(Provider.Sqlite) && !options.OffersOnly) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
-    if (options.Runs(Provider.Postgres) && !options.OffersOnly) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
+    var suites = !options.OffersOnly && !options.AudiencesOnly;
+    if (options.Runs(Provider.Sqlite) && suites) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && suites) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
     if (options.Runs(Provider.Sqlite) && options.RunsOffers) await Run(Provider.Sqlite, () => OffersBench.SqliteAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Postgres) && options.RunsOffers) await Run(Provider.Postgres, () => OffersBench.PostgresAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && options.RunsAudiences) await Run(Provider.Sqlite, () => AudiencesBench.SqliteAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && options.RunsAudiences) await Run(Provider.Postgres, () => AudiencesBench.PostgresAsync(serverDll, options, report, cancel.Token));
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {

@@ -11,6 +11,7 @@ public static class AudiencesModule
         builder.Services.AddScoped<Segments.SegmentEvaluator>();
         builder.Services.AddScoped<Segments.SegmentMembership>();
         builder.Services.AddSingleton<Segments.SegmentSignal>();
+        builder.Services.AddScoped<Platform.Outbox.IEventSubscriber, Segments.SegmentInputs>();
         builder.Services.AddOptions<Segments.SegmentMaintenanceOptions>().BindConfiguration("Meridian:Audiences:Segments");
         builder.Services.AddSingleton<Segments.SegmentMaintenance>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Segments.SegmentMaintenance>());

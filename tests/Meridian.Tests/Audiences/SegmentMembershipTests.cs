@@ -162,6 +162,87 @@ public abstract class SegmentMembershipTests(AudiencesApp app)
     }
 
     [Fact]
+    public async Task Loyalty_tier_points_and_coupons_held_select_customers_and_follow_earning_spending_and_issuing()
+    {
+        var b = await Loyalty.LoyaltyTestBrand.CreateAsync(app);
+        var c = b.Client;
+        var other = await Loyalty.LoyaltyTestBrand.NewProfileAsync(b.Brand, "other");
+        await c.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/tiers", new { name = "Gold", rank = 1, qualifyingPoints = 100, qualifyingSpend = 0 })
+            .ReadAsync<JsonElement>();
+        var gold = await SaveAsync(c, "Gold", new { loyalty = "tier", op = "eq", value = "Gold" });
+        var rich = await SaveAsync(c, "100 points", new { loyalty = "points", op = "gte", value = 100 });
+        var notMembers = await SaveAsync(c, "Not members", new { loyalty = "points", op = "not_exists" });
+        var holders = await SaveAsync(c, "Holding a coupon", new { coupons = "held" });
+        var unused = await SaveAsync(c, "Never used one", new { coupons = "used", count = new { op = "eq", value = 0 } });
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Empty(await MembersAsync(c, gold));
+        Assert.Empty(await MembersAsync(c, rich));
+        Assert.Equal([other], await MembersAsync(c, notMembers));
+        Assert.Empty(await MembersAsync(c, holders));
+        Assert.Equal(new[] { b.ProfileId, other }.Order(), await MembersAsync(c, unused));
+
+        await b.EarnAsync(150);
+        await WaitForAsync(c, rich, [b.ProfileId]);
+        Assert.Equal([b.ProfileId], await MembersAsync(c, gold));
+
+        await b.SpendAsync(100); // 50 left; the tier stays (qualifying points do not fall by spending)
+        await WaitForAsync(c, rich, []);
+        Assert.Equal([b.ProfileId], await MembersAsync(c, gold));
+
+        var template = (await c.PostAsJsonAsync("/api/v1/offers/templates", new { name = "¥20 off", kind = "amount_off", value = 2000, stock = 10 }).ReadAsync<JsonElement>())
+            .GetProperty("id").GetInt64();
+        await Offers.OffersTestBrand.PostAsync(c, $"/api/v1/offers/templates/{template}/issue", new { profileId = other }, "issue-1").ReadAsync<JsonElement>();
+        await WaitForAsync(c, holders, [other]);
+        Assert.Equal($"coupons held of template {template} count ≥ 1",
+            (await c.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = new { coupons = "held", template } }).ReadAsync<JsonElement>()).GetProperty("text").GetString());
+    }
+
+    /// <summary>Loyalty and Offers reach segments through their outbox events, delivered a moment after they commit: waits for the members expected.</summary>
+    private static async Task WaitForAsync(HttpClient client, long segmentId, List<long> expected)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            await AudiencesApp.CaughtUpAsync(client);
+            var members = await MembersAsync(client, segmentId);
+            if (members.SequenceEqual(expected)) return;
+            Assert.True(attempt < 300, $"segment {segmentId}: expected [{string.Join(", ", expected)}], still [{string.Join(", ", members)}]");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task A_rule_tag_is_carried_by_exactly_the_segments_members_and_refuses_manual_tagging()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        var c = b.Test.Client;
+        await b.SendAsync(new { type = "identify", userId = "ann", traits = new { city = "Hangzhou" } }, new { type = "identify", userId = "bo", traits = new { city = "Beijing" } });
+        var ann = await ProfileAsync(c, "ann", 1);
+        var bo = await ProfileAsync(c, "bo", 1);
+        var hangzhou = await SaveAsync(c, "Hangzhou", new { trait = "city", op = "eq", value = "Hangzhou" });
+        await AudiencesApp.CaughtUpAsync(c);
+        var tag = await c.PostAsJsonAsync("/api/v1/tags", new { name = "Local", segmentId = hangzhou }).ReadAsync<JsonElement>();
+        var tagId = tag.GetProperty("id").GetInt64();
+        Assert.Equal(hangzhou, tag.GetProperty("segmentId").GetInt64());
+        await AudiencesApp.CaughtUpAsync(c);
+
+        async Task<List<long>> TaggedAsync() =>
+            [.. (await c.GetAsync($"/api/v1/tags/{tagId}/profiles").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray().Select(i => i.GetInt64()).Order()];
+        Assert.Equal([ann], await TaggedAsync());
+        var history = await c.GetAsync($"/api/v1/profiles/{ann}/tags/history").ReadAsync<JsonElement>();
+        Assert.Equal($"segment:{hangzhou}", history.GetProperty("items")[0].GetProperty("by").GetString());
+
+        await b.SendAsync(new { type = "identify", userId = "bo", traits = new { city = "Hangzhou" } }, new { type = "identify", userId = "ann", traits = new { city = "Shanghai" } });
+        await ProfileAsync(c, "ann", 2);
+        await ProfileAsync(c, "bo", 2);
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Equal([bo], await TaggedAsync());
+
+        var refused = await c.PutAsync($"/api/v1/tags/{tagId}/profiles/{ann}", null).ProblemAsync(409, ProblemTypes.Conflict);
+        Assert.Contains($"segment {hangzhou}", refused.GetProperty("detail").GetString());
+        await c.PostAsJsonAsync("/api/v1/tags", new { name = "Nowhere", segmentId = 987654321 }).ProblemAsync(400, ProblemTypes.Validation);
+    }
+
+    [Fact]
     public async Task A_segment_naming_itself_or_closing_a_cycle_gets_400()
     {
         var b = await ProfileTestBrand.CreateAsync(app);

@@ -186,14 +186,16 @@ public static class SegmentEndpoints
         long id, MeridianDb db, ProfileDirectory profiles, SegmentEvaluator evaluator, CancellationToken ct)
     {
         if (await profiles.FindLiveAsync(id, ct) is not { } live) return Problems.NotFound($"Profile {id}");
-        var result = await (from m in db.Set<SegmentMember>().AsNoTracking()
-                            join s in db.Set<Segment>() on m.SegmentId equals s.Id
-                            where m.ProfileId == live.ProfileId && s.Status == SegmentStatus.Ready
-                            select new ProfileSegmentDto(s.Id, s.Name)).ToListAsync(ct);
-        // A segment still being evaluated in full answers live.
-        foreach (var segment in await db.Set<Segment>().AsNoTracking().Where(s => s.TenantId == live.BrandId && s.Status == SegmentStatus.Evaluating).ToListAsync(ct))
-            if (await evaluator.ContainsAsync(segment.TenantId, RuleOf(segment), live.ProfileId, ct)) result.Add(new ProfileSegmentDto(segment.Id, segment.Name));
-        return TypedResults.Ok(result.OrderBy(s => s.Id).ToList());
+        // Each segment answers by its status as read here: from the table once materialised, else live (a status read
+        // apart from the table could miss a segment turning ready in between).
+        var segments = await db.Set<Segment>().AsNoTracking().Where(s => s.TenantId == live.BrandId).OrderBy(s => s.Id).ToListAsync(ct);
+        var ready = segments.Where(s => s.Status == SegmentStatus.Ready).Select(s => s.Id).ToList();
+        var inTable = (await db.Set<SegmentMember>().Where(m => m.ProfileId == live.ProfileId && ready.Contains(m.SegmentId)).Select(m => m.SegmentId).ToListAsync(ct)).ToHashSet();
+        var result = new List<ProfileSegmentDto>();
+        foreach (var segment in segments)
+            if (segment.Status == SegmentStatus.Ready ? inTable.Contains(segment.Id) : await evaluator.ContainsAsync(segment.TenantId, RuleOf(segment), live.ProfileId, ct))
+                result.Add(new ProfileSegmentDto(segment.Id, segment.Name));
+        return TypedResults.Ok(result);
     }
 
     /// <summary>How far membership maintenance is behind (see <see cref="MaintenanceDto"/>); across the caller's brands.</summary>

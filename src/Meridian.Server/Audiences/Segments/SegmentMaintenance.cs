@@ -162,6 +162,7 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
         /// <summary>Segments saved (created, or their rule changed) since their last full evaluation: every profile of the brand, a chunk at a time.</summary>
         public async Task<int> FullAsync(CancellationToken ct)
         {
+            await RescoredAsync(ct);
             var pending = await db.Set<Segment>().AsNoTracking().Where(s => s.Status == SegmentStatus.Evaluating).OrderBy(s => s.Id).ToListAsync(ct);
             foreach (var segment in pending)
             {
@@ -180,6 +181,23 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
                     .ExecuteUpdateAsync(s => s.SetProperty(x => x.Status, SegmentStatus.Ready).SetProperty(x => x.EvaluatedAt, job.time.GetUtcNow().UtcDateTime), ct);
             }
             return pending.Count;
+        }
+
+        /// <summary>
+        /// Scores (RFM class, value score) change for a whole brand at once, in the periodic scoring run, outside the event
+        /// log: a segment whose rule reads them is evaluated in full again once a run has finished after its last evaluation.
+        /// </summary>
+        private async Task RescoredAsync(CancellationToken ct)
+        {
+            var scoredAt = new Dictionary<long, DateTime>();
+            await ReadAsync("SELECT tenant_id, scored_at FROM profile_scoring WHERE scored_at IS NOT NULL",
+                r => scoredAt[r.GetInt64(0)] = DateTime.SpecifyKind(r.GetDateTime(1), DateTimeKind.Utc), ct);
+            if (scoredAt.Count == 0) return;
+            var brands = scoredAt.Keys.ToList();
+            foreach (var segment in await db.Set<Segment>().AsNoTracking().Where(s => s.Status == SegmentStatus.Ready && brands.Contains(s.TenantId)).ToListAsync(ct))
+                if (segment.EvaluatedAt < scoredAt[segment.TenantId] && SegmentRules.ReadsScores(SegmentEndpoints.RuleOf(segment)))
+                    await db.Set<Segment>().Where(s => s.Id == segment.Id && s.Status == SegmentStatus.Ready)
+                        .ExecuteUpdateAsync(s => s.SetProperty(x => x.Status, SegmentStatus.Evaluating), ct);
         }
 
         /// <summary>Evaluates the profiles against every segment of the brand, those a segment condition names before those naming them.</summary>

@@ -28,7 +28,7 @@ public sealed record SegmentExited(long SegmentId, long ProfileId, DateTime At) 
 /// answer can next change by time alone (<c>segment_rechecks</c>). Only <see cref="SegmentMaintenance"/> calls it,
 /// under its lease, so no two writers diff the same rows.
 /// </summary>
-public sealed class SegmentMembership(MeridianDb db, EventPublisher events, TimeProvider time,
+public sealed class SegmentMembership(MeridianDb db, EventPublisher events, Tags.Tagging tagging, TimeProvider time,
     Microsoft.Extensions.Options.IOptions<Profiles.Identity.LifecycleThresholds> lifecycle)
 {
     /// <summary>Which profiles to evaluate: a list of ids, or the ids in <c>(After, UpTo]</c>.</summary>
@@ -84,6 +84,14 @@ public sealed class SegmentMembership(MeridianDb db, EventPublisher events, Time
         foreach (var (profileId, due) in rechecks) db.Add(new SegmentRecheck { SegmentId = segment.Id, ProfileId = profileId, DueAt = due });
         if (queueDependents)
             foreach (var profileId in entered.Concat(exited)) db.Add(new SegmentDirtyProfile { TenantId = segment.TenantId, ProfileId = profileId });
+        // Rule tags follow the members; Tagging queues the profiles it changes, for segments naming the tag.
+        foreach (var tag in await db.Set<Tag>().AsNoTracking().Where(t => t.SegmentId == segment.Id).ToListAsync(ct))
+        {
+            var tagged = await scope.Filter(db.Set<ProfileTag>().AsNoTracking().Where(pt => pt.TagId == tag.Id), pt => pt.ProfileId).Select(pt => pt.ProfileId).ToListAsync(ct);
+            var by = $"segment:{segment.Id.ToString(CultureInfo.InvariantCulture)}";
+            await tagging.AddAsync(tag, groupId, matched.Except(tagged).ToList(), by, null, ct);
+            await tagging.RemoveAsync(tag, groupId, tagged.Except(matched).ToList(), by, null, ct);
+        }
         await db.SaveChangesAsync(ct);
         await transaction.CommitAsync(ct);
         db.ChangeTracker.Clear();

@@ -101,6 +101,8 @@ public sealed class SegmentSql
             + " AND (pt.profile_id = p.id OR pt.profile_id IN (SELECT m.id FROM profiles m WHERE m.merged_into_id = p.id)))",
         ComputedCondition c => Computed(c),
         EventCondition e => Event(e),
+        LoyaltyCondition l => Loyalty(l),
+        CouponCondition c => Coupons(c),
         SegmentCondition s => $"EXISTS (SELECT 1 FROM segment_members sm WHERE sm.segment_id = {Param(s.SegmentId)} AND sm.profile_id = p.id)",
         _ => throw new InvalidOperationException($"No SQL for {rule.GetType().Name}."),
     };
@@ -212,6 +214,31 @@ public sealed class SegmentSql
         else measure = "COUNT(*)";
         var threshold = postgres ? (object)e.Threshold : (double)e.Threshold;
         return $"((SELECT {measure} FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)}) {Symbol(e.Op)} {Param(threshold)})";
+    }
+
+    // Loyalty's and Offers' tables, read here only as read-only segment SQL (like events): Audiences writes nothing there.
+
+    /// <summary>The member's tier name or net points (one programme per brand: at most one member row per profile).</summary>
+    private string Loyalty(LoyaltyCondition l)
+    {
+        var value = l.Field == "tier"
+            ? "(SELECT MAX(lt.name) FROM loyalty_members lm JOIN loyalty_tiers lt ON lt.id = lm.tier_id WHERE lm.profile_id = p.id)"
+            : "(SELECT MAX(lm.balance - lm.owed) FROM loyalty_members lm WHERE lm.profile_id = p.id)";
+        var c = l.Compare;
+        return c.Op switch
+        {
+            "exists" => $"({value} IS NOT NULL)",
+            "not_exists" => $"({value} IS NULL)",
+            "in" => $"({value} IN ({string.Join(", ", c.Value!.Value.EnumerateArray().Select(v => Param(v.GetString()!)))}))",
+            _ => $"({value} IS NOT NULL AND {value} {Symbol(c.Op)} {Param(l.Field == "tier" ? c.Value!.Value.GetString()! : c.Value!.Value.GetInt64())})",
+        };
+    }
+
+    /// <summary>Coupons of the profile by status: held = issued (1), used = redeemed (2), as Offers' <c>CouponStatus</c> numbers them.</summary>
+    private string Coupons(CouponCondition c)
+    {
+        var where = $"oc.profile_id = p.id AND oc.status = {(c.State == "held" ? 1 : 2)}" + (c.TemplateId is { } t ? $" AND oc.template_id = {Param(t)}" : "");
+        return $"((SELECT COUNT(*) FROM offer_coupons oc WHERE {where}) {Symbol(c.Op)} {Param(c.Count)})";
     }
 
     private JsonValue Property(string property) =>

@@ -248,6 +248,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(100)")
                         .HasColumnName("name");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("segment_id");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
@@ -257,6 +261,9 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasIndex("GroupId")
                         .HasDatabaseName("ix_tags_group_id");
+
+                    b.HasIndex("SegmentId")
+                        .HasDatabaseName("ix_tags_segment_id");
 
                     b.HasIndex("TenantId", "Name")
                         .IsUnique()
@@ -3525,6 +3532,12 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasForeignKey("GroupId")
                         .OnDelete(DeleteBehavior.Restrict)
                         .HasConstraintName("fk_tags_tag_groups_group_id");
+
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_tags_segments_segment_id");
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.TagChange", b =>

@@ -236,6 +236,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("segment_id");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
@@ -245,6 +249,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasIndex("GroupId")
                         .HasDatabaseName("ix_tags_group_id");
+
+                    b.HasIndex("SegmentId")
+                        .HasDatabaseName("ix_tags_segment_id");
 
                     b.HasIndex("TenantId", "Name")
                         .IsUnique()
@@ -3434,6 +3441,12 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasForeignKey("GroupId")
                         .OnDelete(DeleteBehavior.Restrict)
                         .HasConstraintName("fk_tags_tag_groups_group_id");
+
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_tags_segments_segment_id");
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.TagChange", b =>

@@ -1,9 +1,10 @@
 ﻿using System;
 using Microsoft.EntityFrameworkCore.Migrations;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
-namespace Meridian.Data.Migrations.Sqlite
+namespace Meridian.Data.Migrations.Postgres
 {
     /// <inheritdoc />
     public partial class AudienceMembership : Migration
@@ -11,36 +12,42 @@ namespace Meridian.Data.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<long>(
+                name: "segment_id",
+                table: "tags",
+                type: "bigint",
+                nullable: true);
+
             migrationBuilder.AddColumn<DateTime>(
                 name: "evaluated_at",
                 table: "segments",
-                type: "TEXT",
+                type: "timestamp with time zone",
                 nullable: true);
 
             migrationBuilder.AddColumn<int>(
                 name: "rule_version",
                 table: "segments",
-                type: "INTEGER",
+                type: "integer",
                 nullable: false,
                 defaultValue: 0);
 
             migrationBuilder.AddColumn<string>(
                 name: "status",
                 table: "segments",
-                type: "TEXT",
+                type: "character varying(20)",
                 maxLength: 20,
                 nullable: false,
-                defaultValue: "");
+                defaultValue: "Evaluating"); // existing segments are evaluated in full once
 
             migrationBuilder.CreateTable(
                 name: "audience_jobs",
                 columns: table => new
                 {
-                    name = table.Column<string>(type: "TEXT", maxLength: 50, nullable: false),
-                    lease_owner = table.Column<string>(type: "TEXT", maxLength: 100, nullable: true),
-                    lease_until = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    position_tx = table.Column<long>(type: "INTEGER", nullable: false),
-                    position_id = table.Column<long>(type: "INTEGER", nullable: false)
+                    name = table.Column<string>(type: "character varying(50)", maxLength: 50, nullable: false),
+                    lease_owner = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: true),
+                    lease_until = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    position_tx = table.Column<long>(type: "bigint", nullable: false),
+                    position_id = table.Column<long>(type: "bigint", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -51,10 +58,10 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "segment_dirty_profiles",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    profile_id = table.Column<long>(type: "INTEGER", nullable: false)
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    profile_id = table.Column<long>(type: "bigint", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -65,10 +72,10 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "segment_members",
                 columns: table => new
                 {
-                    segment_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    entered_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    segment_id = table.Column<long>(type: "bigint", nullable: false),
+                    profile_id = table.Column<long>(type: "bigint", nullable: false),
+                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
+                    entered_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -85,9 +92,9 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "segment_rechecks",
                 columns: table => new
                 {
-                    segment_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
-                    due_at = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    segment_id = table.Column<long>(type: "bigint", nullable: false),
+                    profile_id = table.Column<long>(type: "bigint", nullable: false),
+                    due_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -101,6 +108,11 @@ namespace Meridian.Data.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateIndex(
+                name: "ix_tags_segment_id",
+                table: "tags",
+                column: "segment_id");
+
+            migrationBuilder.CreateIndex(
                 name: "ix_segment_members_profile_id",
                 table: "segment_members",
                 column: "profile_id");
@@ -109,11 +121,23 @@ namespace Meridian.Data.Migrations.Sqlite
                 name: "ix_segment_rechecks_due_at",
                 table: "segment_rechecks",
                 column: "due_at");
+
+            migrationBuilder.AddForeignKey(
+                name: "fk_tags_segments_segment_id",
+                table: "tags",
+                column: "segment_id",
+                principalTable: "segments",
+                principalColumn: "id",
+                onDelete: ReferentialAction.Restrict);
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropForeignKey(
+                name: "fk_tags_segments_segment_id",
+                table: "tags");
+
             migrationBuilder.DropTable(
                 name: "audience_jobs");
 
@@ -125,6 +149,14 @@ namespace Meridian.Data.Migrations.Sqlite
 
             migrationBuilder.DropTable(
                 name: "segment_rechecks");
+
+            migrationBuilder.DropIndex(
+                name: "ix_tags_segment_id",
+                table: "tags");
+
+            migrationBuilder.DropColumn(
+                name: "segment_id",
+                table: "tags");
 
             migrationBuilder.DropColumn(
                 name: "evaluated_at",

@@ -1,10 +1,9 @@
 ﻿using System;
 using Microsoft.EntityFrameworkCore.Migrations;
-using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
-namespace Meridian.Data.Migrations.Postgres
+namespace Meridian.Data.Migrations.Sqlite
 {
     /// <inheritdoc />
     public partial class AudienceMembership : Migration
@@ -12,23 +11,29 @@ namespace Meridian.Data.Migrations.Postgres
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<long>(
+                name: "segment_id",
+                table: "tags",
+                type: "INTEGER",
+                nullable: true);
+
             migrationBuilder.AddColumn<DateTime>(
                 name: "evaluated_at",
                 table: "segments",
-                type: "timestamp with time zone",
+                type: "TEXT",
                 nullable: true);
 
             migrationBuilder.AddColumn<int>(
                 name: "rule_version",
                 table: "segments",
-                type: "integer",
+                type: "INTEGER",
                 nullable: false,
                 defaultValue: 0);
 
             migrationBuilder.AddColumn<string>(
                 name: "status",
                 table: "segments",
-                type: "character varying(20)",
+                type: "TEXT",
                 maxLength: 20,
                 nullable: false,
                 defaultValue: "Evaluating"); // existing segments are evaluated in full once
@@ -37,11 +42,11 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "audience_jobs",
                 columns: table => new
                 {
-                    name = table.Column<string>(type: "character varying(50)", maxLength: 50, nullable: false),
-                    lease_owner = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: true),
-                    lease_until = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
-                    position_tx = table.Column<long>(type: "bigint", nullable: false),
-                    position_id = table.Column<long>(type: "bigint", nullable: false)
+                    name = table.Column<string>(type: "TEXT", maxLength: 50, nullable: false),
+                    lease_owner = table.Column<string>(type: "TEXT", maxLength: 100, nullable: true),
+                    lease_until = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    position_tx = table.Column<long>(type: "INTEGER", nullable: false),
+                    position_id = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -52,10 +57,10 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "segment_dirty_profiles",
                 columns: table => new
                 {
-                    id = table.Column<long>(type: "bigint", nullable: false)
-                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false)
+                    id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -66,10 +71,10 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "segment_members",
                 columns: table => new
                 {
-                    segment_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    tenant_id = table.Column<long>(type: "bigint", nullable: false),
-                    entered_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                    segment_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    tenant_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    entered_at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -86,9 +91,9 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "segment_rechecks",
                 columns: table => new
                 {
-                    segment_id = table.Column<long>(type: "bigint", nullable: false),
-                    profile_id = table.Column<long>(type: "bigint", nullable: false),
-                    due_at = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                    segment_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    profile_id = table.Column<long>(type: "INTEGER", nullable: false),
+                    due_at = table.Column<DateTime>(type: "TEXT", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -102,6 +107,11 @@ namespace Meridian.Data.Migrations.Postgres
                 });
 
             migrationBuilder.CreateIndex(
+                name: "ix_tags_segment_id",
+                table: "tags",
+                column: "segment_id");
+
+            migrationBuilder.CreateIndex(
                 name: "ix_segment_members_profile_id",
                 table: "segment_members",
                 column: "profile_id");
@@ -110,11 +120,23 @@ namespace Meridian.Data.Migrations.Postgres
                 name: "ix_segment_rechecks_due_at",
                 table: "segment_rechecks",
                 column: "due_at");
+
+            migrationBuilder.AddForeignKey(
+                name: "fk_tags_segments_segment_id",
+                table: "tags",
+                column: "segment_id",
+                principalTable: "segments",
+                principalColumn: "id",
+                onDelete: ReferentialAction.Restrict);
         }
 
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropForeignKey(
+                name: "fk_tags_segments_segment_id",
+                table: "tags");
+
             migrationBuilder.DropTable(
                 name: "audience_jobs");
 
@@ -126,6 +148,14 @@ namespace Meridian.Data.Migrations.Postgres
 
             migrationBuilder.DropTable(
                 name: "segment_rechecks");
+
+            migrationBuilder.DropIndex(
+                name: "ix_tags_segment_id",
+                table: "tags");
+
+            migrationBuilder.DropColumn(
+                name: "segment_id",
+                table: "tags");
 
             migrationBuilder.DropColumn(
                 name: "evaluated_at",
