@@ -66,9 +66,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
 
     public bool RunsAudiences => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !OffersOnly;
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !AudiencesOnly;
 
-    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
+    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !AudiencesOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]

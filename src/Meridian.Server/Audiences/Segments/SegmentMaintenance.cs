@@ -80,6 +80,8 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
     {
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        // Without a saved segment there is nothing to keep: no lease taken, no write (the position starts at the present anyway).
+        if (!await scope.ServiceProvider.GetRequiredService<MeridianDb>().Set<Segment>().AnyAsync(ct)) return 0;
         var round = new Round(scope.ServiceProvider, this);
         if (!await round.TakeLeaseAsync(ct)) return 0;
         return await round.DirtyAsync(ct) + await round.EventsAsync(ct) + await round.DueAsync(ct) + await round.FullAsync(ct);

@@ -97,8 +97,10 @@ public sealed class SegmentSql
     {
         TraitCondition t => Compare(postgres ? Pg("p.traits", Param(t.Trait), "'v'") : Lite("p.traits", Param($"$.\"{t.Trait}\".v")), t.Compare),
         IdentifierCondition i => $"EXISTS (SELECT 1 FROM profile_identifiers i WHERE i.profile_id = p.id AND i.type = {Param(i.Type)})",
-        TagCondition tag => $"EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.tenant_id = p.tenant_id AND t.name = {Param(tag.Tag)}"
-            + " AND (pt.profile_id = p.id OR pt.profile_id IN (SELECT m.id FROM profiles m WHERE m.merged_into_id = p.id)))",
+        // Two EXISTS rather than one over "the profile or one merged into it": an OR of the two kept either index from use,
+        // and the estimate took seconds where the customer's own tags are one index probe away.
+        TagCondition tag => $"(EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = p.id AND t.tenant_id = p.tenant_id AND t.name = {Param(tag.Tag)})"
+            + $" OR EXISTS (SELECT 1 FROM profiles m JOIN profile_tags pt ON pt.profile_id = m.id JOIN tags t ON t.id = pt.tag_id WHERE m.merged_into_id = p.id AND t.name = {Param(tag.Tag)}))",
         ComputedCondition c => Computed(c),
         EventCondition e => Event(e),
         LoyaltyCondition l => Loyalty(l),
@@ -205,6 +207,11 @@ public sealed class SegmentSql
     private string Event(EventCondition e)
     {
         var where = EventFilters(e);
+        // "At least once" and "never" are existence: the database stops at the first matching event instead of counting all.
+        if (e.SumOf is null && ((e.Op == "gte" && e.Threshold == 1) || (e.Op == "gt" && e.Threshold == 0)))
+            return $"EXISTS (SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)})";
+        if (e.SumOf is null && ((e.Op == "eq" && e.Threshold == 0) || (e.Op == "lt" && e.Threshold == 1) || (e.Op == "lte" && e.Threshold == 0)))
+            return $"NOT EXISTS (SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)})";
         string measure;
         if (e.SumOf is { } summed)
         {
