@@ -6,6 +6,7 @@ using Meridian.Loyalty;
 using Meridian.Offers;
 using Meridian.Platform;
 using Meridian.Profiles;
+using Meridian.Service;
 
 // `meridian migrate|keys|demo-data ...` are command-line verbs; no verb (or `serve`) starts the server.
 if (MeridianCli.IsVerb(args)) return await MeridianCli.RunAsync(args);
@@ -22,6 +23,7 @@ try
     builder.AddOffers();
     builder.AddAudiences();
     builder.AddLogin();
+    builder.AddService();
 
     var app = builder.Build();
     await app.PrepareDatabaseAsync();
@@ -33,6 +35,7 @@ try
     app.MapOffers();
     app.MapAudiences();
     app.MapLogin();
+    app.MapService();
     await app.RunAsync();
     return 0;
 }

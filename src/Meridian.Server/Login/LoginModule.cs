@@ -1,4 +1,6 @@
+using Meridian.Login.Housekeeping;
 using Meridian.Login.Keys;
+using Meridian.Login.Linking;
 using Meridian.Login.Provider;
 using Meridian.Login.SignIn;
 using Meridian.Login.Clients;
@@ -29,6 +31,8 @@ public sealed class LoginOptions
     /// <summary>Take the source address from <c>X-Forwarded-For</c> (only behind a proxy that sets it).</summary>
     public bool TrustForwardedFor { get; set; }
     public int PasswordIterations { get; set; } = 210_000;
+    /// <summary>How often expired codes, proofs, throttle counters and spent tokens are removed (zero: never).</summary>
+    public TimeSpan HousekeepingInterval { get; set; } = TimeSpan.FromHours(1);
     public SmsOptions Sms { get; set; } = new();
 }
 
@@ -56,10 +60,14 @@ public static class LoginModule
         services.AddSingleton<ProviderKeyRing>();
         services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>, ProviderKeyOptions>();
         services.AddHostedService<ProviderKeyRefresh>();
+        services.AddSingleton<LoginHousekeeping>();
+        services.AddHostedService(sp => sp.GetRequiredService<LoginHousekeeping>());
         services.AddScoped<Throttle>();
         services.AddScoped<CustomerAccounts>();
         services.AddScoped<PasswordHasher>();
         services.AddHttpClient<SmsSender>();
+        services.AddHttpClient("backchannel-logout", c => c.Timeout = TimeSpan.FromSeconds(10));
+        services.AddScoped<Meridian.Platform.Outbox.IEventSubscriber, Logout.BackchannelLogout>();
 
         services.AddAuthentication().AddCookie(SessionScheme, o =>
         {
@@ -133,6 +141,7 @@ public static class LoginModule
         app.MapSignIn();
         app.MapLoginAdmin();
         app.MapSelfService();
+        app.MapLinking();
         return app;
     }
 }

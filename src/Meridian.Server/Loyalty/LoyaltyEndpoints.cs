@@ -5,6 +5,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Rewards;
 using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
@@ -136,6 +137,10 @@ public static class LoyaltyEndpoints
         postings.MapPost("/spend", Spend).Produces<EntryDto>();
         postings.MapPost("/adjust", Adjust).Produces<EntryDto>();
         postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
+        postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
+        loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
+        loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapPatch("/programmes/{id}/rewards/{rewardId}", RewardEndpoints.Update).RequireAuthorization(Permissions.LoyaltyWrite);
         return app;
     }
 
@@ -237,16 +242,8 @@ public static class LoyaltyEndpoints
             ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
             : Problems.NotFound($"A member for profile {profileId}");
 
-    public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MeridianDb db, CancellationToken ct)
-    {
-        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
-        if (member is null) return Problems.NotFound($"Member {id}");
-        var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == id && l.Remaining > 0 && l.ExpiresAt != null)
-            .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
-            .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
-        return TypedResults.Ok(new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await TierAsync(db, member, ct),
-            expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList()));
-    }
+    public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MemberWallet wallet, CancellationToken ct) =>
+        await wallet.BalanceAsync(id, ct) is { } balance ? TypedResults.Ok(balance) : Problems.NotFound($"Member {id}");
 
     /// <summary>The member's tier, its earning multiplier and named benefits (free shipping, birthday gift...).</summary>
     public static async Task<Results<Ok<TierBenefits>, ProblemHttpResult>> Benefits(long id, MemberBenefits benefits, CancellationToken ct) =>
@@ -267,13 +264,8 @@ public static class LoyaltyEndpoints
     }
 
     /// <summary>The member's entries, oldest first, with their lots and draws.</summary>
-    public static async Task<Results<Ok<Page<EntryDto>>, ProblemHttpResult>> History(long id, [AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
-    {
-        if (!await db.Set<LoyaltyMember>().AnyAsync(m => m.Id == id, ct)) return Problems.NotFound($"Member {id}");
-        var entries = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.MemberId == id && e.Id > page.After).OrderBy(e => e.Id)
-            .Take(page.Take + 1).Include(e => e.Draws).ThenInclude(d => d.Lot).Include(e => e.Lot).AsSplitQuery().ToListAsync(ct);
-        return TypedResults.Ok(page.ToPage(entries.Select(e => ToDto(e)!).ToList(), e => e.Id));
-    }
+    public static async Task<Results<Ok<Page<EntryDto>>, ProblemHttpResult>> History(long id, [AsParameters] PageRequest page, MemberWallet wallet, CancellationToken ct) =>
+        await wallet.EntriesAsync(id, page, ct) is { } entries ? TypedResults.Ok(entries) : Problems.NotFound($"Member {id}");
 
     public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct, holdDays: request.PendingDays ?? 0)), $"Member {id}", ct);
@@ -297,7 +289,7 @@ public static class LoyaltyEndpoints
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points, request.ApplyRefundPolicy ?? false)), $"Entry {entryId} of member {id}", ct);
 
-    private static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
+    internal static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
         e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt, lot.HeldUntil) : null,
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 
@@ -330,6 +322,6 @@ public static class LoyaltyEndpoints
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);
 
-    private static async Task<TierDto?> TierAsync(MeridianDb db, LoyaltyMember member, CancellationToken ct) =>
+    internal static async Task<TierDto?> TierAsync(MeridianDb db, LoyaltyMember member, CancellationToken ct) =>
         member.TierId is { } tierId && await db.Set<LoyaltyTier>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == tierId, ct) is { } tier ? TierDto.From(tier) : null;
 }

@@ -29,6 +29,7 @@ public static class LoyaltyModule
         builder.Services.AddScoped<PointsLedger>();
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();
+        builder.Services.AddScoped<MemberWallet>();
         builder.Services.AddScoped<IdempotentPosting>();
         AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.JobName, "Meridian:Loyalty:Expiry", _ => { });
         AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.JobName, "Meridian:Loyalty:Release", _ => { });

@@ -261,27 +261,12 @@ public static class OffersEndpoints
 
     /// <summary>The customer's coupons, those of the profiles merged into it included.</summary>
     public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem>> CouponsOfProfile(long profileId, [FromQuery(Name = "status")] string? statusText,
-        [AsParameters] PageRequest page, MeridianDb db, ProfileDirectory profiles, CancellationToken ct)
-    {
-        if (!TryStatus(statusText, out var status)) return BadStatus();
-        var owners = await profiles.WithMergedAsync(profileId, ct);
-        var rows = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Id > page.After && (status == null || c.Status == status))
-            .OrderBy(c => c.Id).Take(page.Take + 1).ToListAsync(ct);
-        return TypedResults.Ok(page.ToPage(rows.Select(CouponDto.From).ToList(), c => c.Id));
-    }
+        [AsParameters] PageRequest page, CustomerCoupons coupons, CancellationToken ct) =>
+        TryStatus(statusText, out var status) ? TypedResults.Ok(await coupons.OfProfileAsync(profileId, status, page, ct)) : BadStatus();
 
-    /// <summary>A status as the API writes it (<c>unassigned</c>, <c>issued</c>, ...); null when none is given.</summary>
-    private static bool TryStatus(string? text, out CouponStatus? status)
-    {
-        status = null;
-        if (text is null) return true;
-        if (!Enum.TryParse<CouponStatus>(text, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || text.Any(char.IsDigit)) return false;
-        status = parsed;
-        return true;
-    }
+    private static bool TryStatus(string? text, out CouponStatus? status) => CustomerCoupons.TryStatus(text, out status);
 
-    private static ValidationProblem BadStatus() =>
-        Problems.Validation("status", $"One of {string.Join(", ", Enum.GetNames<CouponStatus>().Select(n => n.ToLowerInvariant()))}.");
+    private static ValidationProblem BadStatus() => CustomerCoupons.BadStatus();
 
     public static async Task<Results<Ok<CouponDto>, ProblemHttpResult>> Coupon(long id, MeridianDb db, CancellationToken ct) =>
         await db.Set<OfferCoupon>().AsNoTracking().SingleOrDefaultAsync(c => c.Id == id, ct) is { } c ? TypedResults.Ok(CouponDto.From(c)) : Problems.NotFound($"Coupon {id}");

@@ -13,6 +13,7 @@ public static class OffersModule
     public static IHostApplicationBuilder AddOffers(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<CouponIssuer>();
+        builder.Services.AddScoped<CustomerCoupons>();
         builder.Services.AddScoped<CodeBatches>();
         builder.Services.AddScoped<Redemptions>();
         builder.Services.TryAddScoped<MemberTiers>();

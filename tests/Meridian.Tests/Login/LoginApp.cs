@@ -142,6 +142,17 @@ public static class Flow
     }
 
     /// <summary>Sign up with email and password; the code sent to the redirect URI.</summary>
+    /// <summary>A customer signed in by SMS through the brand's app client: their access token and profile id.</summary>
+    public static async Task<(string Access, long ProfileId)> SignedInCustomerAsync(LoginApp app, LoginBrand b, string? phone = null)
+    {
+        using var browser = app.Browser();
+        var pkce = Pkce.New();
+        var code = await SignInWithSmsAsync(app, browser, b, phone ?? LoginBrand.NewPhone(), pkce);
+        var access = (await RedeemAsync(browser, b.ClientId, code, b.RedirectUri, pkce.Verifier).JsonAsync()).GetProperty("access_token").GetString()!;
+        var me = await browser.SendAsync(WithBearer(HttpMethod.Get, "/api/v1/me", access)).JsonAsync();
+        return (access, me.GetProperty("profileId").GetInt64());
+    }
+
     public static async Task<string> SignUpAsync(HttpClient browser, LoginBrand b, string email, string password, Pkce pkce)
     {
         var returnUrl = await ToSignInPageAsync(browser, AuthorizeUrl(b.ClientId, b.RedirectUri, pkce));

@@ -1,3 +1,4 @@
+using System.Net;
 using System.ComponentModel.DataAnnotations;
 using System.Net.Http.Json;
 using System.Reflection;
@@ -262,7 +263,13 @@ internal sealed class BadRequestCorpus(
         foreach (var create in endpoints.Where(e => e is { Method: "POST", HasBody: true } && e.Pattern.Parameters.Count == 0))
         {
             var collection = create.Path(_ => "");
-            var created = await admin.PostAsync(collection, CorpusBody.Json(RequestShape.Of(create.BodyType!).Body()).ToContent()).ReadAsync<JsonElement>();
+            using var response = await admin.PostAsync(collection, CorpusBody.Json(RequestShape.Of(create.BodyType!).Body()).ToContent());
+            // A body the corpus can only shape, not fill with real references (a ticket needs an existing customer), is refused
+            // with a 400 naming the field; that collection's routes are then tried with id 1.
+            if (response.StatusCode == HttpStatusCode.BadRequest && (await response.Content.ReadAsStringAsync()).Contains("\"profileId\"")) continue;
+            // Endpoints for a customer's or a back end's OpenID Connect token (self-service, identity proofs) do not take staff keys.
+            if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden && (collection.Contains("/me/") || collection.Contains("/login/identity-proofs"))) continue;
+            var created = await Task.FromResult(response).ReadAsync<JsonElement>();
             // An action that creates nothing (an estimate) answers without an id, and has no rows to address.
             if (FirstId(created) is { } id) existingIds[collection] = id;
         }

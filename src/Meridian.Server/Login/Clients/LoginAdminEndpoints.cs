@@ -43,10 +43,11 @@ public sealed record CreateClientRequest(
     [property: Required] LoginClientType? Type,
     [property: MaxLength(20)] List<string>? RedirectUris,
     [property: MaxLength(20)] List<string>? PostLogoutRedirectUris,
-    bool? ClientCredentials);
+    bool? ClientCredentials,
+    [property: StringLength(2000), Url] string? BackchannelLogoutUri = null);
 
 public sealed record ClientDto(long Id, string ClientId, long BrandId, string Name, string Channel, string Type, IReadOnlyList<string> RedirectUris,
-    IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> GrantTypes, DateTime CreatedAt);
+    IReadOnlyList<string> PostLogoutRedirectUris, IReadOnlyList<string> GrantTypes, string? BackchannelLogoutUri, DateTime CreatedAt);
 
 /// <summary>The secret is shown once, here; only its hash is kept.</summary>
 public sealed record ClientCreatedDto(ClientDto Client, string? ClientSecret);
@@ -108,6 +109,8 @@ public static class LoginAdminEndpoints
         foreach (var (field, uris) in new[] { ("redirectUris", redirects), ("postLogoutRedirectUris", postLogout) })
             foreach (var uri in uris)
                 if (RedirectUriProblem(uri) is { } problem) return Problems.Validation(field, $"'{uri}': {problem}");
+        if (request.BackchannelLogoutUri is { } logoutUri && RedirectUriProblem(logoutUri) is { } logoutProblem)
+            return Problems.Validation("backchannelLogoutUri", $"'{logoutUri}': {logoutProblem}");
         if (redirects.Count == 0 && !clientCredentials) return Problems.Validation("redirectUris", "A client that signs customers in needs at least one redirect URI.");
 
         var brand = await EnsureBrandAsync(db, tenant, audit, events, time, ct);
@@ -133,7 +136,11 @@ public static class LoginAdminEndpoints
         }
         if (clientCredentials) descriptor.Permissions.Add(Permissions.GrantTypes.ClientCredentials);
 
-        var client = new LoginClient { TenantId = brand.TenantId, ClientId = clientId, Name = request.Name, Channel = channel, Type = type, CreatedAt = time.GetUtcNow().UtcDateTime };
+        var client = new LoginClient
+        {
+            TenantId = brand.TenantId, ClientId = clientId, Name = request.Name, Channel = channel, Type = type, BackchannelLogoutUri = request.BackchannelLogoutUri,
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+        };
         db.Add(client);
         audit.Record(brand.TenantId, () => new AuditChange("login.client-created", "login_client", client.Id, null, new { clientId, request.Name, channel, type, redirects, postLogout }));
         await db.SaveChangesAsync(ct);
@@ -195,6 +202,6 @@ public static class LoginAdminEndpoints
         return new ClientDto(client.Id, client.ClientId, client.TenantId, client.Name, client.Channel, client.Type,
             (await applications.GetRedirectUrisAsync(application, ct)).ToList(), (await applications.GetPostLogoutRedirectUrisAsync(application, ct)).ToList(),
             permissions.Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal)).Select(p => p[Permissions.Prefixes.GrantType.Length..]).ToList(),
-            client.CreatedAt);
+            client.BackchannelLogoutUri, client.CreatedAt);
     }
 }

@@ -33,6 +33,8 @@ public sealed class LoginClient : ITenantOwned
     public required string Channel { get; init; }
     /// <summary><c>public</c> (app, SPA, mini-program: PKCE, no secret) or <c>confidential</c> (a back end with a secret).</summary>
     public required string Type { get; init; }
+    /// <summary>Where the provider POSTs a logout token when a customer signs out (OpenID Connect Back-Channel Logout).</summary>
+    public string? BackchannelLogoutUri { get; set; }
     public DateTime CreatedAt { get; init; }
 }
 

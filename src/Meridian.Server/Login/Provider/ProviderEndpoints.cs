@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Options;
+using Meridian.Platform.Outbox;
+using Meridian.Login.Logout;
 using System.Collections.Immutable;
 using System.Security.Claims;
 using Meridian.Data;
@@ -125,8 +128,8 @@ public static class ProviderEndpoints
     /// front ends, so their refresh tokens and access tokens stop working too; then back to the client's registered
     /// post-logout address.
     /// </summary>
-    public static async Task<IResult> EndSession(HttpContext http, MeridianDb db, TenantScope tenant,
-        IOpenIddictAuthorizationManager authorizations, IOpenIddictTokenManager tokens, CancellationToken ct)
+    public static async Task<IResult> EndSession(HttpContext http, MeridianDb db, TenantScope tenant, IOpenIddictAuthorizationManager authorizations,
+        IOpenIddictTokenManager tokens, IOpenIddictApplicationManager applications, EventPublisher events, IOptions<LoginOptions> options, CancellationToken ct)
     {
         // The customer is the one named by the id_token_hint, else the one signed in to the provider.
         var hint = (await http.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme)).Principal;
@@ -140,13 +143,33 @@ public static class ProviderEndpoints
         await http.SignOutAsync(LoginModule.SessionScheme);
         if (subject is not null)
         {
+            var signedOutOf = new HashSet<string>();
             await foreach (var authorization in authorizations.FindBySubjectAsync(subject, ct))
             {
                 await authorizations.TryRevokeAsync(authorization, ct);
                 if (await authorizations.GetIdAsync(authorization, ct) is { } id) await tokens.RevokeByAuthorizationIdAsync(id, ct);
+                if (await authorizations.GetApplicationIdAsync(authorization, ct) is { } applicationId && await applications.FindByIdAsync(applicationId, ct) is { } application
+                    && await applications.GetClientIdAsync(application, ct) is { } clientId)
+                    signedOutOf.Add(clientId);
             }
+            await TellFrontEndsAsync(http, db, events, options.Value, subject, signedOutOf, ct);
         }
         return Results.SignOut(new AuthenticationProperties { RedirectUri = "/login/signed-out" }, [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+    }
+
+    /// <summary>Queues a back-channel logout notice for the brand's front ends that held a grant for the customer (see <see cref="BackchannelLogout"/>).</summary>
+    private static async Task TellFrontEndsAsync(HttpContext http, MeridianDb db, EventPublisher events, LoginOptions options, string subject,
+        IReadOnlyCollection<string> clientIds, CancellationToken ct)
+    {
+        var listening = await (from c in db.Set<LoginClient>().IgnoreQueryFilters()
+                               join b in db.Set<Brand>() on c.TenantId equals b.Id
+                               where clientIds.Contains(c.ClientId) && c.BackchannelLogoutUri != null
+                               select new { c.ClientId, c.TenantId, b.GroupId }).AsNoTracking().ToListAsync(ct);
+        if (listening.Count == 0) return;
+        var issuer = options.Issuer?.AbsoluteUri ?? $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/";
+        foreach (var brand in listening.GroupBy(c => (c.TenantId, c.GroupId)))
+            events.Publish(brand.Key.GroupId, brand.Key.TenantId, () => new CustomerSignedOut(subject, issuer, [.. brand.Select(c => c.ClientId)]));
+        await db.SaveChangesAsync(ct);
     }
 
     private static async Task<ClaimsPrincipal?> CustomerPrincipalAsync(CustomerAccount account, LoginContext brand, ImmutableArray<string> scopes,

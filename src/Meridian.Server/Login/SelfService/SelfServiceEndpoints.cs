@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Login.Data;
+using Meridian.Login.Linking;
 using Meridian.Login.SignIn;
 using Meridian.Platform.Audit;
 using Meridian.Platform.Tenancy;
@@ -55,6 +56,8 @@ public static class SelfServiceEndpoints
         me.MapPut("/credentials", SetMyCredentials);
         me.MapPost("/export-requests", RequestExport);
         me.MapGet("/export-requests", MyExportRequests);
+        me.MapMyWallet();
+        me.MapMyIdentifiers();
         return app;
     }
 
@@ -123,6 +126,6 @@ public static class SelfServiceEndpoints
         return TypedResults.Ok(requests);
     }
 
-    private static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
+    internal static async Task<CustomerAccount?> AccountAsync(ClaimsPrincipal user, MeridianDb db, CancellationToken ct) =>
         long.TryParse(user.GetClaim(SignInPages.AccountIdClaim), out var id) ? await db.Set<CustomerAccount>().SingleOrDefaultAsync(a => a.Id == id, ct) : null;
 }

@@ -52,10 +52,10 @@ public sealed record IssuePlan(OfferTemplate Template, long GroupId, TimeZoneInf
 /// </summary>
 public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
 {
-    public static DateTime Now(TimeProvider time) => Micros(time.GetUtcNow().UtcDateTime);
+    public static DateTime Now(TimeProvider time) => Instants.Now(time);
 
     /// <summary>PostgreSQL keeps microseconds: a replayed answer must show the instants the first one showed.</summary>
-    public static DateTime Micros(DateTime at) => new(at.Ticks - at.Ticks % 10, DateTimeKind.Utc);
+    public static DateTime Micros(DateTime at) => Instants.Micros(at);
 
     /// <summary>Reads the templates and brands of the orders (before any transaction: SQLite's writes should come first in one).</summary>
     public async Task<Dictionary<long, IssuePlan>> PlanAsync(IEnumerable<long> templateIds, CancellationToken ct)

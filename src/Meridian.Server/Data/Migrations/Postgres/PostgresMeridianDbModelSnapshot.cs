@@ -951,6 +951,10 @@ namespace Meridian.Data.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<string>("BackchannelLogoutUri")
+                        .HasColumnType("text")
+                        .HasColumnName("backchannel_logout_uri");
+
                     b.Property<string>("Channel")
                         .IsRequired()
                         .HasMaxLength(32)
@@ -1113,6 +1117,72 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_login_sms_challenges_tenant_id_phone_sent_at");
 
                     b.ToTable("login_sms_challenges", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Login.Linking.IdentityProof", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("ClientId")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("client_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.Property<string>("TokenHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("token_hash");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("type");
+
+                    b.Property<DateTime?>("UsedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("used_at");
+
+                    b.Property<long?>("UsedByAccountId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("used_by_account_id");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_login_identity_proofs");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_login_identity_proofs_expires_at");
+
+                    b.HasIndex("TokenHash")
+                        .IsUnique()
+                        .HasDatabaseName("ix_login_identity_proofs_token_hash");
+
+                    b.ToTable("login_identity_proofs", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.EarningRule", b =>
@@ -1633,6 +1703,54 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_loyalty_programmes_tenant_id");
 
                     b.ToTable("loyalty_programmes", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("boolean")
+                        .HasColumnName("active");
+
+                    b.Property<long>("CouponTemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("coupon_template_id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PointsCost")
+                        .HasColumnType("bigint")
+                        .HasColumnName("points_cost");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_rewards");
+
+                    b.HasIndex("ProgrammeId", "Id")
+                        .HasDatabaseName("ix_loyalty_rewards_programme_id_id");
+
+                    b.ToTable("loyalty_rewards", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
@@ -3230,6 +3348,143 @@ namespace Meridian.Data.Migrations.Postgres
                     b.ToTable("identifier_types", (string)null);
                 });
 
+            modelBuilder.Entity("Meridian.Service.Data.ServiceAgent", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<bool>("Active")
+                        .HasColumnType("boolean")
+                        .HasColumnName("active");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime?>("LastAssignedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_assigned_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("name");
+
+                    b.Property<int>("OpenTickets")
+                        .HasColumnType("integer")
+                        .HasColumnName("open_tickets");
+
+                    b.Property<string>("Queue")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("queue");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_service_agents");
+
+                    b.HasIndex("TenantId", "Queue", "Active")
+                        .HasDatabaseName("ix_service_agents_tenant_id_queue_active");
+
+                    b.ToTable("service_agents", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Service.Data.ServiceTicket", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long?>("AgentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("agent_id");
+
+                    b.Property<DateTime?>("AssignedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("assigned_at");
+
+                    b.Property<DateTime?>("ClosedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("closed_at");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("IdempotencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("Note")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("note");
+
+                    b.Property<string>("Origin")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("origin");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Queue")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("queue");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<string>("Subject")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("subject");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_service_tickets");
+
+                    b.HasIndex("AgentId", "Status")
+                        .HasDatabaseName("ix_service_tickets_agent_id_status");
+
+                    b.HasIndex("TenantId", "IdempotencyKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_service_tickets_tenant_id_idempotency_key")
+                        .HasFilter("idempotency_key IS NOT NULL");
+
+                    b.HasIndex("TenantId", "ProfileId")
+                        .HasDatabaseName("ix_service_tickets_tenant_id_profile_id");
+
+                    b.HasIndex("TenantId", "Queue", "Status", "Id")
+                        .HasDatabaseName("ix_service_tickets_tenant_id_queue_status_id");
+
+                    b.ToTable("service_tickets", (string)null);
+                });
+
             modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreApplication", b =>
                 {
                     b.Property<string>("Id")
@@ -3679,6 +3934,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_rewards_loyalty_programmes_programme_id");
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyTier", b =>
                 {
                     b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
@@ -3915,6 +4180,15 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_identifier_types_brands_tenant_id");
+                });
+
+            modelBuilder.Entity("Meridian.Service.Data.ServiceTicket", b =>
+                {
+                    b.HasOne("Meridian.Service.Data.ServiceAgent", null)
+                        .WithMany()
+                        .HasForeignKey("AgentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_service_tickets_service_agents_agent_id");
                 });
 
             modelBuilder.Entity("OpenIddict.EntityFrameworkCore.Models.OpenIddictEntityFrameworkCoreAuthorization", b =>

@@ -1,0 +1,28 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+
+#nullable disable
+
+namespace Meridian.Data.Migrations.Postgres
+{
+    /// <inheritdoc />
+    public partial class LoginBackchannelLogout : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.AddColumn<string>(
+                name: "backchannel_logout_uri",
+                table: "login_clients",
+                type: "text",
+                nullable: true);
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropColumn(
+                name: "backchannel_logout_uri",
+                table: "login_clients");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using Meridian.Data;
+using Meridian.Hosting;
+using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Rewards;
+using Meridian.Profiles;
+using Microsoft.EntityFrameworkCore;
+
+namespace Meridian.Loyalty;
+
+/// <summary>
+/// The loyalty module's public contract for a member's own view of their points (the staff API and the customer
+/// self-service API both serve it): membership by profile, balance with what expires when, history, rewards on offer.
+/// Reads within the caller's brands.
+/// </summary>
+public sealed class MemberWallet(MeridianDb db, ProfileDirectory profiles)
+{
+    /// <summary>The profile's membership (its first, when it has several), also when enrolled under a profile since merged into it.</summary>
+    public async Task<long?> MemberOfProfileAsync(long profileId, CancellationToken ct)
+    {
+        var owners = await profiles.WithMergedAsync(profileId, ct);
+        return await db.Set<LoyaltyMember>().AsNoTracking().Where(m => owners.Contains(m.ProfileId)).OrderBy(m => m.Id).Select(m => (long?)m.Id).FirstOrDefaultAsync(ct);
+    }
+
+    /// <summary>The spendable balance and when its points expire (soonest first, up to ten dates); null when no such member.</summary>
+    public async Task<BalanceDto?> BalanceAsync(long memberId, CancellationToken ct)
+    {
+        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == memberId, ct);
+        if (member is null) return null;
+        var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.ExpiresAt != null)
+            .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
+            .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
+        return new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await LoyaltyEndpoints.TierAsync(db, member, ct),
+            expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList());
+    }
+
+    /// <summary>The member's entries, oldest first, with their lots and draws; null when no such member.</summary>
+    public async Task<Page<EntryDto>?> EntriesAsync(long memberId, PageRequest page, CancellationToken ct)
+    {
+        if (!await db.Set<LoyaltyMember>().AnyAsync(m => m.Id == memberId, ct)) return null;
+        var entries = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.MemberId == memberId && e.Id > page.After).OrderBy(e => e.Id)
+            .Take(page.Take + 1).Include(e => e.Draws).ThenInclude(d => d.Lot).Include(e => e.Lot).AsSplitQuery().ToListAsync(ct);
+        return page.ToPage(entries.Select(e => LoyaltyEndpoints.ToDto(e)!).ToList(), e => e.Id);
+    }
+
+    /// <summary>The rewards the member's programme offers now, cheapest first.</summary>
+    public async Task<List<RewardDto>> RewardsAsync(long memberId, CancellationToken ct)
+    {
+        var programmeId = await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).Select(m => m.ProgrammeId).SingleAsync(ct);
+        var rewards = await db.Set<LoyaltyReward>().AsNoTracking().Where(r => r.ProgrammeId == programmeId && r.Active)
+            .OrderBy(r => r.PointsCost).ThenBy(r => r.Id).ToListAsync(ct);
+        return rewards.Select(RewardDto.From).ToList();
+    }
+}
