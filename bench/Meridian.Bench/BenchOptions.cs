@@ -44,7 +44,6 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
     public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
 
-
     /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity, loyalty or offers runs).</summary>
     public bool ReadsOnly { get; init; }
 
@@ -57,15 +56,29 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the journeys measures (timers waiting, fired at once, steps).</summary>
     public bool JourneysOnly { get; init; }
 
-    public bool RunsJourneys => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !OffersOnly;
+    /// <summary>Only the audiences measures (estimate vs hand-written SQL, membership check, entry lag).</summary>
+    public bool AudiencesOnly { get; init; }
 
-    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly && !JourneysOnly;
+    /// <summary>Customers the audiences run makes (each with 0-4 orders).</summary>
+    public int AudienceCustomers { get; init; } = Quick ? 5_000 : 50_000;
 
-    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !JourneysOnly;
+    /// <summary>Whether an <c>--x-only</c> flag narrowed the run to one area; each area runs when nothing narrowed it, or it did to that area.</summary>
+    private bool Narrowed => IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly || OffersOnly || JourneysOnly || AudiencesOnly;
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !JourneysOnly;
+    /// <summary>The raw baselines, reads, ingest, identity and loyalty share one server run per database.</summary>
+    public bool RunsSuites => !Narrowed || IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly;
 
-    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !JourneysOnly;
+    public bool RunsIngest => IngestEvents > 0 && (!Narrowed || IngestOnly);
+
+    public bool RunsIdentity => !Narrowed || IdentityOnly;
+
+    public bool RunsLoyalty => !Narrowed || LoyaltyOnly;
+
+    public bool RunsOffers => !Narrowed || OffersOnly;
+
+    public bool RunsJourneys => !Narrowed || JourneysOnly;
+
+    public bool RunsAudiences => !Narrowed || AudiencesOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -86,6 +99,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
           --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
           --journeys-only     only the journeys measures: 100,000 waiting timers (RSS, database size), 10,000 due at once (fires/s, lateness), steps/s
+          --audiences-only    only the audiences measures: estimate vs hand-written SQL, membership check p99, entry lag p99
+          --audience-customers N  customers the audiences run makes (default 50,000; --quick 5,000)
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
@@ -136,6 +151,12 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--journeys-only":
                     options = options with { JourneysOnly = true };
                     continue;
+                case "--audiences-only":
+                    options = options with { AudiencesOnly = true };
+                    continue;
+                case "--audience-customers" when int.TryParse(value, out var ac) && ac is > 0 and <= 10_000_000:
+                    options = options with { AudienceCustomers = ac };
+                    break;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;

@@ -31,12 +31,14 @@ try
     using var _ = events;
     if (events is not null && options.RunsIngest)
         report.Note($"ingest: {events.Count:N0} events from {events.Description}{(events.Count < options.IngestEvents ? $" (all it holds; {options.IngestEvents:N0} were asked for)" : "")}.");
-    if (options.Runs(Provider.Sqlite) && !options.OffersOnly && !options.JourneysOnly) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
-    if (options.Runs(Provider.Postgres) && !options.OffersOnly && !options.JourneysOnly) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && options.RunsSuites) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && options.RunsSuites) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
     if (options.Runs(Provider.Sqlite) && options.RunsOffers) await Run(Provider.Sqlite, () => OffersBench.SqliteAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Postgres) && options.RunsOffers) await Run(Provider.Postgres, () => OffersBench.PostgresAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Sqlite) && options.RunsJourneys) await Run(Provider.Sqlite, () => JourneysBench.SqliteAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Postgres) && options.RunsJourneys) await Run(Provider.Postgres, () => JourneysBench.PostgresAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && options.RunsAudiences) await Run(Provider.Sqlite, () => AudiencesBench.SqliteAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && options.RunsAudiences) await Run(Provider.Postgres, () => AudiencesBench.PostgresAsync(serverDll, options, report, cancel.Token));
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {

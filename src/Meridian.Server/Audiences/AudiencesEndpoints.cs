@@ -16,8 +16,8 @@ namespace Meridian.Audiences;
 
 public sealed record TagGroupDto(long Id, string Name, string? Description, DateTime CreatedAt);
 
-/// <summary>A tag and how many profiles carry it now.</summary>
-public sealed record TagDto(long Id, string Name, long? GroupId, string? Description, long Profiles, DateTime CreatedAt);
+/// <summary>A tag and how many profiles carry it now; <c>segmentId</c> for a rule tag (carried by exactly that segment's members).</summary>
+public sealed record TagDto(long Id, string Name, long? GroupId, string? Description, long? SegmentId, long Profiles, DateTime CreatedAt);
 
 /// <summary>A tag on a profile (or on a profile merged into it), set by whom and when.</summary>
 public sealed record ProfileTagDto(long TagId, string Name, long? GroupId, DateTime SetAt, string SetBy);
@@ -28,10 +28,12 @@ public sealed record CreateTagGroupRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
     [property: StringLength(500)] string? Description);
 
+/// <summary>A manual tag, or with <c>segmentId</c> a rule tag kept by that segment's membership.</summary>
 public sealed record CreateTagRequest(
     [property: Required, StringLength(100, MinimumLength = 1)] string Name,
     long? GroupId,
-    [property: StringLength(500)] string? Description);
+    [property: StringLength(500)] string? Description,
+    long? SegmentId = null);
 
 /// <summary>Whom to tag (or untag): profile ids, or identifiers of one type written in any form the brand normalises.</summary>
 public sealed record TagProfilesRequest(
@@ -77,6 +79,7 @@ public static class AudiencesEndpoints
         audiences.MapGet("/segments", SegmentEndpoints.List);
         audiences.MapPost("/segments", SegmentEndpoints.Create).RequireAuthorization(Permissions.AudiencesWrite).RequireBrand();
         audiences.MapGet("/segments/overlap", SegmentEndpoints.Overlap);
+        audiences.MapGet("/segments/maintenance", SegmentEndpoints.Maintenance);
         audiences.MapGet("/segments/{id}", SegmentEndpoints.Get);
         audiences.MapGet("/segments/{id}/export", SegmentEndpoints.Export);
         audiences.MapPut("/segments/{id}", SegmentEndpoints.Update).RequireAuthorization(Permissions.AudiencesWrite);
@@ -121,16 +124,25 @@ public static class AudiencesEndpoints
             : Problems.NotFound($"Tag {id}");
 
     public static async Task<Results<Created<TagDto>, ValidationProblem, ProblemHttpResult>> CreateTag(
-        CreateTagRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, CancellationToken ct)
+        CreateTagRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, SegmentSignal signal, CancellationToken ct)
     {
+        var segment = request.SegmentId is { } segmentId ? await db.Set<Segment>().SingleOrDefaultAsync(s => s.Id == segmentId && s.TenantId == tenant.Brand, ct) : null;
+        if (request.SegmentId is { } wanted && segment is null) return Problems.Validation("segmentId", $"The brand has no segment {wanted}.");
         if (request.GroupId is { } groupId && !await db.Set<TagGroup>().AnyAsync(g => g.Id == groupId && g.TenantId == tenant.Brand, ct))
             return Problems.Validation("groupId", $"The brand has no tag group {groupId}.");
         if (await db.Set<Tag>().AnyAsync(t => t.TenantId == tenant.Brand && t.Name == request.Name, ct))
             return Problems.Conflict($"The brand already has a tag named '{request.Name}'.");
-        var tag = new Tag { TenantId = tenant.Brand, Name = request.Name, GroupId = request.GroupId, Description = request.Description, CreatedAt = time.GetUtcNow().UtcDateTime };
+        var tag = new Tag
+        {
+            TenantId = tenant.Brand, Name = request.Name, GroupId = request.GroupId, Description = request.Description, SegmentId = segment?.Id,
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+        };
         db.Add(tag);
+        // Evaluated in full again, so that every member gets the new tag.
+        if (segment is not null) segment.Status = SegmentStatus.Evaluating;
         audit.Record(tag.TenantId, () => new AuditChange("tag.created", "tag", tag.Id, null, ToDto(tag, 0)));
         await db.SaveChangesAsync(ct);
+        if (segment is not null) signal.Notify();
         return TypedResults.Created($"/api/v1/tags/{tag.Id}", ToDto(tag, 0));
     }
 
@@ -174,6 +186,7 @@ public static class AudiencesEndpoints
         long id, long profileId, HttpContext http, MeridianDb db, TenantScope tenant, ProfileDirectory profiles, Tagging tagging, CancellationToken ct)
     {
         if (await db.Set<Tag>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == id, ct) is not { } tag) return Problems.NotFound($"Tag {id}");
+        if (tag.SegmentId is not null) return KeptByRule(tag);
         if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != tag.TenantId) return Problems.NotFound($"Profile {profileId}");
         await tagging.AddAsync(tag, tenant.GroupId, [live.ProfileId], By(http), null, ct);
         var set = await db.Set<ProfileTag>().AsNoTracking().SingleAsync(pt => pt.TagId == id && pt.ProfileId == live.ProfileId, ct);
@@ -185,6 +198,7 @@ public static class AudiencesEndpoints
         CancellationToken ct)
     {
         if (await db.Set<Tag>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == id, ct) is not { } tag) return Problems.NotFound($"Tag {id}");
+        if (tag.SegmentId is not null) return KeptByRule(tag);
         if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != tag.TenantId) return Problems.NotFound($"Profile {profileId}");
         var removed = await tagging.RemoveAsync(tag, tenant.GroupId, await profiles.WithMergedAsync(live.ProfileId, ct), By(http), reason, ct);
         return removed > 0 ? TypedResults.NoContent() : Problems.NotFound($"Tag {id} on profile {profileId}");
@@ -222,6 +236,7 @@ public static class AudiencesEndpoints
         Func<Tag, IReadOnlyCollection<long>, string?, Task<int>> change, CancellationToken ct)
     {
         if (await db.Set<Tag>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == id, ct) is not { } tag) return Problems.NotFound($"Tag {id}");
+        if (tag.SegmentId is not null) return KeptByRule(tag);
         var rejected = new List<TagReject>();
         var (changed, named) = (0, 0);
         string? reason = null;
@@ -316,5 +331,7 @@ public static class AudiencesEndpoints
 
     private static TagGroupDto ToDto(TagGroup g) => new(g.Id, g.Name, g.Description, g.CreatedAt);
 
-    private static TagDto ToDto(Tag t, long profiles) => new(t.Id, t.Name, t.GroupId, t.Description, profiles, t.CreatedAt);
+    private static TagDto ToDto(Tag t, long profiles) => new(t.Id, t.Name, t.GroupId, t.Description, t.SegmentId, profiles, t.CreatedAt);
+
+    private static ProblemHttpResult KeptByRule(Tag tag) => Problems.Conflict($"Tag '{tag.Name}' is kept by segment {tag.SegmentId}: its members carry it, nobody else.");
 }

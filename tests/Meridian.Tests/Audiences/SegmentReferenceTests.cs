@@ -8,9 +8,11 @@ namespace Meridian.Tests.Audiences;
 
 /// <summary>
 /// Random rules over random customers: the engine's answer (SQL on the real database) must equal a plain in-memory
-/// reference evaluator's, rule after rule. A failure prints the seed and the rule.
+/// reference evaluator's, rule after rule; and the materialised membership, kept current as events arrive, tags change
+/// and the clock moves windows past events, must equal the reference's after every step, with one entry or exit event
+/// per change. A failure prints the seed and the rule.
 /// </summary>
-public abstract class SegmentReferenceTests(MeridianAppFixture app)
+public abstract class SegmentReferenceTests(AudiencesApp app)
 {
     private static readonly string[] Cities = ["Hangzhou", "Shanghai", "Beijing"];
     private static readonly string[] Categories = ["shoes", "bags"];
@@ -39,22 +41,8 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
     public async Task Random_rules_over_random_customers_select_exactly_whom_the_reference_evaluator_selects(int seed)
     {
         var random = new Random(seed);
-        var b = await ProfileTestBrand.CreateAsync(app);
-        var customers = Enumerable.Range(0, 14).Select(i => RandomCustomer(random, i)).ToList();
-        await SendAsync(b, customers);
-        var ids = new Dictionary<string, long>();
-        foreach (var c in customers)
-        {
-            var profile = await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", c.UserId, p => p.GetProperty("eventCount").GetInt64() == 1 + c.Events.Count);
-            ids[c.UserId] = profile.GetProperty("id").GetInt64();
-            c.Stage = profile.GetProperty("computed").GetProperty("lifecycleStage").GetString()!;
-        }
+        var (b, customers, ids, _) = await DataAsync(random, 14);
         Assert.True(customers.Select(c => c.Stage).Distinct().Count() >= 3, $"seed {seed}: the data should span lifecycle stages");
-        foreach (var tag in TagNames)
-        {
-            var tagId = (await b.Test.Client.PostAsJsonAsync("/api/v1/tags", new { name = tag }).ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
-            foreach (var c in customers.Where(c => c.Tags.Contains(tag))) await b.Test.Client.PutAsync($"/api/v1/tags/{tagId}/profiles/{ids[c.UserId]}", null).ReadAsync<JsonElement>();
-        }
 
         for (var n = 0; n < 40; n++)
         {
@@ -66,6 +54,119 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
             Assert.True(expected.SequenceEqual(actual),
                 $"seed {seed}, rule {n}: {rule.Json.ToJsonString()}\nexpected [{string.Join(", ", expected)}]\nactual   [{string.Join(", ", actual)}]");
         }
+    }
+
+    [Theory]
+    [InlineData(5)]
+    [InlineData(17)]
+    [InlineData(29)]
+    public async Task Materialised_membership_follows_new_events_tag_changes_and_lapsing_windows_exactly_as_the_reference_with_one_event_per_change(int seed)
+    {
+        var random = new Random(seed);
+        var (b, customers, ids, tagIds) = await DataAsync(random, 10);
+        var client = b.Test.Client;
+        var segments = new List<(long Id, Rule Rule)>();
+        for (var n = 0; n < 12; n++)
+        {
+            var rule = RandomRule(random, 0);
+            if (n >= 9)
+            {
+                // A segment of segments: in one saved earlier (or not), and a rule of its own.
+                var named = segments[random.Next(segments.Count)];
+                var include = random.Next(2) == 0;
+                var membership = new JsonObject { ["segment"] = named.Id };
+                var own = rule;
+                rule = new Rule(new JsonObject { ["and"] = new JsonArray(include ? membership : new JsonObject { ["not"] = membership }, own.Json) },
+                    c => named.Rule.Holds(c) == include && own.Holds(c));
+            }
+            var created = await client.PostAsJsonAsync("/api/v1/segments", new { name = $"m{n}", rule = rule.Json }).ReadAsync<JsonElement>();
+            segments.Add((created.GetProperty("id").GetInt64(), rule));
+        }
+        var previous = segments.ToDictionary(s => s.Id, _ => new List<long>());
+        var mark = 0L;
+
+        async Task CheckAsync(string step)
+        {
+            await AudiencesApp.CaughtUpAsync(client);
+            foreach (var c in customers)
+                c.Stage = (await ProfileTestBrand.LookupAsync(client, "user_id", c.UserId)).GetProperty("computed").GetProperty("lifecycleStage").GetString()!;
+            var changes = await app.OutboxAsync(b.Test.Id, mark, "segment.entered", "segment.exited");
+            foreach (var (id, rule) in segments)
+            {
+                var expected = customers.Where(rule.Holds).Select(c => ids[c.UserId]).Order().ToList();
+                var segment = await client.GetAsync($"/api/v1/segments/{id}").ReadAsync<JsonElement>();
+                var page = await client.GetAsync($"/api/v1/segments/{id}/members?limit=200").ReadAsync<JsonElement>();
+                var actual = page.GetProperty("items").EnumerateArray().Select(i => i.GetInt64()).Order().ToList();
+                var context = $"seed {seed}, {step}, segment {id}: {rule.Json.ToJsonString()}";
+                Assert.True(segment.GetProperty("status").GetString() == "ready", context);
+                Assert.True(expected.SequenceEqual(actual), $"{context}\nexpected [{string.Join(", ", expected)}]\nactual   [{string.Join(", ", actual)}]");
+                List<long> Emitted(string type) => [.. changes.Where(m => m.Type == type && m.Payload.GetProperty("segmentId").GetInt64() == id)
+                    .Select(m => m.Payload.GetProperty("profileId").GetInt64()).Order()];
+                Assert.True(expected.Except(previous[id]).Order().SequenceEqual(Emitted("segment.entered")), $"{context}: entered events");
+                Assert.True(previous[id].Except(expected).Order().SequenceEqual(Emitted("segment.exited")), $"{context}: exited events");
+                previous[id] = expected;
+            }
+            mark = changes.Select(m => m.Id).DefaultIfEmpty(mark).Max();
+        }
+
+        await CheckAsync("saved");
+        for (var round = 0; round < 2; round++)
+        {
+            var now = app.Clock.GetUtcNow().UtcDateTime;
+            var messages = new List<object>();
+            foreach (var c in customers.OrderBy(_ => random.Next()).Take(4))
+            {
+                var e = new Event(random.Next(3) == 0 ? "Product Viewed" : "Order Completed", Categories[random.Next(Categories.Length)], random.Next(0, 500),
+                    random.Next(0, 40) + 0.5 + c.Events.Count * 0.01);
+                c.Events.Add(e);
+                messages.Add(Track(c, e, now, $"new-{round}-{c.UserId}"));
+            }
+            await b.SendAsync([.. messages]);
+            foreach (var c in customers)
+                await ProfileTestBrand.LookupAsync(client, "user_id", c.UserId, p => p.GetProperty("eventCount").GetInt64() == 1 + c.Events.Count);
+            await CheckAsync($"round {round}, new events");
+
+            foreach (var c in customers.OrderBy(_ => random.Next()).Take(4))
+            {
+                var tag = TagNames[random.Next(TagNames.Length)];
+                if (c.Tags.Remove(tag)) (await client.DeleteAsync($"/api/v1/tags/{tagIds[tag]}/profiles/{ids[c.UserId]}")).EnsureSuccessStatusCode();
+                else
+                {
+                    c.Tags.Add(tag);
+                    await client.PutAsync($"/api/v1/tags/{tagIds[tag]}/profiles/{ids[c.UserId]}", null).ReadAsync<JsonElement>();
+                }
+            }
+            await CheckAsync($"round {round}, tags changed");
+
+            // Whole days keep every event (half a day off whole days) clear of a window's edge.
+            var days = random.Next(1, 25);
+            app.Clock.Advance(TimeSpan.FromDays(days));
+            foreach (var c in customers)
+                for (var i = 0; i < c.Events.Count; i++) c.Events[i] = c.Events[i] with { DaysAgo = c.Events[i].DaysAgo + days };
+            await CheckAsync($"round {round}, {days} days later");
+        }
+    }
+
+    /// <summary>A brand with random customers, their events and tags; returns them, their profile ids and the tags' ids.</summary>
+    private async Task<(ProfileTestBrand Brand, List<Customer> Customers, Dictionary<string, long> Ids, Dictionary<string, long> Tags)> DataAsync(Random random, int count)
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        var customers = Enumerable.Range(0, count).Select(i => RandomCustomer(random, i)).ToList();
+        await SendAsync(b, customers, app.Clock.GetUtcNow().UtcDateTime);
+        var ids = new Dictionary<string, long>();
+        foreach (var c in customers)
+        {
+            var profile = await ProfileTestBrand.LookupAsync(b.Test.Client, "user_id", c.UserId, p => p.GetProperty("eventCount").GetInt64() == 1 + c.Events.Count);
+            ids[c.UserId] = profile.GetProperty("id").GetInt64();
+            c.Stage = profile.GetProperty("computed").GetProperty("lifecycleStage").GetString()!;
+        }
+        var tagIds = new Dictionary<string, long>();
+        foreach (var tag in TagNames)
+        {
+            var tagId = tagIds[tag] = (await b.Test.Client.PostAsJsonAsync("/api/v1/tags", new { name = tag }).ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
+            foreach (var c in customers.Where(c => c.Tags.Contains(tag))) await b.Test.Client.PutAsync($"/api/v1/tags/{tagId}/profiles/{ids[c.UserId]}", null).ReadAsync<JsonElement>();
+        }
+        return (b, customers, ids, tagIds);
     }
 
     private static Customer RandomCustomer(Random random, int i)
@@ -92,9 +193,14 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
         return new Customer($"ref-{i}", traits, random.Next(2) == 0, random.Next(2) == 0, [.. TagNames.Where(_ => random.Next(3) == 0)], events, firstSeen);
     }
 
-    private static async Task SendAsync(ProfileTestBrand b, List<Customer> customers)
+    private static JsonObject Track(Customer c, Event e, DateTime now, string orderId) => new()
     {
-        var now = DateTime.UtcNow;
+        ["type"] = "track", ["userId"] = c.UserId, ["event"] = e.Name, ["timestamp"] = now.AddDays(-e.DaysAgo).ToString("O"),
+        ["properties"] = new JsonObject { ["order_id"] = orderId, ["category"] = e.Category, ["total"] = e.Total, ["currency"] = "CNY" },
+    };
+
+    private static async Task SendAsync(ProfileTestBrand b, List<Customer> customers, DateTime now)
+    {
         var messages = new List<object>();
         var order = 0;
         foreach (var c in customers)
@@ -104,11 +210,7 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
             if (c.Phone) traits["phone"] = $"1390000{customers.IndexOf(c):D4}";
             if (c.Email) traits["email"] = $"{c.UserId}@example.com";
             messages.Add(new JsonObject { ["type"] = "identify", ["userId"] = c.UserId, ["traits"] = traits, ["timestamp"] = now.AddDays(-c.FirstSeenDaysAgo).ToString("O") });
-            messages.AddRange(c.Events.Select(e => new JsonObject
-            {
-                ["type"] = "track", ["userId"] = c.UserId, ["event"] = e.Name, ["timestamp"] = now.AddDays(-e.DaysAgo).ToString("O"),
-                ["properties"] = new JsonObject { ["order_id"] = $"o-{order++}", ["category"] = e.Category, ["total"] = e.Total, ["currency"] = "CNY" },
-            }));
+            messages.AddRange(c.Events.Select(e => Track(c, e, now, $"o-{order++}")));
         }
         await b.SendAsync([.. messages]);
     }
@@ -245,6 +347,6 @@ public abstract class SegmentReferenceTests(MeridianAppFixture app)
     };
 }
 
-public sealed class SegmentReferenceTestsOnSqlite(SqliteApp app) : SegmentReferenceTests(app), IClassFixture<SqliteApp>;
+public sealed class SegmentReferenceTestsOnSqlite(AudiencesSqliteApp app) : SegmentReferenceTests(app), IClassFixture<AudiencesSqliteApp>;
 
-public sealed class SegmentReferenceTestsOnPostgres(PostgresApp app) : SegmentReferenceTests(app), IClassFixture<PostgresApp>;
+public sealed class SegmentReferenceTestsOnPostgres(AudiencesPostgresApp app) : SegmentReferenceTests(app), IClassFixture<AudiencesPostgresApp>;

@@ -123,6 +123,7 @@ public abstract class SegmentTests(MeridianAppFixture app)
 
         await b.SendAsync(new { type = "identify", userId = "cai", traits = new { city = "Hangzhou" } });
         await ProfileTestBrand.LookupAsync(c, "user_id", "cai", p => p.GetProperty("traits").GetProperty("city").GetString() == "Hangzhou");
+        await AudiencesApp.CaughtUpAsync(c); // the segment's members are materialised: the change shows once maintenance has read it
         Assert.True((await c.GetAsync($"/api/v1/segments/{hangzhouId}/members/{ids["cai"]}").ReadAsync<JsonElement>()).GetProperty("member").GetBoolean());
         var page = await c.GetAsync($"/api/v1/segments/{hangzhouId}/members?limit=2").ReadAsync<JsonElement>();
         Assert.Equal(2, page.GetProperty("items").GetArrayLength());

@@ -16,7 +16,9 @@ public sealed class TagGroup : ITenantOwned
 
 /// <summary>
 /// A label on customers. Manual tags are set and removed by staff and front ends (one by one or from a list of
-/// identifiers); rule and computed tags, which segments and scores will keep current, are not built yet.
+/// identifiers); a rule tag (<see cref="SegmentId"/> set) is carried by exactly the members of a segment, set and
+/// removed by segment maintenance as they enter and leave — a computed tag is a rule tag whose rule reads a score
+/// (<c>rfm_segment</c>, <c>value_score</c>), evaluated again after each scoring run.
 /// </summary>
 public sealed class Tag : ITenantOwned
 {
@@ -25,6 +27,8 @@ public sealed class Tag : ITenantOwned
     public long? GroupId { get; set; }
     public required string Name { get; set; }
     public string? Description { get; set; }
+    /// <summary>For a rule tag: the segment whose members carry it. Such a tag cannot be set or removed by hand.</summary>
+    public long? SegmentId { get; init; }
     public DateTime CreatedAt { get; init; }
 }
 
@@ -69,6 +73,7 @@ internal sealed class TagMaps : IEntityTypeConfiguration<TagGroup>, IEntityTypeC
         b.Property(x => x.Description).HasMaxLength(500);
         b.HasIndex(x => new { x.TenantId, x.Name }).IsUnique();
         b.HasOne<TagGroup>().WithMany().HasForeignKey(x => x.GroupId).OnDelete(DeleteBehavior.Restrict);
+        b.HasOne<Segment>().WithMany().HasForeignKey(x => x.SegmentId).OnDelete(DeleteBehavior.Restrict);
     }
 
     public void Configure(EntityTypeBuilder<ProfileTag> b)

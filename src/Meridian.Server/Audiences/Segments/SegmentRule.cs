@@ -11,7 +11,10 @@ namespace Meridian.Audiences.Segments;
 /// <c>{"tag": "VIP"}</c>;
 /// <c>{"computed": "order_count", "op": "gte", "value": 2}</c>;
 /// <c>{"event": "Order Completed", "where": [{"property": "category", "op": "eq", "value": "shoes"}],
-/// "count": {"op": "gte", "value": 2}, "withinDays": 30}</c> (or <c>"sum": {"property": "total", "op": "gte", "value": 500}</c>).
+/// "count": {"op": "gte", "value": 2}, "withinDays": 30}</c> (or <c>"sum": {"property": "total", "op": "gte", "value": 500}</c>);
+/// <c>{"segment": 12}</c> (in another saved segment; <c>not</c> excludes);
+/// <c>{"loyalty": "tier", "op": "eq", "value": "Gold"}</c>, <c>{"loyalty": "points", "op": "gte", "value": 500}</c>;
+/// <c>{"coupons": "held", "template": 3, "count": {"op": "gte", "value": 1}}</c> (<c>held</c> or <c>used</c>, any template without one).
 /// </summary>
 public abstract record SegmentRule
 {
@@ -72,6 +75,104 @@ public sealed record IdentifierCondition(string Type) : SegmentRule
 public sealed record TagCondition(string Tag) : SegmentRule
 {
     public override string ToText() => $"has tag \"{Tag}\"";
+}
+
+/// <summary>
+/// Membership of another saved segment of the brand, as materialised (include; wrap in <c>not</c> to exclude). The
+/// segments a rule names may not name it back, directly or through others.
+/// </summary>
+public sealed record SegmentCondition(long SegmentId) : SegmentRule
+{
+    public override string ToText() => $"in segment {SegmentId.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>
+/// The customer's loyalty standing: <c>tier</c> (the tier's name; compare, in-list, exists) or <c>points</c> (spendable
+/// balance net of points owed). A customer who is no member has neither, so only <c>not_exists</c> matches them.
+/// </summary>
+public sealed record LoyaltyCondition(string Field, Comparison Compare) : SegmentRule
+{
+    public static readonly string[] FieldNames = ["tier", "points"];
+
+    public override string ToText() => Compare.ToText(Field == "tier" ? "loyalty tier" : "points balance");
+}
+
+/// <summary>How many coupons the customer holds now (issued, not yet used or expired) or has used, of one template or any.</summary>
+public sealed record CouponCondition(string State, long? TemplateId, string Op, long Count) : SegmentRule
+{
+    public static readonly string[] States = ["held", "used"];
+
+    public override string ToText() =>
+        $"coupons {State}{(TemplateId is { } t ? $" of template {t.ToString(CultureInfo.InvariantCulture)}" : "")} count {Symbol} {Count.ToString(CultureInfo.InvariantCulture)}";
+
+    private string Symbol => Op switch { "eq" => "=", "ne" => "≠", "gt" => ">", "gte" => "≥", "lt" => "<", _ => "≤" };
+}
+
+/// <summary>What rules say about each other: the segments a rule names, and an order that evaluates named segments first.</summary>
+public static class SegmentRules
+{
+    /// <summary>Whether the rule reads a score of the periodic scoring run (which changes no event, so only a new run can change the answer).</summary>
+    public static bool ReadsScores(SegmentRule rule) => rule switch
+    {
+        AllOf all => all.Rules.Any(ReadsScores),
+        AnyOf any => any.Rules.Any(ReadsScores),
+        NotRule not => ReadsScores(not.Rule),
+        ComputedCondition c => c.Field is "rfm_segment" or "value_score",
+        _ => false,
+    };
+
+    public static HashSet<long> Names(SegmentRule rule)
+    {
+        var names = new HashSet<long>();
+        void Walk(SegmentRule r)
+        {
+            switch (r)
+            {
+                case AllOf all: foreach (var x in all.Rules) Walk(x); break;
+                case AnyOf any: foreach (var x in any.Rules) Walk(x); break;
+                case NotRule not: Walk(not.Rule); break;
+                case SegmentCondition s: names.Add(s.SegmentId); break;
+            }
+        }
+        Walk(rule);
+        return names;
+    }
+
+    /// <summary>
+    /// The segment (id <paramref name="segmentId"/>, 0 for a new one) with <paramref name="rule"/> among the brand's
+    /// others: the first segment found on a cycle back to it, or null when there is none.
+    /// </summary>
+    public static long? Cycle(long segmentId, SegmentRule rule, IReadOnlyDictionary<long, SegmentRule> others)
+    {
+        var seen = new HashSet<long>();
+        var frontier = new Stack<long>(Names(rule));
+        while (frontier.Count > 0)
+        {
+            var next = frontier.Pop();
+            if (next == segmentId) return next;
+            if (!seen.Add(next) || !others.TryGetValue(next, out var named)) continue;
+            foreach (var n in Names(named)) frontier.Push(n);
+        }
+        return null;
+    }
+
+    /// <summary>Segments ordered so that each comes after those its rule names (a cycle, which saving refuses, keeps id order).</summary>
+    public static List<(Data.Segment Segment, SegmentRule Rule)> InDependencyOrder(List<(Data.Segment Segment, SegmentRule Rule)> segments)
+    {
+        var byId = segments.ToDictionary(s => s.Segment.Id);
+        var ordered = new List<(Data.Segment, SegmentRule)>();
+        var state = new Dictionary<long, bool>(); // false: being visited, true: done
+        void Visit(long id)
+        {
+            if (state.ContainsKey(id) || !byId.TryGetValue(id, out var s)) return;
+            state[id] = false;
+            foreach (var named in Names(s.Rule)) Visit(named);
+            state[id] = true;
+            ordered.Add(s);
+        }
+        foreach (var s in segments) Visit(s.Segment.Id);
+        return ordered;
+    }
 }
 
 /// <summary>A computed trait of the profile: see <see cref="Fields"/>.</summary>
@@ -141,7 +242,7 @@ public static class SegmentRuleParser
         if (json.ValueKind != JsonValueKind.Object) return Fail(errors, path, "A rule is a JSON object.");
         if (depth > MaxDepth) return Fail(errors, path, $"Rules nest at most {MaxDepth} deep.");
         if (++count > MaxConditions) return Fail(errors, path, $"A rule has at most {MaxConditions} nodes.");
-        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event"];
+        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event", "segment", "loyalty", "coupons"];
         var present = kinds.Where(k => json.TryGetProperty(k, out _)).ToList();
         if (present.Count != 1) return Fail(errors, path, $"A rule node has exactly one of: {string.Join(", ", kinds)}.");
         var kind = present[0];
@@ -166,6 +267,22 @@ public static class SegmentRuleParser
                 return Name(body, $"{path}.identifier", errors) is { } type ? new IdentifierCondition(type) : null;
             case "tag":
                 return Name(body, $"{path}.tag", errors) is { } tag ? new TagCondition(tag) : null;
+            case "loyalty":
+                if (Name(body, $"{path}.loyalty", errors) is not { } standing) return null;
+                if (!LoyaltyCondition.FieldNames.Contains(standing)) return Fail(errors, $"{path}.loyalty", $"One of: {string.Join(", ", LoyaltyCondition.FieldNames)}.");
+                var loyalty = Compare(json, path, errors, standing == "tier" ? ["eq", "ne", "in", .. Comparison.PresenceOps] : ["eq", "ne", "gt", "gte", "lt", "lte", .. Comparison.PresenceOps]);
+                if (loyalty is { Value: { } points } && standing == "points" && (points.ValueKind != JsonValueKind.Number || !points.TryGetInt64(out _)))
+                    return Fail(errors, $"{path}.value", "Points are a whole number.");
+                if (loyalty is { Value: { } tierName } && standing == "tier"
+                    && (tierName.ValueKind == JsonValueKind.Array ? tierName.EnumerateArray() : new[] { tierName }.AsEnumerable()).Any(t => t.ValueKind != JsonValueKind.String))
+                    return Fail(errors, $"{path}.value", "A tier's name.");
+                return loyalty is null ? null : new LoyaltyCondition(standing, loyalty);
+            case "coupons":
+                return Coupons(json, body, path, errors);
+            case "segment":
+                return body.ValueKind == JsonValueKind.Number && body.TryGetInt64(out var segmentId) && segmentId > 0
+                    ? new SegmentCondition(segmentId)
+                    : Fail(errors, $"{path}.segment", "The id of a saved segment of the brand.");
             case "computed":
                 if (Name(body, $"{path}.computed", errors) is not { } field) return null;
                 if (!ComputedCondition.Fields.TryGetValue(field, out var spec))
@@ -187,6 +304,29 @@ public static class SegmentRuleParser
             default:
                 return Event(json, body, path, errors);
         }
+    }
+
+    private static CouponCondition? Coupons(JsonElement json, JsonElement state, string path, Dictionary<string, string[]> errors)
+    {
+        if (state.ValueKind != JsonValueKind.String || !CouponCondition.States.Contains(state.GetString()))
+            return Fail<CouponCondition>(errors, $"{path}.coupons", $"One of: {string.Join(", ", CouponCondition.States)}.");
+        long? template = null;
+        if (json.TryGetProperty("template", out var t))
+        {
+            if (t.ValueKind != JsonValueKind.Number || !t.TryGetInt64(out var id) || id <= 0) return Fail<CouponCondition>(errors, $"{path}.template", "The id of an offer template.");
+            template = id;
+        }
+        var (op, count) = ("gte", 1L);
+        if (json.TryGetProperty("count", out var measure))
+        {
+            if (measure.ValueKind != JsonValueKind.Object) return Fail<CouponCondition>(errors, $"{path}.count", "An object with op and value.");
+            if (!measure.TryGetProperty("op", out var o) || o.ValueKind != JsonValueKind.String || o.GetString() is not ("eq" or "ne" or "gt" or "gte" or "lt" or "lte"))
+                return Fail<CouponCondition>(errors, $"{path}.count.op", "One of: eq, ne, gt, gte, lt, lte.");
+            if (!measure.TryGetProperty("value", out var v) || v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out count) || count < 0)
+                return Fail<CouponCondition>(errors, $"{path}.count.value", "A whole number, 0 or more.");
+            op = o.GetString()!;
+        }
+        return new CouponCondition(state.GetString()!, template, op, count);
     }
 
     private static EventCondition? Event(JsonElement json, JsonElement name, string path, Dictionary<string, string[]> errors)

@@ -19,7 +19,7 @@ public sealed record TagRemoved(long TagId, string Tag, long ProfileId, string B
 /// Sets and removes a tag on profiles, keeping the history and publishing <c>tag.added</c> / <c>tag.removed</c>; shared
 /// by the API and, later, rules and journey steps. Profiles are live profile ids of the tag's brand.
 /// </summary>
-public sealed class Tagging(MeridianDb db, EventPublisher events, TimeProvider time)
+public sealed class Tagging(MeridianDb db, EventPublisher events, TimeProvider time, Segments.SegmentSignal signal)
 {
     /// <summary>Tags the profiles that do not carry the tag yet; returns how many it tagged.</summary>
     public async Task<int> AddAsync(Tag tag, long groupId, IReadOnlyCollection<long> profileIds, string by, string? reason, CancellationToken ct)
@@ -34,7 +34,7 @@ public sealed class Tagging(MeridianDb db, EventPublisher events, TimeProvider t
             db.Add(new TagChange { TenantId = tag.TenantId, ProfileId = profileId, TagId = tag.Id, Added = true, By = by, Reason = reason, At = now });
             events.Publish(groupId, tag.TenantId, () => new TagAdded(tag.Id, tag.Name, profileId, by));
         }
-        await db.SaveChangesAsync(ct);
+        await QueueForSegmentsAsync(tag.TenantId, added, ct);
         return added.Count;
     }
 
@@ -50,7 +50,17 @@ public sealed class Tagging(MeridianDb db, EventPublisher events, TimeProvider t
             db.Add(new TagChange { TenantId = tag.TenantId, ProfileId = row.ProfileId, TagId = tag.Id, Added = false, By = by, Reason = reason, At = now });
             events.Publish(groupId, tag.TenantId, () => new TagRemoved(tag.Id, tag.Name, row.ProfileId, by));
         }
-        await db.SaveChangesAsync(ct);
+        await QueueForSegmentsAsync(tag.TenantId, carrying.Select(r => r.ProfileId).ToList(), ct);
         return carrying.Count;
+    }
+
+    /// <summary>Saves the change with the profiles queued for segment evaluation (in the same transaction), when the brand has segments.</summary>
+    private async Task QueueForSegmentsAsync(long brandId, List<long> profileIds, CancellationToken ct)
+    {
+        var queued = profileIds.Count > 0 && await db.Set<Segment>().AnyAsync(s => s.TenantId == brandId, ct);
+        if (queued)
+            foreach (var profileId in profileIds) db.Add(new SegmentDirtyProfile { TenantId = brandId, ProfileId = profileId });
+        await db.SaveChangesAsync(ct);
+        if (queued) signal.Notify();
     }
 }

@@ -23,6 +23,36 @@ namespace Meridian.Data.Migrations.Postgres
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("Meridian.Audiences.Data.AudienceJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("character varying(50)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_audience_jobs");
+
+                    b.ToTable("audience_jobs", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Audiences.Data.ProfileTag", b =>
                 {
                     b.Property<long>("TagId")
@@ -74,6 +104,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(1000)")
                         .HasColumnName("description");
 
+                    b.Property<DateTime?>("EvaluatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("evaluated_at");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(200)
@@ -84,6 +118,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("rule");
+
+                    b.Property<int>("RuleVersion")
+                        .HasColumnType("integer")
+                        .HasColumnName("rule_version");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasColumnName("status");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
@@ -101,6 +145,79 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasDatabaseName("ix_segments_tenant_id_name");
 
                     b.ToTable("segments", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentDirtyProfile", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_segment_dirty_profiles");
+
+                    b.ToTable("segment_dirty_profiles", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentMember", b =>
+                {
+                    b.Property<long>("SegmentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("segment_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime>("EnteredAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("entered_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SegmentId", "ProfileId")
+                        .HasName("pk_segment_members");
+
+                    b.HasIndex("ProfileId")
+                        .HasDatabaseName("ix_segment_members_profile_id");
+
+                    b.ToTable("segment_members", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentRecheck", b =>
+                {
+                    b.Property<long>("SegmentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("segment_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime>("DueAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("due_at");
+
+                    b.HasKey("SegmentId", "ProfileId")
+                        .HasName("pk_segment_rechecks");
+
+                    b.HasIndex("DueAt")
+                        .HasDatabaseName("ix_segment_rechecks_due_at");
+
+                    b.ToTable("segment_rechecks", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.Tag", b =>
@@ -131,6 +248,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("character varying(100)")
                         .HasColumnName("name");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("segment_id");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("bigint")
                         .HasColumnName("tenant_id");
@@ -140,6 +261,9 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasIndex("GroupId")
                         .HasDatabaseName("ix_tags_group_id");
+
+                    b.HasIndex("SegmentId")
+                        .HasDatabaseName("ix_tags_segment_id");
 
                     b.HasIndex("TenantId", "Name")
                         .IsUnique()
@@ -4232,6 +4356,26 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasConstraintName("fk_profile_tags_tags_tag_id");
                 });
 
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentMember", b =>
+                {
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_segment_members_segments_segment_id");
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentRecheck", b =>
+                {
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_segment_rechecks_segments_segment_id");
+                });
+
             modelBuilder.Entity("Meridian.Audiences.Data.Tag", b =>
                 {
                     b.HasOne("Meridian.Audiences.Data.TagGroup", null)
@@ -4239,6 +4383,12 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasForeignKey("GroupId")
                         .OnDelete(DeleteBehavior.Restrict)
                         .HasConstraintName("fk_tags_tag_groups_group_id");
+
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_tags_segments_segment_id");
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.TagChange", b =>

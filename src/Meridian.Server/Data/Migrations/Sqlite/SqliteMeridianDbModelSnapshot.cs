@@ -17,6 +17,36 @@ namespace Meridian.Data.Migrations.Sqlite
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
+            modelBuilder.Entity("Meridian.Audiences.Data.AudienceJob", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(50)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_owner");
+
+                    b.Property<DateTime?>("LeaseUntil")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("lease_until");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_audience_jobs");
+
+                    b.ToTable("audience_jobs", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Audiences.Data.ProfileTag", b =>
                 {
                     b.Property<long>("TagId")
@@ -66,6 +96,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("description");
 
+                    b.Property<DateTime?>("EvaluatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("evaluated_at");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(200)
@@ -76,6 +110,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT")
                         .HasColumnName("rule");
+
+                    b.Property<int>("RuleVersion")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rule_version");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("status");
 
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
@@ -93,6 +137,77 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasDatabaseName("ix_segments_tenant_id_name");
 
                     b.ToTable("segments", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentDirtyProfile", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_segment_dirty_profiles");
+
+                    b.ToTable("segment_dirty_profiles", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentMember", b =>
+                {
+                    b.Property<long>("SegmentId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("segment_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime>("EnteredAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("entered_at");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("SegmentId", "ProfileId")
+                        .HasName("pk_segment_members");
+
+                    b.HasIndex("ProfileId")
+                        .HasDatabaseName("ix_segment_members_profile_id");
+
+                    b.ToTable("segment_members", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentRecheck", b =>
+                {
+                    b.Property<long>("SegmentId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("segment_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<DateTime>("DueAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("due_at");
+
+                    b.HasKey("SegmentId", "ProfileId")
+                        .HasName("pk_segment_rechecks");
+
+                    b.HasIndex("DueAt")
+                        .HasDatabaseName("ix_segment_rechecks_due_at");
+
+                    b.ToTable("segment_rechecks", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.Tag", b =>
@@ -121,6 +236,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("name");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("segment_id");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
@@ -130,6 +249,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasIndex("GroupId")
                         .HasDatabaseName("ix_tags_group_id");
+
+                    b.HasIndex("SegmentId")
+                        .HasDatabaseName("ix_tags_segment_id");
 
                     b.HasIndex("TenantId", "Name")
                         .IsUnique()
@@ -4119,6 +4241,26 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasConstraintName("fk_profile_tags_tags_tag_id");
                 });
 
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentMember", b =>
+                {
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_segment_members_segments_segment_id");
+                });
+
+            modelBuilder.Entity("Meridian.Audiences.Data.SegmentRecheck", b =>
+                {
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_segment_rechecks_segments_segment_id");
+                });
+
             modelBuilder.Entity("Meridian.Audiences.Data.Tag", b =>
                 {
                     b.HasOne("Meridian.Audiences.Data.TagGroup", null)
@@ -4126,6 +4268,12 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasForeignKey("GroupId")
                         .OnDelete(DeleteBehavior.Restrict)
                         .HasConstraintName("fk_tags_tag_groups_group_id");
+
+                    b.HasOne("Meridian.Audiences.Data.Segment", null)
+                        .WithMany()
+                        .HasForeignKey("SegmentId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_tags_segments_segment_id");
                 });
 
             modelBuilder.Entity("Meridian.Audiences.Data.TagChange", b =>
