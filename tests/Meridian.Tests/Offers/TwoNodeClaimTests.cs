@@ -67,7 +67,7 @@ public sealed class TwoNodeClaimTests
         return client;
     }
 
-    private static Func<string, Task<Dictionary<string, long>>> ProfilesAsync(string database) => async prefix =>
+    internal static Func<string, Task<Dictionary<string, long>>> ProfilesAsync(string database) => async prefix =>
     {
         await using var db = new NpgsqlConnection(database);
         await db.OpenAsync();
