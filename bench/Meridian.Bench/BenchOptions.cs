@@ -54,13 +54,16 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
     public bool OffersOnly { get; init; }
 
-    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly;
+    /// <summary>Only the messaging measure (queued → sent through an SMS gateway listener); it runs only when asked for.</summary>
+    public bool MessagingOnly { get; init; }
 
-    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly;
+    public bool RunsLoyalty => !IngestOnly && !IdentityOnly && !OffersOnly && !ReadsOnly && !MessagingOnly;
 
-    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
+    public bool RunsOffers => !IngestOnly && !IdentityOnly && !LoyaltyOnly && !ReadsOnly && !MessagingOnly;
 
-    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly;
+    public bool RunsIngest => IngestEvents > 0 && !IdentityOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !MessagingOnly;
+
+    public bool RunsIdentity => !IngestOnly && !LoyaltyOnly && !OffersOnly && !ReadsOnly && !MessagingOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -80,6 +83,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --loyalty-only      only the raw baselines, the GET measure and the loyalty measures
           --expiry-lots N     due lots the loyalty run seeds for the expiry job (default 1000000; --quick 20000)
           --offers-only       only the offers measures: claims/s vs a raw conditional UPDATE, validation p99, generating codes
+          --messaging-only    only messaging: messages queued over HTTP, then sent per second through an SMS gateway listener
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
@@ -126,6 +130,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     break;
                 case "--offers-only":
                     options = options with { OffersOnly = true };
+                    continue;
+                case "--messaging-only":
+                    options = options with { MessagingOnly = true };
                     continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };

@@ -31,10 +31,12 @@ try
     using var _ = events;
     if (events is not null && options.RunsIngest)
         report.Note($"ingest: {events.Count:N0} events from {events.Description}{(events.Count < options.IngestEvents ? $" (all it holds; {options.IngestEvents:N0} were asked for)" : "")}.");
-    if (options.Runs(Provider.Sqlite) && !options.OffersOnly) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
-    if (options.Runs(Provider.Postgres) && !options.OffersOnly) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && !options.OffersOnly && !options.MessagingOnly) await Run(Provider.Sqlite, () => Suites.SqliteAsync(serverDll, options, events, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && !options.OffersOnly && !options.MessagingOnly) await Run(Provider.Postgres, () => Suites.PostgresAsync(serverDll, options, events, report, cancel.Token));
     if (options.Runs(Provider.Sqlite) && options.RunsOffers) await Run(Provider.Sqlite, () => OffersBench.SqliteAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Postgres) && options.RunsOffers) await Run(Provider.Postgres, () => OffersBench.PostgresAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && options.MessagingOnly) await Run(Provider.Sqlite, () => MessagingBench.SqliteAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && options.MessagingOnly) await Run(Provider.Postgres, () => MessagingBench.PostgresAsync(serverDll, options, report, cancel.Token));
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {
