@@ -139,6 +139,10 @@ internal sealed class ServerProcess : IAsyncDisposable
             {
                 // not listening yet
             }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // listening but too slow to answer yet (a loaded machine)
+            }
             await Task.Delay(100, ct);
         }
         throw new TimeoutException($"the server was not ready within 120 s:\n{string.Join('\n', output)}");
