@@ -53,6 +53,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Only the offers measures (claims against their raw baseline, validation, code generation).</summary>
     public bool OffersOnly { get; init; }
 
+    /// <summary>Only the messaging measure (queued → sent through an SMS gateway listener); it runs only when asked for.</summary>
+    public bool MessagingOnly { get; init; }
+
     /// <summary>Only the journeys measures (timers waiting, fired at once, steps).</summary>
     public bool JourneysOnly { get; init; }
 
@@ -63,7 +66,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     public int AudienceCustomers { get; init; } = Quick ? 5_000 : 50_000;
 
     /// <summary>Whether an <c>--x-only</c> flag narrowed the run to one area; each area runs when nothing narrowed it, or it did to that area.</summary>
-    private bool Narrowed => IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly || OffersOnly || JourneysOnly || AudiencesOnly;
+    private bool Narrowed => IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly || OffersOnly || JourneysOnly || AudiencesOnly || MessagingOnly;
 
     /// <summary>The raw baselines, reads, ingest, identity and loyalty share one server run per database.</summary>
     public bool RunsSuites => !Narrowed || IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly;
@@ -79,6 +82,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     public bool RunsJourneys => !Narrowed || JourneysOnly;
 
     public bool RunsAudiences => !Narrowed || AudiencesOnly;
+
+    /// <summary>Messaging runs only when asked for.</summary>
+    public bool RunsMessaging => MessagingOnly;
 
     public const string Usage = """
         usage: dotnet run -c Release --project bench/Meridian.Bench -- [options]
@@ -101,6 +107,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --journeys-only     only the journeys measures: 100,000 waiting timers (RSS, database size), 10,000 due at once (fires/s, lateness), steps/s
           --audiences-only    only the audiences measures: estimate vs hand-written SQL, membership check p99, entry lag p99
           --audience-customers N  customers the audiences run makes (default 50,000; --quick 5,000)
+          --messaging-only    only messaging: messages queued over HTTP, then sent per second through an SMS gateway listener
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
@@ -157,6 +164,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--audience-customers" when int.TryParse(value, out var ac) && ac is > 0 and <= 10_000_000:
                     options = options with { AudienceCustomers = ac };
                     break;
+                case "--messaging-only":
+                    options = options with { MessagingOnly = true };
+                    continue;
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;

@@ -174,7 +174,9 @@ internal static class OffersBench
     }
 
     /// <summary>Customers made through the tracking API (as a front end would), then their profile ids read from the database.</summary>
-    private static async Task<long[]> CustomersAsync(ServerProcess server, HttpClient http, int count, Func<string, Task<DbConnection>> open, CancellationToken ct)
+    /// <param name="traits">The traits of customer i (a phone for the messaging run), or none.</param>
+    internal static async Task<long[]> CustomersAsync(ServerProcess server, HttpClient http, int count, Func<string, Task<DbConnection>> open, CancellationToken ct,
+        Func<int, object>? traits = null)
     {
         using var created = await http.PostAsJsonAsync("/api/v1/sources", new { name = "offers-bench", channel = "app" }, ct);
         var writeKey = JsonDocument.Parse(await created.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("writeKey").GetString();
@@ -182,7 +184,7 @@ internal static class OffersBench
         tracker.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(writeKey + ":")));
         foreach (var chunk in Enumerable.Range(0, count).Chunk(500))
         {
-            using var sent = await tracker.PostAsJsonAsync("/v1/batch", new { batch = chunk.Select(i => new { type = "identify", userId = $"shopper-{i}" }) }, ct);
+            using var sent = await tracker.PostAsJsonAsync("/v1/batch", new { batch = chunk.Select(i => traits is null ? (object)new { type = "identify", userId = $"shopper-{i}" } : new { type = "identify", userId = $"shopper-{i}", traits = traits(i) }) }, ct);
             sent.EnsureSuccessStatusCode();
         }
         for (var waited = 0; ; waited++)

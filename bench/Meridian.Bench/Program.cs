@@ -39,6 +39,8 @@ try
     if (options.Runs(Provider.Postgres) && options.RunsJourneys) await Run(Provider.Postgres, () => JourneysBench.PostgresAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Sqlite) && options.RunsAudiences) await Run(Provider.Sqlite, () => AudiencesBench.SqliteAsync(serverDll, options, report, cancel.Token));
     if (options.Runs(Provider.Postgres) && options.RunsAudiences) await Run(Provider.Postgres, () => AudiencesBench.PostgresAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Sqlite) && options.RunsMessaging) await Run(Provider.Sqlite, () => MessagingBench.SqliteAsync(serverDll, options, report, cancel.Token));
+    if (options.Runs(Provider.Postgres) && options.RunsMessaging) await Run(Provider.Postgres, () => MessagingBench.PostgresAsync(serverDll, options, report, cancel.Token));
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {

@@ -65,7 +65,9 @@ internal sealed class ServerProcess : IAsyncDisposable
         return http;
     }
 
-    public static async Task<ServerProcess> StartAsync(string dll, Provider provider, string connectionString, string workDir, CancellationToken ct)
+    /// <param name="settings">Extra configuration for this server (<c>Meridian__Messaging__Delivery__Enabled</c>...), as environment variables.</param>
+    public static async Task<ServerProcess> StartAsync(string dll, Provider provider, string connectionString, string workDir, CancellationToken ct,
+        IReadOnlyDictionary<string, string>? settings = null)
     {
         var baseAddress = new Uri($"http://127.0.0.1:{PostgresCluster.FreePort()}");
         var info = new ProcessStartInfo("dotnet")
@@ -87,6 +89,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 ["Logging__LogLevel__Default"] = "Warning",
             },
         };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>()) info.Environment[key] = value;
         var process = new Process { StartInfo = info };
         var server = new ServerProcess(process, baseAddress);
         process.OutputDataReceived += (_, e) => server.Keep(e.Data);
@@ -135,6 +138,10 @@ internal sealed class ServerProcess : IAsyncDisposable
             catch (HttpRequestException)
             {
                 // not listening yet
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // listening but too slow to answer yet (a loaded machine)
             }
             await Task.Delay(100, ct);
         }

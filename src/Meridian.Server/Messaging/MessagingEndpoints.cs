@@ -227,7 +227,17 @@ public static class MessagingEndpoints
             ? TypedResults.Ok(MessageDto.From(m, CanReadPii(http)))
             : Problems.NotFound($"Message {id}");
 
-    public static async Task<Ok<Page<MessageDto>>> Messages([AsParameters] PageRequest page, long? profileId, MessageStatus? status, HttpContext http, MeridianDb db, CancellationToken ct)
+    /// <summary>Messages, oldest first; <c>status</c> (queued, sent, delivered, failed, suppressed, rejected) and <c>profileId</c> filter.</summary>
+    public static async Task<Results<Ok<Page<MessageDto>>, ValidationProblem>> Messages([AsParameters] PageRequest page, long? profileId, string? status, HttpContext http,
+        MeridianDb db, CancellationToken ct)
+    {
+        if (status is null) return await ListAsync(page, profileId, null, http, db, ct);
+        if (!Enum.TryParse<MessageStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || status.Any(char.IsDigit))
+            return Problems.Validation("status", "One of: queued, sent, delivered, failed, suppressed, rejected.");
+        return await ListAsync(page, profileId, parsed, http, db, ct);
+    }
+
+    private static async Task<Ok<Page<MessageDto>>> ListAsync(PageRequest page, long? profileId, MessageStatus? status, HttpContext http, MeridianDb db, CancellationToken ct)
     {
         var query = db.Set<Message>().AsNoTracking().Where(m => m.Id > page.After);
         if (profileId is { } p) query = query.Where(m => m.ProfileId == p);
@@ -238,7 +248,7 @@ public static class MessagingEndpoints
 
     /// <summary>Messages that will not be sent because they failed (a permanent error, or retries exhausted), each with its reason.</summary>
     public static Task<Ok<Page<MessageDto>>> DeadLetters([AsParameters] PageRequest page, HttpContext http, MeridianDb db, CancellationToken ct) =>
-        Messages(page, null, MessageStatus.Failed, http, db, ct);
+        ListAsync(page, null, MessageStatus.Failed, http, db, ct);
 
     /// <summary>Queues a dead letter again (after the cause was fixed: a gateway set up, a template corrected), with its attempts reset.</summary>
     public static async Task<Results<Ok<MessageDto>, ProblemHttpResult>> RetryDeadLetter(long id, HttpContext http, MeridianDb db, TenantScope tenant,

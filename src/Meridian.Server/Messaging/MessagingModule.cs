@@ -6,7 +6,7 @@ namespace Meridian.Messaging;
 
 /// <summary>
 /// Messaging: templates, <see cref="MessageDispatch"/> (what journeys and staff call to send), the leased delivery worker
-/// that decides consent, quiet hours and caps at send time, and the channels (SMS gateway, in-app inbox).
+/// that decides consent, quiet hours and caps at send time, and the channels (SMS gateway, email over SMTP, signed webhook, in-app inbox).
 /// </summary>
 public static class MessagingModule
 {
@@ -20,6 +20,8 @@ public static class MessagingModule
         services.AddHttpClient<SmsGateway>(c => c.Timeout = TimeSpan.FromSeconds(10));
         services.AddSingleton<IMessageChannel, SmsChannel>();
         services.AddSingleton<IMessageChannel, InboxChannel>();
+        services.AddSingleton<IMessageChannel, EmailChannel>();
+        services.AddSingleton<IMessageChannel, WebhookChannel>();
         services.AddSingleton<MessageDelivery>();
         services.AddHostedService(sp => sp.GetRequiredService<MessageDelivery>());
         return builder;
