@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit and integration tests on a real SQLite file and a real PostgreSQL server.
-# Installs what the tests need (PostgreSQL's Debian packages, Node.js for the SDK test) when it is missing; the test fixture then starts a
+# Installs what the tests need (PostgreSQL's Debian packages, Node.js for the SDK test, Chromium for the browser test) when it is missing; the test fixture then starts a
 # throwaway cluster of its own (set MERIDIAN_TEST_PG to a connection string to use an existing server instead).
 # Ends with one line: "N passed, N failed, N skipped".
 set -uo pipefail
@@ -21,6 +21,13 @@ if ! command -v npm >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null \
     || { echo "test.sh: could not install Node.js" >&2; exit 1; }
+fi
+# Debian's Chromium, driven by Playwright, signs a customer in through the hosted pages in the browser test.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "test.sh: installing Chromium from Debian packages for the browser tests..."
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    || { echo "test.sh: could not install Chromium" >&2; exit 1; }
 fi
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || { echo "test.sh: npm ci failed in tests/sdk" >&2; exit 1; }
 

@@ -23,7 +23,12 @@ public static class SignInPages
 
     public static IEndpointRouteBuilder MapSignIn(this IEndpointRouteBuilder app)
     {
-        var login = app.MapGroup("/login").ExcludeFromDescription().DisableAntiforgery();
+        var login = app.MapGroup("/login").ExcludeFromDescription().DisableAntiforgery().AddEndpointFilter(async (context, next) =>
+            HttpMethods.IsPost(context.HttpContext.Request.Method)
+            && CrossSite(context.HttpContext.Request, context.HttpContext.RequestServices.GetRequiredService<IOptions<LoginOptions>>().Value.Issuer)
+                ? Results.Content("<!doctype html><meta charset=utf-8><title>Refused</title><p>This form can only be sent from the sign-in page itself.</p>",
+                    "text/html; charset=utf-8", Encoding.UTF8, StatusCodes.Status403Forbidden)
+                : await next(context));
         login.MapGet("/sign-in", SignInForm);
         login.MapGet("/sign-up", SignUpForm);
         login.MapPost("/password", Password);
@@ -34,6 +39,22 @@ public static class SignInPages
             "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\"><title>Signed out</title><p>You are signed out.</p>",
             "text/html; charset=utf-8"));
         return app;
+    }
+
+    /// <summary>
+    /// Whether a form was posted from another site (login CSRF: a page elsewhere signing the visitor in to an account of
+    /// the attacker's, or sending SMS codes in their name). Browsers say so in <c>Sec-Fetch-Site</c>, and in <c>Origin</c>
+    /// (our pages send no referrer, so our own posts carry <c>Origin: null</c> or none). A client sending neither is no
+    /// browser a forged page can drive, and is let through.
+    /// </summary>
+    internal static bool CrossSite(HttpRequest request, Uri? issuer)
+    {
+        if (request.Headers["Sec-Fetch-Site"].ToString() is "cross-site" or "same-site") return true;
+        var origin = request.Headers.Origin.ToString();
+        return origin.Length > 0 && origin != "null"
+            && !(Uri.TryCreate(origin, UriKind.Absolute, out var from)
+                 && (string.Equals(from.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)
+                     || string.Equals(from.Authority, issuer?.Authority, StringComparison.OrdinalIgnoreCase)));
     }
 
     public static async Task<IResult> SignInForm(HttpContext http, MeridianDb db, TenantScope tenant, string? returnUrl, CancellationToken ct)
