@@ -172,6 +172,31 @@ public abstract class JourneyEngineTests(JourneysApp app)
     }
 
     [Fact]
+    public async Task Concurrent_entries_under_different_keys_admit_one_instance_for_once_and_no_more_than_the_entry_limit()
+    {
+        var b = await JourneysTestBrand.CreateAsync(app);
+        var once = await b.PublishedAsync(new
+        {
+            trigger = new { type = "api" }, reentry = "once", start = "end", nodes = new object[] { new { id = "end", type = "exit" } },
+        });
+        var customer = await b.CustomerAsync("race-once");
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 16).Select(n => b.EnterAsync(once, customer, key: $"race-{n}")));
+        Assert.Equal(1, outcomes.Count(o => o.GetProperty("outcome").GetString() == "entered"));
+        Assert.All(outcomes.Where(o => o.GetProperty("outcome").GetString() != "entered"), o => Assert.Equal("not_eligible", o.GetProperty("outcome").GetString()));
+        Assert.Single(await b.InstancesAsync(once));
+
+        var limited = await b.PublishedAsync(new
+        {
+            trigger = new { type = "api" }, maxEntries = 3, start = "end", nodes = new object[] { new { id = "end", type = "exit" } },
+        });
+        var crowd = new List<long>();
+        for (var n = 0; n < 10; n++) crowd.Add(await b.CustomerAsync($"race-limit-{n}"));
+        var admitted = await Task.WhenAll(crowd.Select(c => b.EnterAsync(limited, c)));
+        Assert.Equal(3, admitted.Count(o => o.GetProperty("outcome").GetString() == "entered"));
+        Assert.Equal(3, (await b.InstancesAsync(limited)).Count);
+    }
+
+    [Fact]
     public async Task A_webhook_step_is_signed_retried_with_backoff_under_one_id_and_a_dead_endpoint_takes_the_failure_edge()
     {
         var b = await JourneysTestBrand.CreateAsync(app);

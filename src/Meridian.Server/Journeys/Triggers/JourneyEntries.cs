@@ -38,6 +38,11 @@ public sealed class JourneyEntries(MeridianDb db, ProfileDirectory profiles, Jou
         if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != journey.TenantId) return (EntryOutcome.ProfileNotFound, null);
         profileId = live.ProfileId;
         var graph = await graphs.GetAsync(db, versionId, ct);
+        // The checks below and the insert are one step: under a lock on this customer's entries (or on the journey's, with
+        // an entry limit), so two triggers at the same instant on two nodes cannot both pass a check made before either wrote.
+        var guarded = graph.Reentry.Policy != "every_time" || graph.MaxEntries is not null;
+        await using var transaction = guarded && db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        if (guarded) await LockAsync(journey.Id, graph.MaxEntries is null ? profileId : null, ct);
         var mine = db.Set<JourneyInstance>().AsNoTracking().Where(x => x.JourneyId == journey.Id && x.ProfileId == profileId);
         if (await mine.Where(x => x.EntryKey == entryKey).Select(x => (long?)x.Id).FirstOrDefaultAsync(ct) is { } earlier) return (EntryOutcome.AlreadyEntered, earlier);
         var now = time.GetUtcNow().UtcDateTime;
@@ -60,6 +65,7 @@ public sealed class JourneyEntries(MeridianDb db, ProfileDirectory profiles, Jou
         try
         {
             await db.SaveChangesAsync(ct);
+            if (transaction is not null) await transaction.CommitAsync(ct);
         }
         catch (DbUpdateException ex) when (ProblemExceptionHandler.IsUniqueViolation(ex))
         {
@@ -68,6 +74,17 @@ public sealed class JourneyEntries(MeridianDb db, ProfileDirectory profiles, Jou
         }
         signal.Notify();
         return (EntryOutcome.Entered, instance.Id);
+    }
+
+    /// <summary>
+    /// Serialises entries of one customer into one journey (or of everyone, <paramref name="profileId"/> null) until the
+    /// transaction ends: a PostgreSQL advisory lock; SQLite's transactions already hold its one write lock from the start.
+    /// </summary>
+    private async Task LockAsync(long journeyId, long? profileId, CancellationToken ct)
+    {
+        if (!db.Database.IsNpgsql()) return;
+        int classKey = unchecked((int)journeyId), objectKey = profileId is { } p ? unchecked((int)(p ^ (p >> 32))) : -1;
+        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({classKey}, {objectKey})", ct);
     }
 
     /// <summary>Whether the event's properties pass every filter (the segment rule language's comparisons, on one value).</summary>
