@@ -92,7 +92,7 @@ public abstract class JourneyEngineTests(JourneysApp app)
     }
 
     [Fact]
-    public async Task A_wait_for_an_event_leaves_by_its_event_exit_when_the_event_comes_and_by_its_timeout_otherwise()
+    public async Task A_wait_for_an_event_leaves_by_its_event_exit_when_an_event_passing_its_filter_comes_and_by_its_timeout_otherwise()
     {
         var b = await JourneysTestBrand.CreateAsync(app);
         var buyer = await b.CustomerAsync("wait-buyer");
@@ -102,7 +102,7 @@ public abstract class JourneyEngineTests(JourneysApp app)
             trigger = new { type = "api" }, start = "order",
             nodes = new object[]
             {
-                new { id = "order", type = "wait_event", @event = "Order Completed", timeout = "2d" },
+                new { id = "order", type = "wait_event", @event = "Order Completed", timeout = "2d", where = new[] { new { property = "total", op = "gte", value = 50 } } },
                 new { id = "bought", type = "exit" }, new { id = "gave_up", type = "exit" },
             },
             edges = Edges(("order", "bought", "event"), ("order", "gave_up", "timeout")),
@@ -112,7 +112,10 @@ public abstract class JourneyEngineTests(JourneysApp app)
         await b.UntilAtAsync(journey, buyerRun, "order", "waiting");
         await b.UntilAtAsync(journey, idleRun, "order", "waiting");
 
-        await b.Brand.SendAsync(new { type = "track", userId = "wait-buyer", @event = "Order Completed", properties = new { order_id = "o-1", total = 10 } });
+        // The idle customer's small order does not pass the filter; it is in the log before the buyer's, so once the buyer
+        // has moved on it has been seen too.
+        await b.Brand.SendAsync(new { type = "track", userId = "wait-idle", @event = "Order Completed", properties = new { order_id = "o-0", total = 10 } });
+        await b.Brand.SendAsync(new { type = "track", userId = "wait-buyer", @event = "Order Completed", properties = new { order_id = "o-1", total = 80 } });
         Assert.Equal(["order:passed", "bought:exited"], JourneysTestBrand.Path(await b.UntilStateAsync(journey, buyerRun, "completed")));
         Assert.Equal("waiting", (await b.InstanceAsync(journey, idleRun)).GetProperty("state").GetString());
 

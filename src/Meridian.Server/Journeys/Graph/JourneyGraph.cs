@@ -33,6 +33,8 @@ public sealed class JourneyGraph
     public IReadOnlyDictionary<string, TimeSpan> Durations { get; init; } = new Dictionary<string, TimeSpan>();
     public IReadOnlyDictionary<string, SegmentRule> Rules { get; init; } = new Dictionary<string, SegmentRule>();
     public IReadOnlyDictionary<string, IReadOnlyList<(string Name, int Percent)>> Branches { get; init; } = new Dictionary<string, IReadOnlyList<(string, int)>>();
+    /// <summary>A wait_event node's property filters (<c>where</c>): the event wakes the customer only if its properties pass them all.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<PropertyFilter>> EventFilters { get; init; } = new Dictionary<string, IReadOnlyList<PropertyFilter>>();
 
     /// <summary>Where the node's exit leads, or null (an optional exit left unconnected).</summary>
     public string? Next(string node, string on) => Edges.FirstOrDefault(e => e.From == node && e.On == on)?.To;
@@ -157,10 +159,11 @@ public static class JourneyGraphParser
         var durations = new Dictionary<string, TimeSpan>();
         var rules = new Dictionary<string, SegmentRule>();
         var branches = new Dictionary<string, IReadOnlyList<(string, int)>>();
+        var eventFilters = new Dictionary<string, IReadOnlyList<PropertyFilter>>();
         foreach (var node in nodes.Values)
         {
             var at = $"nodes.{node.Id}";
-            CheckConfig(node, at, error, durations, rules, branches);
+            CheckConfig(node, at, error, durations, rules, branches, eventFilters);
             var exits = branches.TryGetValue(node.Id, out var b) ? b.Select(x => (x.Item1, true)).ToArray() : NodeKinds.Exits(node.Type);
             var mine = edges.Where(e => e.From == node.Id).ToList();
             foreach (var extra in mine.Where(e => !exits.Any(x => x.Item1 == e.On)).Select(e => e.On).Distinct())
@@ -183,7 +186,7 @@ public static class JourneyGraphParser
         return trigger is null || start is null ? null : new JourneyGraph
         {
             Trigger = trigger, Reentry = reentry, MaxEntries = maxEntries, Start = start, Nodes = nodes, Edges = edges,
-            Durations = durations, Rules = rules, Branches = branches,
+            Durations = durations, Rules = rules, Branches = branches, EventFilters = eventFilters,
         };
     }
 
@@ -237,7 +240,7 @@ public static class JourneyGraphParser
     }
 
     private static void CheckConfig(JourneyNode node, string at, Action<string, string> error, Dictionary<string, TimeSpan> durations,
-        Dictionary<string, SegmentRule> rules, Dictionary<string, IReadOnlyList<(string, int)>> branches)
+        Dictionary<string, SegmentRule> rules, Dictionary<string, IReadOnlyList<(string, int)>> branches, Dictionary<string, IReadOnlyList<PropertyFilter>> eventFilters)
     {
         void Need(string field, string what)
         {
@@ -257,6 +260,7 @@ public static class JourneyGraphParser
                 if (Duration(node.Text(field)) is { } span) durations[node.Id] = span;
                 else error(at, $"A {node.Type} node needs {field}: a number with s, m, h or d (e.g. 1h, 30m, 7d), at most 3660d.");
                 if (node.Type == NodeKinds.WaitEvent) Need("event", "the event name to wait for");
+                if (node.Type == NodeKinds.WaitEvent && node.Element("where") is { } where && ReadFilters(where, at + ".where", error) is { } filters) eventFilters[node.Id] = filters;
                 break;
             case NodeKinds.WaitUntil:
                 var time = node.Text("time");

@@ -82,7 +82,8 @@ public sealed class EventTrigger(IServiceScopeFactory scopes, IOptions<JourneyOp
             .TakeWhile(e => e.TxId < resolved.TxId || (e.TxId == resolved.TxId && e.Id <= resolved.Id)).ToList();
         if (events.Count == 0) return 0;
 
-        var journeys = await ActiveJourneys.ListAsync(db, services.GetRequiredService<JourneyGraphs>(), "event", null, ct);
+        var graphs = services.GetRequiredService<JourneyGraphs>();
+        var journeys = await ActiveJourneys.ListAsync(db, graphs, "event", null, ct);
         var awaited = (await db.Set<JourneyInstance>().AsNoTracking().Where(x => x.State == InstanceState.Waiting && x.WaitEvent != null)
             .Select(x => x.WaitEvent!).Distinct().ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
         var entries = services.GetRequiredService<JourneyEntries>();
@@ -99,8 +100,19 @@ public sealed class EventTrigger(IServiceScopeFactory scopes, IOptions<JourneyOp
             if (waking)
             {
                 var now = time.GetUtcNow().UtcDateTime;
-                await db.Set<JourneyInstance>()
+                var waiting = await db.Set<JourneyInstance>().AsNoTracking()
                     .Where(x => x.TenantId == e.TenantId && x.ProfileId == profile.ProfileId && x.State == InstanceState.Waiting && x.WaitEvent == e.Name && x.DueAt > now)
+                    .Select(x => new { x.Id, x.VersionId, x.CurrentNode }).ToListAsync(ct);
+                var woken = new List<long>();
+                foreach (var w in waiting)
+                {
+                    var filters = (await graphs.GetAsync(db, w.VersionId, ct)).EventFilters;
+                    if (!filters.TryGetValue(w.CurrentNode, out var where) || JourneyEntries.Matches(where, properties)) woken.Add(w.Id);
+                }
+                if (woken.Count == 0) continue;
+                // Still waiting on that event: a timeout that fired meanwhile has moved the instance on, and is left alone.
+                await db.Set<JourneyInstance>()
+                    .Where(x => woken.Contains(x.Id) && x.State == InstanceState.Waiting && x.WaitEvent == e.Name && x.DueAt > now)
                     .ExecuteUpdateAsync(s => s.SetProperty(x => x.EventArrived, true).SetProperty(x => x.DueAt, now), ct);
                 services.GetRequiredService<JourneySignal>().Notify();
             }
