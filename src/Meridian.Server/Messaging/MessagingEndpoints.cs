@@ -85,22 +85,22 @@ public static class MessagingEndpoints
 
     public static IEndpointRouteBuilder MapMessagingRoutes(this IEndpointRouteBuilder app)
     {
-        var messaging = app.MapGroup("/api/v1/messaging").WithTags("Messaging").RequireAuthorization(Permissions.JourneysRead);
+        var messaging = app.MapGroup("/api/v1/messaging").WithTags("Messaging").RequireAuthorization(Permissions.MessagingRead);
         messaging.MapGet("/templates", Templates);
-        messaging.MapPost("/templates", CreateTemplate).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPost("/templates", CreateTemplate).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         messaging.MapGet("/templates/{id}", Template);
-        messaging.MapPut("/templates/{id}", UpdateTemplate).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
-        messaging.MapDelete("/templates/{id}", ArchiveTemplate).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPut("/templates/{id}", UpdateTemplate).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
+        messaging.MapDelete("/templates/{id}", ArchiveTemplate).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         messaging.MapPost("/templates/{id}/preview", Preview).RequireAuthorization(Permissions.PiiRead).RequireBrand();
-        messaging.MapPost("/messages", Send).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPost("/messages", Send).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         messaging.MapGet("/messages", Messages);
         messaging.MapGet("/messages/{id}", MessageById);
         messaging.MapGet("/dead-letters", DeadLetters);
-        messaging.MapPost("/dead-letters/{id}/retry", RetryDeadLetter).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPost("/dead-letters/{id}/retry", RetryDeadLetter).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         messaging.MapGet("/channels/{channel}", Channel).RequireBrand();
-        messaging.MapPut("/channels/{channel}", SetChannel).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPut("/channels/{channel}", SetChannel).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         messaging.MapGet("/policy", Policy).RequireBrand();
-        messaging.MapPut("/policy", SetPolicy).RequireAuthorization(Permissions.JourneysWrite).RequireBrand();
+        messaging.MapPut("/policy", SetPolicy).RequireAuthorization(Permissions.MessagingWrite).RequireBrand();
         app.MapPost("/api/v1/messaging/receipts/sms/{brandId}", SmsReceipt).WithTags("Messaging").AllowAnonymous();
 
         app.MapGet("/api/v1/profiles/{id}/inbox", ProfileInbox).WithTags("Messaging").RequireAuthorization(Permissions.ProfilesRead);

@@ -140,6 +140,31 @@ public abstract class AccessTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task Messaging_needs_its_own_permission_and_built_in_roles_stored_before_it_existed_are_brought_up_to_date()
+    {
+        var journeysOnly = await app.Admin.PostAsJsonAsync("/api/v1/roles",
+            new { name = "journeys-only-" + Guid.NewGuid().ToString("N")[..6], permissions = new[] { "journeys.read", "journeys.write" } }).ReadAsync<JsonElement>();
+        using var designer = app.ClientWithKey(await app.NewKeyAsync(journeysOnly.GetProperty("name").GetString()!, brand: "demo"));
+        var problem = await designer.GetAsync("/api/v1/messaging/templates").ProblemAsync(403, ProblemTypes.Forbidden);
+        Assert.Contains("messaging.read", problem.GetProperty("detail").GetString());
+        using var marketer = app.ClientWithKey(await app.NewKeyAsync("marketer", brand: "demo"));
+        Assert.Equal(HttpStatusCode.OK, (await marketer.GetAsync("/api/v1/messaging/templates")).StatusCode);
+
+        // A group created by a release without messaging.*: its stored marketer role lacks them until the next start.
+        using var scope = app.Services.CreateScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        var stored = await db.Set<Role>().SingleAsync(r => r.BuiltIn && r.Name == "marketer");
+        stored.Permissions = [.. stored.Permissions.Where(p => !p.StartsWith("messaging.", StringComparison.Ordinal))];
+        await db.SaveChangesAsync();
+        Assert.True(await Meridian.Platform.Bootstrap.Bootstrapper.SyncBuiltInRolesAsync(db, CancellationToken.None) >= 1);
+        db.ChangeTracker.Clear();
+        var synced = await db.Set<Role>().AsNoTracking().SingleAsync(r => r.BuiltIn && r.Name == "marketer");
+        Assert.Contains("messaging.write", synced.Permissions);
+        Assert.Equal(BuiltInRoles.Definitions["marketer"].Permissions, synced.Permissions);
+    }
+
+    [Fact]
     public async Task A_custom_role_with_an_unknown_permission_is_a_validation_error()
     {
         var problem = await app.Admin.PostAsJsonAsync("/api/v1/roles", new { name = "odd", permissions = new[] { "sources.read", "launch.missiles" } })

@@ -31,7 +31,12 @@ public static class Bootstrapper
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var now = scope.ServiceProvider.GetRequiredService<TimeProvider>().GetUtcNow().UtcDateTime;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        if (await db.Set<Group>().AnyAsync(ct)) return null;
+        if (await db.Set<Group>().AnyAsync(ct))
+        {
+            await SyncBuiltInRolesAsync(db, ct);
+            await tx.CommitAsync(ct);
+            return null;
+        }
 
         var group = new Group { Slug = "demo-group", Name = "Demo Group", CreatedAt = now };
         db.Add(group);
@@ -94,6 +99,25 @@ public static class Bootstrapper
         });
         db.AddRange(roles.Values);
         return roles;
+    }
+
+    /// <summary>
+    /// Brings every group's built-in roles to <see cref="BuiltInRoles.Definitions"/> (they cannot be edited, so nothing of an
+    /// admin's is lost): a permission added by a release reaches groups created before it.
+    /// </summary>
+    public static async Task<int> SyncBuiltInRolesAsync(MeridianDb db, CancellationToken ct)
+    {
+        var changed = 0;
+        foreach (var role in await db.Set<Role>().Where(r => r.BuiltIn).OrderBy(r => r.Id).ToListAsync(ct))
+        {
+            if (!BuiltInRoles.Definitions.TryGetValue(role.Name, out var definition)) continue;
+            if (role.Permissions.SequenceEqual(definition.Permissions) && role.Description == definition.Description) continue;
+            role.Permissions = [.. definition.Permissions];
+            role.Description = definition.Description;
+            changed++;
+        }
+        if (changed > 0) await db.SaveChangesAsync(ct);
+        return changed;
     }
 
     public static void Print(BootstrapResult result, TextWriter output)
