@@ -18,9 +18,7 @@ public abstract class AudiencesApp : MeridianAppFixture
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
 
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        // Jobs polling on the (fake) clock are off: moving it by days would step through every one of their ticks.
-        [new("Meridian:Offers:Expiry:Enabled", "false"), new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Release:Enabled", "false"),
-         new("Meridian:Loyalty:TierReview:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false"), new("Meridian:Profiles:Scoring:Enabled", "false")];
+        ClockPollingJobsOff;
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

@@ -20,8 +20,7 @@ public abstract class JourneysApp : MeridianAppFixture
 
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
     [
-        new("Meridian:Offers:Expiry:Enabled", "false"), new("Meridian:Loyalty:Expiry:Enabled", "false"), new("Meridian:Loyalty:Release:Enabled", "false"),
-        new("Meridian:Loyalty:TierReview:Enabled", "false"), new("Meridian:Loyalty:Orders:Enabled", "false"),
+        .. ClockPollingJobsOff,
         new("Meridian:Messaging:Delivery:PollInterval", "00:00:00.100"),
         new("Meridian:Journeys:PollInterval", "00:00:00.050"), new("Meridian:Journeys:RetryBase", "00:01:00"), new("Meridian:Journeys:MaxAttempts", "3"),
     ];

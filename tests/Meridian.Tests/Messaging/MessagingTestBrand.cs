@@ -23,8 +23,7 @@ public abstract class MessagingApp : MeridianAppFixture
         new("Meridian:Messaging:Delivery:PollInterval", "00:00:00.100"),
         new("Meridian:Messaging:Delivery:MaxAttempts", "3"),
         new("Meridian:Messaging:Delivery:RetryBackoff", "00:01:00"),
-        new("Meridian:Offers:Expiry:Enabled", "false"),
-        new("Meridian:Loyalty:Expiry:Enabled", "false"),
+        .. ClockPollingJobsOff,
     ];
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
