@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Profiles;
 
 /// <summary>What other modules may ask about profiles without reading the Profiles tables.</summary>
-public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rules)
+public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rules, Platform.Outbox.EventPublisher events)
 {
     /// <summary>
     /// The live profile a profile id stands for now, within the caller's brands: the id itself, or the profile it was
@@ -150,11 +150,16 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return changes.GroupBy(c => (c.Channel, c.Purpose)).Select(g => g.Last()).Select(c => new ConsentDto(c.Channel, c.Purpose, c.Granted, c.ChangedAt, c.Origin)).ToList();
     }
 
-    /// <summary>Records a consent change made by the customer (<paramref name="origin"/> says through what); saved by the caller.</summary>
-    public ConsentDto ChangeConsent(long brandId, long profileId, string channel, string purpose, bool granted, string origin, DateTime at)
+    /// <summary>
+    /// Records a consent change made outside the event log, by the customer or by staff (<paramref name="origin"/> says
+    /// through what), with <c>profile.changed</c>; saved by the caller.
+    /// </summary>
+    public async Task<ConsentDto> ChangeConsentAsync(long brandId, long profileId, string channel, string purpose, bool granted, string origin, DateTime at,
+        CancellationToken ct)
     {
         var change = new ConsentChange { TenantId = brandId, ProfileId = profileId, Channel = channel, Purpose = purpose, Granted = granted, ChangedAt = at, Origin = origin };
         db.Add(change);
+        await events.PublishAsync(brandId, () => new ProfileChanged(profileId, "consent", null), ct);
         return new ConsentDto(change.Channel, change.Purpose, change.Granted, change.ChangedAt, change.Origin);
     }
 

@@ -12,16 +12,33 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Profiles;
 
 /// <summary>
+/// <c>profile.changed</c>: a profile changed outside the event log (traits set by hand or by a journey, a manual merge or
+/// split, an erasure), so that what follows profiles (segments) looks at it again. <c>change</c> is <c>traits</c>,
+/// <c>merged</c> (it took in <c>otherProfileId</c>), <c>merged_into</c> (it went into <c>otherProfileId</c>), <c>split</c>
+/// (from <c>otherProfileId</c>) or <c>erased</c>.
+/// </summary>
+public sealed record ProfileChanged(long ProfileId, string Change, long? OtherProfileId) : Platform.Outbox.IDomainEvent
+{
+    [System.Text.Json.Serialization.JsonIgnore] public string EventType => "profile.changed";
+}
+
+/// <summary>
 /// What staff do to profiles by hand: merge two, undo a merge (split), export everything about a person, erase it.
 /// Each runs in one transaction, guarded by the profiles' versions against the projector working on them meanwhile.
 /// </summary>
-public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, CustomFieldCatalog fields, TimeProvider time)
+public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, CustomFieldCatalog fields, Platform.Outbox.EventPublisher events, TimeProvider time)
 {
     /// <summary>
-    /// Sets (or, with null, clears) traits by hand, each kept with its provenance (<paramref name="by"/>: a key, a journey);
-    /// saved by the caller. Used by staff through the API and by journey steps.
+    /// Sets (or, with null, clears) traits by hand, each kept with its provenance (<paramref name="by"/>: a key, a journey),
+    /// and publishes <c>profile.changed</c>; saved by the caller. Used by staff through the API and by journey steps.
     /// </summary>
-    public static void WriteTraits(Profile profile, IEnumerable<KeyValuePair<string, JsonElement>> traits, string by, DateTime now)
+    public async Task WriteTraitsAsync(Profile profile, IEnumerable<KeyValuePair<string, JsonElement>> traits, string by, CancellationToken ct)
+    {
+        WriteTraits(profile, traits, by, time.GetUtcNow().UtcDateTime);
+        await events.PublishAsync(profile.TenantId, () => new ProfileChanged(profile.Id, "traits", null), ct);
+    }
+
+    private static void WriteTraits(Profile profile, IEnumerable<KeyValuePair<string, JsonElement>> traits, string by, DateTime now)
     {
         var current = JsonNode.Parse(profile.Traits)!.AsObject();
         foreach (var (name, value) in traits)
@@ -61,6 +78,8 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         await RecountAsync(kept, ct);
         await RecountAsync(merged, ct);
         audit.Record(kept.TenantId, () => new AuditChange("profile.merged", "profile", kept.Id, new { mergedProfileId = merged.Id }, new { mergeId = merge.Id }));
+        await events.PublishAsync(kept.TenantId, () => new ProfileChanged(kept.Id, "merged", merged.Id), ct);
+        await events.PublishAsync(kept.TenantId, () => new ProfileChanged(merged.Id, "merged_into", kept.Id), ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         return merge;
@@ -103,6 +122,8 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         await RecountAsync(kept, ct);
         await RecountAsync(merged, ct);
         audit.Record(kept.TenantId, () => new AuditChange("profile.split", "profile", merged.Id, new { keptProfileId = kept.Id, mergeId = merge.Id }, null));
+        await events.PublishAsync(kept.TenantId, () => new ProfileChanged(kept.Id, "split", merged.Id), ct);
+        await events.PublishAsync(kept.TenantId, () => new ProfileChanged(merged.Id, "split", kept.Id), ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
     }
@@ -162,6 +183,7 @@ public sealed class ProfileSteward(MeridianDb db, EventLog log, AuditLog audit, 
         profile.ErasedAt = time.GetUtcNow().UtcDateTime;
         Touch(profile);
         audit.Record(profile.TenantId, () => new AuditChange("profile.erased", "profile", profile.Id, null, new { events = eventIds.Count }));
+        await events.PublishAsync(profile.TenantId, () => new ProfileChanged(profile.Id, "erased", null), ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
     }

@@ -256,7 +256,7 @@ public static class ProfilesEndpoints
     /// </summary>
     public static async Task<Results<Ok<ProfileDto>, ValidationProblem, ProblemHttpResult>> SetTraits(
         long id, Dictionary<string, JsonElement> traits, HttpContext http, MeridianDb db, Platform.CustomFields.CustomFieldCatalog fields,
-        AuditLog audit, TimeProvider time, ProfileViews views, CancellationToken ct)
+        AuditLog audit, ProfileSteward steward, ProfileViews views, CancellationToken ct)
     {
         var profile = await db.Set<Profile>().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
         if (profile is null) return Problems.NotFound($"Profile {id}");
@@ -269,7 +269,7 @@ public static class ProfilesEndpoints
         }
         if (errors.Count > 0) return TypedResults.ValidationProblem(errors, type: ProblemTypes.Validation, title: "One or more fields are invalid.");
 
-        ProfileSteward.WriteTraits(profile, traits, $"key:{http.Caller().KeyId}", time.GetUtcNow().UtcDateTime);
+        await steward.WriteTraitsAsync(profile, traits, $"key:{http.Caller().KeyId}", ct);
         audit.Record(profile.TenantId, () => new AuditChange("profile.traits-set", "profile", profile.Id, null, new { traits = traits.Keys }));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
@@ -285,19 +285,15 @@ public static class ProfilesEndpoints
     }
 
     public static async Task<Results<Ok<ConsentDto>, ProblemHttpResult>> ChangeConsent(
-        long id, ConsentRequest request, HttpContext http, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+        long id, ConsentRequest request, HttpContext http, MeridianDb db, ProfileDirectory profiles, AuditLog audit, TimeProvider time, CancellationToken ct)
     {
         var profile = await db.Set<Profile>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id && p.MergedIntoId == null, ct);
         if (profile is null) return Problems.NotFound($"Profile {id}");
-        var change = new ConsentChange
-        {
-            TenantId = profile.TenantId, ProfileId = profile.Id, Channel = request.Channel, Purpose = request.Purpose, Granted = request.Granted!.Value,
-            ChangedAt = time.GetUtcNow().UtcDateTime, Origin = $"key:{http.Caller().KeyId}",
-        };
-        db.Add(change);
+        var change = await profiles.ChangeConsentAsync(profile.TenantId, profile.Id, request.Channel, request.Purpose, request.Granted!.Value,
+            $"key:{http.Caller().KeyId}", time.GetUtcNow().UtcDateTime, ct);
         audit.Record(profile.TenantId, () => new AuditChange("profile.consent-changed", "profile", profile.Id, null, new { change.Channel, change.Purpose, change.Granted }));
         await db.SaveChangesAsync(ct);
-        return TypedResults.Ok(new ConsentDto(change.Channel, change.Purpose, change.Granted, change.ChangedAt, change.Origin));
+        return TypedResults.Ok(change);
     }
 
     /// <summary>A merged profile's id keeps working: it answers with the profile it became part of.</summary>

@@ -162,6 +162,67 @@ public abstract class SegmentMembershipTests(AudiencesApp app)
     }
 
     [Fact]
+    public async Task Traits_set_by_hand_a_manual_merge_and_an_erasure_move_customers_in_and_out_without_any_new_event()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        var c = b.Test.Client;
+        await b.SendAsync(new { type = "identify", userId = "ann", traits = new { city = "Beijing" } }, new { type = "identify", userId = "bo", traits = new { city = "Hangzhou" } });
+        var ann = await ProfileAsync(c, "ann", 1);
+        var bo = await ProfileAsync(c, "bo", 1);
+        var hangzhou = await SaveAsync(c, "Hangzhou", new { trait = "city", op = "eq", value = "Hangzhou" });
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Equal([bo], await MembersAsync(c, hangzhou));
+
+        await c.PatchAsJsonAsync($"/api/v1/profiles/{ann}/traits", new { city = "Hangzhou" }).ReadAsync<JsonElement>();
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Equal(new[] { ann, bo }.Order(), await MembersAsync(c, hangzhou));
+
+        await c.PostAsJsonAsync($"/api/v1/profiles/{bo}/merge", new { profileId = ann }).ReadAsync<JsonElement>();
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Equal([bo], await MembersAsync(c, hangzhou));
+
+        (await c.DeleteAsync($"/api/v1/profiles/{bo}")).EnsureSuccessStatusCode();
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Empty(await MembersAsync(c, hangzhou));
+        Assert.Equal([("segment.entered", hangzhou, bo), ("segment.entered", hangzhou, ann), ("segment.exited", hangzhou, ann), ("segment.exited", hangzhou, bo)],
+            await ChangesAsync(b.Test.Id));
+    }
+
+    [Fact]
+    public async Task Consent_to_marketing_by_sms_selects_customers_and_follows_grants_by_event_and_withdrawals_by_staff()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        var c = b.Test.Client;
+        await b.SendAsync(new { type = "identify", userId = "ann" }, new { type = "identify", userId = "bo" },
+            new { type = "track", userId = "bo", @event = "Consent Updated", properties = new { channel = "sms", purpose = "service", granted = true } });
+        var ann = await ProfileAsync(c, "ann", 1);
+        var bo = await ProfileAsync(c, "bo", 2);
+        var reachable = await SaveAsync(c, "SMS marketing", new { consent = "sms" });
+        var unreachable = await SaveAsync(c, "No SMS marketing", new { not = new { consent = "sms", purpose = "marketing" } });
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Empty(await MembersAsync(c, reachable)); // bo consented to service messages only
+        Assert.Equal(new[] { ann, bo }.Order(), await MembersAsync(c, unreachable));
+
+        await b.SendAsync(new { type = "track", userId = "ann", @event = "Consent Updated", properties = new { channel = "sms", purpose = "marketing", granted = true } });
+        await ProfileAsync(c, "ann", 2);
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Equal([ann], await MembersAsync(c, reachable));
+        Assert.Equal([bo], await MembersAsync(c, unreachable));
+
+        // Staff changes are stamped with the server's (fake) clock, the event's grant with the time it was sent: the
+        // withdrawal comes later.
+        var real = DateTimeOffset.UtcNow.AddSeconds(5);
+        if (app.Clock.GetUtcNow() < real) app.Clock.SetUtcNow(real);
+        await c.PostAsJsonAsync($"/api/v1/profiles/{ann}/consents", new { channel = "sms", purpose = "marketing", granted = false }).ReadAsync<JsonElement>();
+        await AudiencesApp.CaughtUpAsync(c);
+        Assert.Empty(await MembersAsync(c, reachable));
+        Assert.Equal(new[] { ann, bo }.Order(), await MembersAsync(c, unreachable));
+
+        var problem = await c.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = new { consent = "pigeon" } }).ProblemAsync(400, ProblemTypes.Validation);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("rule.consent", out _), problem.ToString());
+    }
+
+    [Fact]
     public async Task Loyalty_tier_points_and_coupons_held_select_customers_and_follow_earning_spending_and_issuing()
     {
         var b = await Loyalty.LoyaltyTestBrand.CreateAsync(app);

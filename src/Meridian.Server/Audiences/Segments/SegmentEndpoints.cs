@@ -21,7 +21,8 @@ public sealed record SegmentSizeDto(long Id, string Name, string? Description, J
     long Size, DateTime CreatedAt, DateTime UpdatedAt);
 
 /// <summary>
-/// How far membership maintenance is behind: resolved events it has not read yet, profiles queued for evaluation,
+/// How far membership maintenance is behind: resolved events it has not read yet, profiles queued for evaluation (and
+/// input events from other modules about to queue one),
 /// rechecks already due (windows lapsed), segments still being evaluated in full. All zero: every table is current.
 /// </summary>
 public sealed record MaintenanceDto(long EventsBehind, long QueuedProfiles, long DueRechecks, long Evaluating);
@@ -209,7 +210,7 @@ public static class SegmentEndpoints
         var behind = job is null ? 0 : await log.BacklogAsync(new Ingestion.Tracking.EventLogPosition(job.PositionTx, job.PositionId), ct)
             - await log.BacklogAsync(resolved, ct);
         return TypedResults.Ok(new MaintenanceDto(Math.Max(0, behind) + (ids.Count > 0 && job is null ? 1 : 0),
-            await db.Set<SegmentDirtyProfile>().LongCountAsync(ct),
+            await db.Set<SegmentDirtyProfile>().LongCountAsync(ct) + await SegmentInputs.PendingAsync(db, ct),
             await db.Set<SegmentRecheck>().LongCountAsync(r => ids.Contains(r.SegmentId) && r.DueAt <= now, ct),
             await db.Set<Segment>().LongCountAsync(s => s.Status == SegmentStatus.Evaluating, ct)));
     }

@@ -8,7 +8,8 @@ namespace Meridian.Audiences.Segments;
 
 /// <summary>
 /// Loyalty and Offers change what loyalty and coupon conditions see outside the event log (points posted after an order,
-/// a tier review, a coupon issued or redeemed): their outbox events, each naming the profile, queue that profile to be
+/// a tier review, a coupon issued or redeemed), and Profiles changes profiles by hand (traits, merge, split, erasure,
+/// <c>profile.changed</c>): their outbox events, each naming the profile, queue that profile to be
 /// evaluated against its brand's segments. Delivery is at least once; evaluating a profile twice changes nothing.
 /// </summary>
 internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IEventSubscriber
@@ -16,10 +17,24 @@ internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IEven
     private static readonly HashSet<string> Types =
     [
         "member.enrolled", "points.earned", "points.spent", "points.expired", "tier.changed",
-        "coupon.issued", "coupon.redeemed", "coupon.reversed", "coupon.expired",
+        "coupon.issued", "coupon.redeemed", "coupon.reversed", "coupon.expired", "profile.changed",
     ];
 
-    public string Name => "segment-inputs";
+    public const string SubscriberName = "segment-inputs";
+
+    public string Name => SubscriberName;
+
+    /// <summary>
+    /// Input events of the caller's brands not handed to this subscriber yet (not fanned out, or their delivery still
+    /// pending): profiles about to be queued, so that "caught up" waits for them too.
+    /// </summary>
+    public static async Task<long> PendingAsync(MeridianDb db, CancellationToken ct)
+    {
+        var (all, brands) = (db.Scope.Unrestricted, db.Scope.ReadableBrandIds);
+        var inputs = db.Set<OutboxMessage>().Where(m => Types.Contains(m.Type) && (all || (m.BrandId != null && brands.Contains(m.BrandId.Value))));
+        return await inputs.LongCountAsync(m => !m.FannedOut, ct)
+            + await db.Set<OutboxDelivery>().LongCountAsync(d => d.Subscriber == SubscriberName && d.Status == DeliveryStatus.Pending && inputs.Any(m => m.Id == d.MessageId), ct);
+    }
 
     public async ValueTask<IReadOnlyList<string>> TargetsAsync(OutboxMessage message, CancellationToken ct) =>
         message.BrandId is { } brand && Types.Contains(message.Type) && await db.Set<Segment>().AnyAsync(s => s.TenantId == brand, ct) ? [""] : [];

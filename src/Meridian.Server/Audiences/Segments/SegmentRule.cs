@@ -72,6 +72,15 @@ public sealed record IdentifierCondition(string Type) : SegmentRule
     public override string ToText() => $"has {Type}";
 }
 
+/// <summary>
+/// The customer's consent now: the latest change for the channel and purpose (<c>marketing</c> unless named) is a grant.
+/// Never asked and withdrawn are both "no"; wrap in <c>not</c> for customers without consent.
+/// </summary>
+public sealed record ConsentCondition(string Channel, string Purpose) : SegmentRule
+{
+    public override string ToText() => $"consents to {Purpose} by {Channel}";
+}
+
 public sealed record TagCondition(string Tag) : SegmentRule
 {
     public override string ToText() => $"has tag \"{Tag}\"";
@@ -242,7 +251,7 @@ public static class SegmentRuleParser
         if (json.ValueKind != JsonValueKind.Object) return Fail(errors, path, "A rule is a JSON object.");
         if (depth > MaxDepth) return Fail(errors, path, $"Rules nest at most {MaxDepth} deep.");
         if (++count > MaxConditions) return Fail(errors, path, $"A rule has at most {MaxConditions} nodes.");
-        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event", "segment", "loyalty", "coupons"];
+        string[] kinds = ["and", "or", "not", "trait", "identifier", "tag", "computed", "event", "segment", "loyalty", "coupons", "consent"];
         var present = kinds.Where(k => json.TryGetProperty(k, out _)).ToList();
         if (present.Count != 1) return Fail(errors, path, $"A rule node has exactly one of: {string.Join(", ", kinds)}.");
         var kind = present[0];
@@ -279,6 +288,17 @@ public static class SegmentRuleParser
                 return loyalty is null ? null : new LoyaltyCondition(standing, loyalty);
             case "coupons":
                 return Coupons(json, body, path, errors);
+            case "consent":
+                if (body.ValueKind != JsonValueKind.String || !Profiles.Data.Consents.Channels.Contains(body.GetString()))
+                    return Fail(errors, $"{path}.consent", $"A channel: one of {string.Join(", ", Profiles.Data.Consents.Channels)}.");
+                var purpose = "marketing";
+                if (json.TryGetProperty("purpose", out var p))
+                {
+                    if (p.ValueKind != JsonValueKind.String || !Profiles.Data.Consents.Purposes.Contains(p.GetString()))
+                        return Fail(errors, $"{path}.purpose", $"One of {string.Join(", ", Profiles.Data.Consents.Purposes)}.");
+                    purpose = p.GetString()!;
+                }
+                return new ConsentCondition(body.GetString()!, purpose);
             case "segment":
                 return body.ValueKind == JsonValueKind.Number && body.TryGetInt64(out var segmentId) && segmentId > 0
                     ? new SegmentCondition(segmentId)

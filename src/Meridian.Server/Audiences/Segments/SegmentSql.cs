@@ -101,6 +101,9 @@ public sealed class SegmentSql
         // and the estimate took seconds where the customer's own tags are one index probe away.
         TagCondition tag => $"(EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = p.id AND t.tenant_id = p.tenant_id AND t.name = {Param(tag.Tag)})"
             + $" OR EXISTS (SELECT 1 FROM profiles m JOIN profile_tags pt ON pt.profile_id = m.id JOIN tags t ON t.id = pt.tag_id WHERE m.merged_into_id = p.id AND t.name = {Param(tag.Tag)}))",
+        // The latest change of the channel and purpose decides (merges move a profile's consent changes to the survivor).
+        ConsentCondition c => $"(SELECT c.granted FROM consent_changes c WHERE c.profile_id = p.id AND c.channel = {Param(c.Channel)} AND c.purpose = {Param(c.Purpose)}"
+            + " ORDER BY c.changed_at DESC, c.id DESC LIMIT 1)",
         ComputedCondition c => Computed(c),
         EventCondition e => Event(e),
         LoyaltyCondition l => Loyalty(l),

@@ -36,7 +36,7 @@ public sealed record ActionOutcome(bool Done, bool Retry, string? Detail)
 /// source key, the message's idempotency key, the webhook's id. Tags and traits are set, not added, so repeating is harmless.
 /// </summary>
 public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, CouponIssuer coupons, PointsLedger ledger, Tagging tagging,
-    ServiceDesk desk, MessageDispatch messages, IHttpClientFactory clients, TimeProvider time)
+    ServiceDesk desk, MessageDispatch messages, ProfileSteward steward, IHttpClientFactory clients, TimeProvider time)
 {
     public const string HttpClientName = "journeys";
 
@@ -129,7 +129,7 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
     private async Task<ActionOutcome> UpdateTraitAsync(long profileId, string trait, JsonElement value, string by, CancellationToken ct)
     {
         var profile = await db.Set<Profile>().SingleAsync(p => p.Id == profileId, ct);
-        ProfileSteward.WriteTraits(profile, [new(trait, value)], by, time.GetUtcNow().UtcDateTime);
+        await steward.WriteTraitsAsync(profile, [new(trait, value)], by, ct);
         await db.SaveChangesAsync(ct);
         return ActionOutcome.Ok();
     }

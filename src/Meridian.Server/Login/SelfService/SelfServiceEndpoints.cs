@@ -88,8 +88,8 @@ public static class SelfServiceEndpoints
         if (!Consents.Purposes.Contains(request.Purpose)) return Problems.Validation("purpose", $"One of: {string.Join(", ", Consents.Purposes)}.");
         var account = await AccountAsync(user, db, ct);
         if (account is null) return Problems.NotFound("Your account");
-        var change = profiles.ChangeConsent(account.TenantId, account.ProfileId, request.Channel, request.Purpose, request.Granted!.Value,
-            $"customer:{user.GetClaim(OpenIddictConstants.Claims.ClientId) ?? user.GetClaim("azp") ?? "login"}", time.GetUtcNow().UtcDateTime);
+        var change = await profiles.ChangeConsentAsync(account.TenantId, account.ProfileId, request.Channel, request.Purpose, request.Granted!.Value,
+            $"customer:{user.GetClaim(OpenIddictConstants.Claims.ClientId) ?? user.GetClaim("azp") ?? "login"}", time.GetUtcNow().UtcDateTime, ct);
         audit.Record(account.TenantId, () => new AuditChange("profile.consent-changed", "profile", account.ProfileId, null, new { request.Channel, request.Purpose, request.Granted, by = "customer" }));
         await db.SaveChangesAsync(ct);
         return TypedResults.Ok(change);
