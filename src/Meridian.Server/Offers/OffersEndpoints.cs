@@ -7,6 +7,7 @@ using Meridian.Offers.Cart;
 using Meridian.Offers.Claims;
 using Meridian.Offers.Codes;
 using Meridian.Offers.Data;
+using Meridian.Offers.Groups;
 using Meridian.Offers.Redemption;
 using Meridian.Platform.Access;
 using Meridian.Platform.Audit;
@@ -150,6 +151,14 @@ public static class OffersEndpoints
             if (stackWith.Except(known).FirstOrDefault() is var unknown and not 0)
                 return Problems.Validation("stackWith", $"Template {unknown} is not a template of the brand.");
         }
+        var brands = conditions.Brands.Distinct().ToList();
+        if (brands.Count > 0)
+        {
+            var sisters = await db.Set<Brand>().Where(b => b.GroupId == tenant.GroupId && b.Id != tenant.Brand && brands.Contains(b.Id)).Select(b => b.Id).ToListAsync(ct);
+            if (brands.Except(sisters).FirstOrDefault() is var stranger and not 0)
+                return Problems.Validation("conditions.brands", $"Brand {stranger} is not another brand of the group.");
+            conditions = conditions with { Brands = brands };
+        }
         var template = new OfferTemplate
         {
             TenantId = tenant.Brand, GroupId = tenant.GroupId, Name = request.Name, Kind = request.Kind!.Value, Value = request.Value ?? 0, Cap = request.Cap,
@@ -158,10 +167,11 @@ public static class OffersEndpoints
             PerCustomerLimit = request.PerCustomerLimit, PerDayLimit = request.PerDayLimit, Budget = request.Budget,
             Stacking = request.Stacking ?? StackingMode.Exclusive, StackWith = JsonSerializer.Serialize(stackWith), Priority = request.Priority ?? 0,
             ReturnOnRefund = request.ReturnOnRefund ?? false, ExpiringNoticeDays = request.ExpiringNoticeDays ?? 0, Status = TemplateStatus.Active,
-            CreatedAt = CouponIssuer.Now(time),
+            CreatedAt = Instants.Now(time),
         };
         template.StartStock(request.Stock);
         db.Add(template);
+        db.AfterKeysAssigned(() => db.AddRange(brands.Select(b => new OfferTemplateBrand { TemplateId = template.Id, BrandId = b, TenantId = template.TenantId })));
         audit.Record(template.TenantId, () => new AuditChange("offers.template.created", "offer_template", template.Id, null, TemplateDto.From(template)));
         await db.SaveChangesAsync(ct);
         return TypedResults.Created($"/api/v1/offers/templates/{template.Id}", TemplateDto.From(template));
@@ -183,12 +193,12 @@ public static class OffersEndpoints
         if (r.ValidDays is not null && r.ValidFrom is not null) return Problems.Validation("validFrom", "A coupon valid N days from issue starts when it is issued; leave validFrom out.");
         if (r.Stacking != StackingMode.Named && r.StackWith is { Count: > 0 }) return Problems.Validation("stackWith", "Name templates to stack with only with stacking 'named'.");
         var lists = new (string Name, int Count)[] { ("includedProducts", c.IncludedProducts.Count), ("excludedProducts", c.ExcludedProducts.Count),
-            ("includedCategories", c.IncludedCategories.Count), ("excludedCategories", c.ExcludedCategories.Count), ("channels", c.Channels.Count), ("tierIds", c.TierIds.Count) };
+            ("includedCategories", c.IncludedCategories.Count), ("excludedCategories", c.ExcludedCategories.Count), ("channels", c.Channels.Count), ("tierIds", c.TierIds.Count), ("brands", c.Brands.Count) };
         if (lists.FirstOrDefault(l => l.Count > 1000) is { Name: not null } big) return Problems.Validation("conditions." + big.Name, "At most 1,000 values.");
         return null;
     }
 
-    private static DateTime? Utc(DateTime? at) => at is { } a ? CouponIssuer.Micros(a.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(a, DateTimeKind.Utc) : a.ToUniversalTime()) : null;
+    private static DateTime? Utc(DateTime? at) => at is { } a ? Instants.Micros(a.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(a, DateTimeKind.Utc) : a.ToUniversalTime()) : null;
 
     public static async Task<Results<Ok<TemplateDto>, ProblemHttpResult>> SetStatus(long id, TemplateStatusRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
     {
@@ -310,7 +320,7 @@ public static class OffersEndpoints
         try
         {
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
-            var result = await issuer.IssueAsync(new IssueOrder(tenant.Brand, id, profileId, source, key, hash), plans.GetValueOrDefault(id), CouponIssuer.Now(time), ct);
+            var result = await issuer.IssueAsync(new IssueOrder(tenant.Brand, id, profileId, source, key, hash), plans.GetValueOrDefault(id), Instants.Now(time), ct);
             if (result.Coupon is { } coupon)
             {
                 audit.Record(tenant.Brand, () => new AuditChange("offers.coupon.issued", "offer_coupon", coupon.Id, null, new { coupon.TemplateId, coupon.ProfileId, request.Reason }));
@@ -345,7 +355,7 @@ public static class OffersEndpoints
         if (coupon.ProfileId == profileId && coupon.Status != CouponStatus.Unassigned) return TypedResults.Ok(IssuedCouponDto.From(coupon));
         if (coupon.Status != CouponStatus.Unassigned) return Problems.Conflict("The code was already claimed.");
         var plan = (await issuer.PlanAsync([coupon.TemplateId], ct))[coupon.TemplateId];
-        var now = CouponIssuer.Now(time);
+        var now = Instants.Now(time);
         if (plan.Template.Status != TemplateStatus.Active) return Problems.Conflict("The offer is paused.");
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var tx = Microsoft.EntityFrameworkCore.Storage.DbContextTransactionExtensions.GetDbTransaction(transaction);
@@ -370,7 +380,7 @@ public static class OffersEndpoints
 
     /// <summary>The customer's coupons against a cart: which apply, what each takes off, the best combination, and why.</summary>
     public static async Task<IResult> Validate(long profileId, ValidateRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
-        MemberTiers tiers, CodeGuard guard, AuditLog audit, TimeProvider time, CancellationToken ct)
+        MemberTiers tiers, CodeGuard guard, AuditLog audit, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
     {
         if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
         profileId = live;
@@ -378,6 +388,7 @@ public static class OffersEndpoints
         // Coupons issued to profiles since merged into this one are the customer's too.
         var owners = await profiles.WithMergedAsync(profileId, ct);
         var held = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Status == CouponStatus.Issued).OrderBy(c => c.Id).Take(1000).ToListAsync(ct);
+        held.AddRange((await group.HeldElsewhereAsync(tenant.Brand, profileId, null, ct)).Coupons);
         var unknown = new List<CodeRefusal>();
         foreach (var text in request.Codes ?? [])
         {
@@ -390,7 +401,7 @@ public static class OffersEndpoints
         }
         if (unknown.Count > 0) await db.SaveChangesAsync(ct);
 
-        var verdicts = await JudgeAsync(db, tiers, held, profileId, cart, time, ct);
+        var verdicts = await JudgeAsync(db, tiers, parsed, held, profileId, cart, time, ct);
         var (best, leftOut, exhaustive) = CartEngine.Best(verdicts, cart);
         var inBest = best.Coupons.ToDictionary(c => c.Coupon.CouponId, c => c.Discount);
         var coupons = verdicts.Select(v => new CouponVerdictDto(v.Coupon.CouponId, CouponCodes.Display(v.Coupon.Code), v.Coupon.Template.Id, v.Coupon.Template.Name,
@@ -406,7 +417,7 @@ public static class OffersEndpoints
     /// gets the first answer byte for byte, the same key with another body 422.
     /// </summary>
     public static async Task<IResult> Redeem(long profileId, RedeemRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
-        MemberTiers tiers, CodeGuard guard, AuditLog audit, Redemptions redemptions, TimeProvider time, CancellationToken ct)
+        MemberTiers tiers, CodeGuard guard, AuditLog audit, Redemptions redemptions, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
     {
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
@@ -421,10 +432,14 @@ public static class OffersEndpoints
         var codes = request.Codes.Select(c => (Text: c, Code: CouponCodes.Normalize(c))).ToList();
         var wanted = codes.Select(c => c.Code).OfType<string>().Distinct().ToList();
         var coupons = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.TenantId == tenant.Brand && wanted.Contains(c.Code)).ToListAsync(ct);
+        // Group coupons of sister brands held by the same person are theirs here too (codes are unique per brand only).
+        var (elsewhere, holders) = await group.HeldElsewhereAsync(tenant.Brand, profileId, wanted, ct);
+        coupons.AddRange(elsewhere);
+        owners.AddRange(holders);
         var refusals = new List<CodeRefusal>();
         foreach (var (text, code) in codes)
         {
-            var coupon = coupons.FirstOrDefault(c => c.Code == code);
+            var coupon = coupons.Where(c => c.Code == code).OrderBy(c => c.ProfileId is { } h && owners.Contains(h) ? 0 : 1).FirstOrDefault();
             if (coupon is null || coupon.ProfileId is not { } holder || !owners.Contains(holder))
             {
                 if (guard.RetryAfter(tenant.Brand, who) is { } wait) return CodeGuard.Blocked(wait, http);
@@ -443,7 +458,7 @@ public static class OffersEndpoints
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
         if (refusals.Count == 0)
         {
-            var verdicts = await JudgeAsync(db, tiers, coupons, profileId, cart, time, ct);
+            var verdicts = await JudgeAsync(db, tiers, parsed, coupons.Where(c => c.ProfileId is { } h && owners.Contains(h)).ToList(), profileId, cart, time, ct);
             refusals.AddRange(verdicts.Where(v => !v.Applies).Select(v => new CodeRefusal(CouponCodes.Display(v.Coupon.Code), v.Reasons)));
             var ordered = CartEngine.InApplyOrder(verdicts);
             for (var i = 0; i < ordered.Count && refusals.Count == 0; i++)
@@ -486,11 +501,13 @@ public static class OffersEndpoints
 
     public const string IdempotencyHeader = "Idempotency-Key";
 
-    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, List<OfferCoupon> coupons, long profileId, Cart.Cart cart, TimeProvider time, CancellationToken ct)
+    /// <summary>Judges coupons the customer holds (read within the brand, or as group coupons usable at it: so their templates are read past the brand).</summary>
+    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, ParsedTemplates parsed, List<OfferCoupon> coupons, long profileId, Cart.Cart cart,
+        TimeProvider time, CancellationToken ct)
     {
         var templateIds = coupons.Select(c => c.TemplateId).Distinct().ToList();
-        var templates = await db.Set<OfferTemplate>().AsNoTracking().Where(t => templateIds.Contains(t.Id)).ToListAsync(ct);
-        var rules = templates.ToDictionary(t => t.Id, TemplateRules.From);
+        var templates = await db.Set<OfferTemplate>().IgnoreQueryFilters().AsNoTracking().Where(t => templateIds.Contains(t.Id)).ToListAsync(ct);
+        var rules = templates.ToDictionary(t => t.Id, parsed.Rules);
         var tierId = rules.Values.Any(r => r.Conditions.TierIds.Count > 0) ? await tiers.TierOfAsync(profileId, ct) : null;
         var now = time.GetUtcNow().UtcDateTime;
         return coupons.Select(c => CartEngine.Judge(new Candidate(c.Id, c.Code, c.ValidFrom, c.ValidUntil, rules[c.TemplateId]), cart, tierId, now)).ToList();

@@ -1,7 +1,9 @@
 using Meridian.Loyalty;
 using Meridian.Offers.Claims;
 using Meridian.Offers.Codes;
+using Meridian.Offers.Cart;
 using Meridian.Offers.Expiry;
+using Meridian.Offers.Groups;
 using Meridian.Offers.Redemption;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -16,6 +18,8 @@ public static class OffersModule
         builder.Services.AddScoped<CustomerCoupons>();
         builder.Services.AddScoped<CodeBatches>();
         builder.Services.AddScoped<Redemptions>();
+        builder.Services.AddScoped<GroupCoupons>();
+        builder.Services.AddSingleton<ParsedTemplates>();
         builder.Services.TryAddScoped<MemberTiers>();
         builder.Services.AddOptions<ClaimOptions>().BindConfiguration("Meridian:Offers:Claims");
         builder.Services.AddOptions<CodeGuessingOptions>().BindConfiguration("Meridian:Offers:CodeGuessing");

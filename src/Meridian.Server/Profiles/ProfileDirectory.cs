@@ -96,6 +96,27 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return result;
     }
 
+    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
+    public static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+
+    /// <summary>
+    /// The live profiles of the same person at the given brands (profiles are per brand): those holding one of the
+    /// profile's <see cref="PersonIdentifiers"/>. For a module acting across brands of one group on the caller's behalf
+    /// (a group coupon held at a sister brand), so it reads past the caller's brand, within <paramref name="brandIds"/> only;
+    /// it answers ids, never identifiers.
+    /// </summary>
+    public async Task<List<long>> SamePersonAsync(long profileId, IReadOnlyCollection<long> brandIds, CancellationToken ct)
+    {
+        var values = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profileId && PersonIdentifiers.Contains(i.Type))
+            .Select(i => i.Value).ToListAsync(ct);
+        if (values.Count == 0 || brandIds.Count == 0) return [];
+        return await (from i in db.Set<ProfileIdentifier>().IgnoreQueryFilters()
+                      join p in db.Set<Profile>().IgnoreQueryFilters() on i.ProfileId equals p.Id
+                      where brandIds.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && values.Contains(i.Value)
+                          && p.MergedIntoId == null && p.ErasedAt == null
+                      select p.Id).Distinct().ToListAsync(ct);
+    }
+
     /// <summary>The profile and every profile merged into it (directly or through others): whatever was kept about any of them is the customer's.</summary>
     public async Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct)
     {

@@ -371,8 +371,7 @@ public static class ProfilesEndpoints
 /// <summary>How a profile is shown: masked for staff without pii.read, with its computed traits as of now.</summary>
 public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
 {
-    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
-    private static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+    private static readonly string[] PersonIdentifiers = ProfileDirectory.PersonIdentifiers;
 
     public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
     {

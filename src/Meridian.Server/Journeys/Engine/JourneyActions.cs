@@ -82,7 +82,7 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
         try
         {
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
-            var result = await coupons.IssueAsync(new IssueOrder(brand, templateId, profileId, "journey", key, null), plan, CouponIssuer.Now(time), ct);
+            var result = await coupons.IssueAsync(new IssueOrder(brand, templateId, profileId, "journey", key, null), plan, Instants.Now(time), ct);
             if (result.Coupon is not { } coupon) return ActionOutcome.Refused($"coupon not issued: {JsonNamingPolicy.SnakeCaseLower.ConvertName(result.Outcome.ToString())}");
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);

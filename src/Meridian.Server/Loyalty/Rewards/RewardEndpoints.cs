@@ -92,7 +92,7 @@ public static class RewardEndpoints
             var spend = await ledger.SpendAsync(id, reward.PointsCost, $"reward:{reward.Id} {reward.Name}", ct);
             if (spend is null) return null;
             var issued = await issuer.IssueAsync(new IssueOrder(member.TenantId, reward.CouponTemplateId, holder.Value.ProfileId, $"reward:{reward.Id}", null, null),
-                plan, CouponIssuer.Now(time), ct);
+                plan, Instants.Now(time), ct);
             if (issued.Outcome != IssueOutcome.Issued) throw Refusal(issued.Outcome);
             await db.SaveChangesAsync(ct);
             return new RewardRedemptionDto(LoyaltyEndpoints.ToDto(spend)!, issued.Coupon!);

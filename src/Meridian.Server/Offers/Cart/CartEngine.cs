@@ -25,9 +25,12 @@ public sealed record Candidate(long CouponId, string Code, DateTime? ValidFrom, 
 public sealed record TemplateRules(long Id, string Name, CouponKind Kind, long Value, long? Cap, string? FreeSku, long MinSpend,
     CouponConditions Conditions, StackingMode Stacking, IReadOnlySet<long> StackWith, int Priority, long? BudgetLeft, TemplateStatus Status)
 {
-    public static TemplateRules From(OfferTemplate t) => new(t.Id, t.Name, t.Kind, t.Value, t.Cap, t.FreeSku, t.MinSpend,
-        JsonSerializer.Deserialize<CouponConditions>(t.Conditions, MeridianJson.Options) ?? new CouponConditions(), t.Stacking,
-        (JsonSerializer.Deserialize<List<long>>(t.StackWith) ?? []).ToHashSet(), t.Priority, t.Budget is { } b ? b - t.BudgetUsed : null, t.Status);
+    internal static TemplateRules From(OfferTemplate t, CouponConditions conditions, IReadOnlySet<long> stackWith) => new(t.Id, t.Name, t.Kind, t.Value, t.Cap,
+        t.FreeSku, t.MinSpend, conditions, t.Stacking, stackWith, t.Priority, t.Budget is { } b ? b - t.BudgetUsed : null, t.Status);
+
+    internal static CouponConditions ParseConditions(string json) => JsonSerializer.Deserialize<CouponConditions>(json, MeridianJson.Options) ?? new CouponConditions();
+
+    internal static IReadOnlySet<long> ParseStackWith(string json) => (JsonSerializer.Deserialize<List<long>>(json) ?? []).ToHashSet();
 
     public bool Admits(CartLine line)
     {
@@ -72,15 +75,17 @@ public static class CartEngine
             reasons.Add(new("channel_not_allowed", $"Only for {string.Join(", ", t.Conditions.Channels)}; this order is {cart.Channel}."));
         if (t.Conditions.TierIds.Count > 0 && (tierId is null || !t.Conditions.TierIds.Contains(tierId.Value)))
             reasons.Add(new("tier_not_met", tierId is null ? "Only for loyalty members of certain tiers; the customer has no tier." : "Only for other loyalty tiers than the customer's."));
-        var eligible = cart.Lines.Where(t.Admits).Sum(l => l.Amount);
+        var lines = Eligible(t, cart);
+        var eligible = 0L;
+        foreach (var i in lines) eligible += cart.Lines[i].Amount;
         if (t.Kind is not CouponKind.FreeShipping and not CouponKind.FreeItem && eligible == 0)
             reasons.Add(new("no_eligible_items", "No item in the cart is one the coupon covers."));
         else if (eligible < t.MinSpend)
             reasons.Add(new("min_spend_not_met", $"Needs {t.MinSpend} of eligible items; the cart has {eligible}."));
 
-        var lines = cart.Lines.Select(l => l.Amount).ToArray();
+        var amounts = Amounts(cart);
         var shipping = cart.Shipping;
-        var discount = reasons.Count == 0 ? Apply(t, cart, lines, ref shipping, reasons) : 0;
+        var discount = reasons.Count == 0 ? Apply(t, cart, lines, amounts, ref shipping, reasons) : 0;
         if (reasons.Count == 0 && discount == 0) reasons.Add(new("nothing_to_discount", "The coupon takes nothing off this cart."));
         if (reasons.Count == 0 && t.BudgetLeft is { } left && left < discount)
             reasons.Add(new("budget_exhausted", $"The promotion's budget has {left} left; this coupon would take {discount}."));
@@ -93,10 +98,10 @@ public static class CartEngine
     /// Applies the template to what is left of each line (and of the shipping), lowering those amounts; returns the
     /// discount. Amount and percent discounts are shared over the eligible lines in proportion to what is left of them.
     /// </summary>
-    private static long Apply(TemplateRules t, Cart cart, long[] left, ref long shipping, List<Reason> reasons)
+    private static long Apply(TemplateRules t, Cart cart, int[] eligible, long[] left, ref long shipping, List<Reason>? reasons)
     {
-        var eligible = Enumerable.Range(0, cart.Lines.Count).Where(i => t.Admits(cart.Lines[i])).ToList();
-        var pool = eligible.Sum(i => left[i]);
+        var pool = 0L;
+        foreach (var i in eligible) pool += left[i];
         switch (t.Kind)
         {
             case CouponKind.AmountOff:
@@ -118,7 +123,7 @@ public static class CartEngine
                 var line = Enumerable.Range(0, cart.Lines.Count).Where(i => cart.Lines[i].Sku == t.FreeSku && left[i] > 0).FirstOrDefault(-1);
                 if (line < 0)
                 {
-                    reasons.Add(new("free_item_not_in_cart", $"The free item {t.FreeSku} is not in the cart."));
+                    reasons?.Add(new("free_item_not_in_cart", $"The free item {t.FreeSku} is not in the cart."));
                     return 0;
                 }
                 var d = Math.Min(cart.Lines[line].UnitPrice, left[line]);
@@ -136,10 +141,26 @@ public static class CartEngine
         }
     }
 
-    /// <summary>Takes <paramref name="discount"/> off the lines in proportion to what is left of them (largest remainder).</summary>
-    private static long Share(long[] left, List<int> lines, long discount)
+    private static long[] Amounts(Cart cart)
     {
-        var pool = lines.Sum(i => left[i]);
+        var amounts = new long[cart.Lines.Count];
+        for (var i = 0; i < amounts.Length; i++) amounts[i] = cart.Lines[i].Amount;
+        return amounts;
+    }
+
+    /// <summary>The indexes of the cart's lines the template covers.</summary>
+    private static int[] Eligible(TemplateRules t, Cart cart)
+    {
+        var lines = new List<int>(cart.Lines.Count);
+        for (var i = 0; i < cart.Lines.Count; i++) if (t.Admits(cart.Lines[i])) lines.Add(i);
+        return [.. lines];
+    }
+
+    /// <summary>Takes <paramref name="discount"/> off the lines in proportion to what is left of them (largest remainder).</summary>
+    private static long Share(long[] left, int[] lines, long discount)
+    {
+        var pool = 0L;
+        foreach (var i in lines) pool += left[i];
         if (discount <= 0 || pool == 0) return 0;
         var given = 0L;
         var parts = lines.Select(i => (Line: i, Part: (long)((Int128)discount * left[i] / pool), Remainder: (long)((Int128)discount * left[i] % pool))).ToList();
@@ -165,13 +186,13 @@ public static class CartEngine
     /// <summary>The discounts of coupons applied together in <see cref="InApplyOrder"/>.</summary>
     public static Combination Together(IReadOnlyList<Verdict> ordered, Cart cart)
     {
-        var left = cart.Lines.Select(l => l.Amount).ToArray();
+        var left = Amounts(cart);
         var shipping = cart.Shipping;
         var applied = new List<(Candidate, long)>(ordered.Count);
         var total = 0L;
         foreach (var v in ordered)
         {
-            var d = Apply(v.Coupon.Template, cart, left, ref shipping, []);
+            var d = Apply(v.Coupon.Template, cart, Eligible(v.Coupon.Template, cart), left, ref shipping, null);
             applied.Add((v.Coupon, d));
             total += d;
         }
@@ -206,6 +227,15 @@ public static class CartEngine
         for (var i = 0; i < n; i++)
             for (var j = 0; j < n; j++)
                 stacks[i, j] = i != j && candidates[i].Coupon.Template.StacksWith(candidates[j].Coupon.Template);
+        // Which lines each candidate covers does not change during the search: worked out once, not at every step.
+        var eligible = candidates.Select(v => Eligible(v.Coupon.Template, cart)).ToArray();
+        bool AllStack(List<int> open)
+        {
+            for (var a = 0; a < open.Count; a++)
+                for (var b = a + 1; b < open.Count; b++)
+                    if (!stacks[open[a], open[b]]) return false;
+            return true;
+        }
 
         var best = new Combination([], 0);
         var examined = 0;
@@ -217,18 +247,23 @@ public static class CartEngine
         (long[] Left, long Shipping, long Discount) Step(int i, long[] left, long shipping)
         {
             var after = (long[])left.Clone();
-            var d = Apply(candidates[i].Coupon.Template, cart, after, ref shipping, []);
+            var d = Apply(candidates[i].Coupon.Template, cart, eligible[i], after, ref shipping, null);
             return (after, shipping, d);
         }
         void Search(List<int> open, long[] left, long shipping, long total)
         {
             Offer(total);
             if (open.Count == 0 || ++examined > SearchBudget) return;
-            var rest = shipping + left.Sum();
-            if (total + Math.Min(open.Sum(i => candidates[i].Discount), rest) <= best.Total) return;
+            var rest = shipping;
+            foreach (var amount in left) rest += amount;
+            var alone = 0L;
+            foreach (var i in open) alone += candidates[i].Discount;
+            if (total + Math.Min(alone, rest) <= best.Total) return;
             var first = open[0];
-            var conflicts = open.Any(j => !stacks[first, j]);
-            if (!open.Any(a => open.Any(b => a != b && !stacks[a, b])))
+            // Without the first candidate is worth trying only when it excludes another: else adding it never lowers the total.
+            var conflicts = false;
+            for (var k = 1; k < open.Count && !conflicts; k++) conflicts = !stacks[first, open[k]];
+            if (AllStack(open))
             {
                 // All the rest stack together: take them all, in order (those that add nothing stay out).
                 var added = 0;
@@ -253,7 +288,7 @@ public static class CartEngine
             }
             if (conflicts || discount == 0) Search(open.Skip(1).ToList(), left, shipping, total);
         }
-        Search(Enumerable.Range(0, n).ToList(), cart.Lines.Select(l => l.Amount).ToArray(), cart.Shipping, 0);
+        Search(Enumerable.Range(0, n).ToList(), Amounts(cart), cart.Shipping, 0);
 
         var used = best.Coupons.Select(c => c.Coupon.CouponId).ToHashSet();
         foreach (var v in perTemplate.Where(v => !used.Contains(v.Coupon.CouponId)))

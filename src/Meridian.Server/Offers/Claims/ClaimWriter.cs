@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
 using Microsoft.Extensions.Options;
@@ -81,7 +82,7 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
         var live = await scope.ServiceProvider.GetRequiredService<ProfileDirectory>().FindLiveManyAsync(orders.Select(o => o.ProfileId).Distinct().ToList(), CancellationToken.None);
         var results = new IssueResult[orders.Count];
         await using var transaction = await db.Database.BeginTransactionAsync(CancellationToken.None);
-        var now = CouponIssuer.Now(time);
+        var now = Instants.Now(time);
         // Template by template (ascending), so that two nodes' groups lock the stock rows in the same order.
         foreach (var template in Enumerable.Range(0, orders.Count).GroupBy(i => orders[i].TemplateId).OrderBy(g => g.Key))
         {

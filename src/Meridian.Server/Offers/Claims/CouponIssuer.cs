@@ -52,24 +52,20 @@ public sealed record IssuePlan(OfferTemplate Template, long GroupId, TimeZoneInf
 /// </summary>
 public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
 {
-    public static DateTime Now(TimeProvider time) => Instants.Now(time);
-
-    /// <summary>PostgreSQL keeps microseconds: a replayed answer must show the instants the first one showed.</summary>
-    public static DateTime Micros(DateTime at) => Instants.Micros(at);
-
     /// <summary>Reads the templates and brands of the orders (before any transaction: SQLite's writes should come first in one).</summary>
     public async Task<Dictionary<long, IssuePlan>> PlanAsync(IEnumerable<long> templateIds, CancellationToken ct)
     {
         var ids = templateIds.Distinct().ToList();
-        var templates = await db.Set<OfferTemplate>().AsNoTracking().Where(t => ids.Contains(t.Id)).ToListAsync(ct);
-        var tenants = templates.Select(t => t.TenantId).Distinct().ToList();
-        var brands = await db.Set<Brand>().AsNoTracking().Where(b => tenants.Contains(b.Id)).ToDictionaryAsync(b => b.Id, ct);
-        return templates.ToDictionary(t => t.Id, t => new IssuePlan(t, brands[t.TenantId].GroupId, Zone(brands[t.TenantId].TimeZone)));
+        var rows = await (from t in db.Set<OfferTemplate>().AsNoTracking()
+                          join b in db.Set<Brand>().AsNoTracking() on t.TenantId equals b.Id
+                          where ids.Contains(t.Id)
+                          select new { Template = t, b.GroupId, b.TimeZone }).ToListAsync(ct);
+        return rows.ToDictionary(r => r.Template.Id, r => new IssuePlan(r.Template, r.GroupId, Zone(r.TimeZone)));
     }
 
     public static TimeZoneInfo Zone(string id) => TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone) ? zone : TimeZoneInfo.Utc;
 
-    /// <summary>Issues one coupon in the open transaction; a refusal leaves no trace. Events are published, not saved.</summary>
+    /// <summary>Issues one coupon in the open transaction; a refusal leaves no trace. Its event is written in the transaction too.</summary>
     public async Task<IssueResult> IssueAsync(IssueOrder order, IssuePlan? plan, DateTime now, CancellationToken ct) =>
         (await IssueManyAsync([order], plan, now, ct))[0];
 
@@ -133,13 +129,15 @@ public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
             Source = orders[i].Source, IssueKey = orders[i].Key, IssueHash = orders[i].Hash, IssuedAt = now, ValidFrom = from, ValidUntil = until, CreatedAt = now,
         }).ToList();
         var ids = await CouponRows.InsertAsync(tx, coupons, ct);
+        var issued = new List<IDomainEvent>(granted.Count);
         for (var k = 0; k < granted.Count; k++)
         {
             var c = coupons[k];
             var (id, code) = (ids[k], CouponCodes.Display(c.Code));
             results[granted[k]] = new(IssueOutcome.Issued, new IssuedCouponDto(id, code, t.Id, c.ProfileId!.Value, c.Source, now, from, until));
-            events.Publish(plan.GroupId, t.TenantId, () => new CouponIssued(id, t.Id, c.ProfileId!.Value, code, c.Source, until));
+            issued.Add(new CouponIssued(id, t.Id, c.ProfileId!.Value, code, c.Source, until));
         }
+        await events.PublishManyAsync(tx, plan.GroupId, t.TenantId, issued, ct);
         return results;
     }
 

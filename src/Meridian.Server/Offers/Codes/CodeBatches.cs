@@ -29,7 +29,7 @@ public sealed class CodeBatches(MeridianDb db, TimeProvider time)
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             var tx = transaction.GetDbTransaction();
             if (!await ReserveAsync(tx, template, chunk, ct)) break;
-            var now = CouponIssuer.Now(time);
+            var now = Instants.Now(time);
             var written = 0;
             // A clash with an existing code (about one in 10^12 per code at a million codes) is skipped and drawn again.
             while (written < chunk)
@@ -51,7 +51,7 @@ public sealed class CodeBatches(MeridianDb db, TimeProvider time)
         var tx = transaction.GetDbTransaction();
         if (!await ReserveAsync(tx, template, fresh.Count, ct))
             throw new BusinessRuleException($"The template has less stock left than the {fresh.Count} codes to import.", StatusCodes.Status409Conflict, ProblemTypes.OutOfStock);
-        var now = CouponIssuer.Now(time);
+        var now = Instants.Now(time);
         var queue = new Queue<string>(fresh);
         var written = await BulkInsert.InsertAsync(tx, "offer_coupons", Columns, Rows(template, fresh.Count, now, queue.Dequeue, "imported"),
             " ON CONFLICT (tenant_id, code) DO NOTHING", ct);

@@ -103,6 +103,23 @@ public sealed record CouponConditions
     public List<string> Channels { get; init; } = [];
     /// <summary>Loyalty tiers whose members may use the coupon.</summary>
     public List<long> TierIds { get; init; } = [];
+    /// <summary>
+    /// Other brands of the group where the coupon may be used too (a group coupon): a coupon held by the customer's
+    /// profile at the template's brand is offered and redeemable at these brands for the same person. Empty: only at
+    /// the template's brand.
+    /// </summary>
+    public List<long> Brands { get; init; } = [];
+}
+
+/// <summary>
+/// A brand a group template may be used at besides its own (from <see cref="CouponConditions.Brands"/>), as a row so
+/// that a brand finds the group coupons usable there by index. Owned by the template's brand.
+/// </summary>
+public sealed class OfferTemplateBrand : ITenantOwned
+{
+    public long TemplateId { get; init; }
+    public long BrandId { get; init; }
+    public long TenantId { get; init; }
 }
 
 /// <summary>One coupon: a code, who holds it, whether it was used.</summary>
@@ -189,7 +206,7 @@ public sealed class OfferJob
 
 internal sealed class OfferMaps : IEntityTypeConfiguration<OfferTemplate>, IEntityTypeConfiguration<OfferCoupon>,
     IEntityTypeConfiguration<OfferCustomerCount>, IEntityTypeConfiguration<OfferDailyCount>, IEntityTypeConfiguration<OfferRedemption>,
-    IEntityTypeConfiguration<OfferJob>
+    IEntityTypeConfiguration<OfferJob>, IEntityTypeConfiguration<OfferTemplateBrand>
 {
     public void Configure(EntityTypeBuilder<OfferTemplate> b)
     {
@@ -244,6 +261,14 @@ internal sealed class OfferMaps : IEntityTypeConfiguration<OfferTemplate>, IEnti
         b.Property(x => x.IdempotencyKey).HasMaxLength(200);
         b.Property(x => x.RequestHash).HasMaxLength(64);
         b.Property(x => x.ReverseReason).HasMaxLength(500);
+    }
+
+    public void Configure(EntityTypeBuilder<OfferTemplateBrand> b)
+    {
+        b.ToTable("offer_template_brands");
+        b.HasKey(x => new { x.TemplateId, x.BrandId });
+        b.HasIndex(x => new { x.BrandId, x.TenantId });
+        b.HasOne<OfferTemplate>().WithMany().HasForeignKey(x => x.TemplateId);
     }
 
     public void Configure(EntityTypeBuilder<OfferJob> b)

@@ -31,18 +31,41 @@ public static class MeridianClaims
 /// <summary>
 /// Resolves raw keys to identities. A validated key is cached for a few seconds so that a hot endpoint does not
 /// read the key table on every request; revocation evicts the entry on this node at once, and other nodes see it
-/// within <see cref="CacheFor"/>.
+/// within <see cref="CacheFor"/>. When an entry expires, one lookup runs and the requests arriving meanwhile wait for
+/// it: under a flash sale's thousands of concurrent requests, every request reading the key table at once exhausted
+/// the connection pool and failed with 500s.
 /// </summary>
 public sealed class ApiKeyStore(IServiceScopeFactory scopes, IMemoryCache cache, TimeProvider time)
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<object?>>> loading = new();
+
     public async Task<ApiKeyIdentity?> FindAsync(string rawKey, CancellationToken ct)
     {
         var hash = Secrets.Hash(rawKey);
         if (cache.TryGetValue(CacheKey(hash), out ApiKeyIdentity? cached)) return cached;
+        return (ApiKeyIdentity?)await OnceAsync(CacheKey(hash), async () => await LoadAsync(hash), ct);
+    }
 
+    /// <summary>Runs <paramref name="load"/> once for all callers asking for <paramref name="key"/> while it runs (it caches its answer itself).</summary>
+    private async Task<object?> OnceAsync(string key, Func<Task<object?>> load, CancellationToken ct)
+    {
+        var running = loading.GetOrAdd(key, _ => new Lazy<Task<object?>>(load));
+        try
+        {
+            return await running.Value.WaitAsync(ct);
+        }
+        finally
+        {
+            loading.TryRemove(new KeyValuePair<string, Lazy<Task<object?>>>(key, running));
+        }
+    }
+
+    private async Task<ApiKeyIdentity?> LoadAsync(string hash)
+    {
+        var ct = CancellationToken.None;
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
@@ -74,6 +97,12 @@ public sealed class ApiKeyStore(IServiceScopeFactory scopes, IMemoryCache cache,
     public async Task<IReadOnlyList<BrandRef>> BrandsOfGroupAsync(long groupId, CancellationToken ct)
     {
         if (cache.TryGetValue(GroupKey(groupId), out IReadOnlyList<BrandRef>? cached)) return cached!;
+        return (IReadOnlyList<BrandRef>)(await OnceAsync(GroupKey(groupId), async () => await LoadBrandsAsync(groupId), ct))!;
+    }
+
+    private async Task<IReadOnlyList<BrandRef>> LoadBrandsAsync(long groupId)
+    {
+        var ct = CancellationToken.None;
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();

@@ -46,6 +46,19 @@ public sealed class EventPublisher(MeridianDb db, TimeProvider time)
             });
         });
     }
+
+    /// <summary>
+    /// Writes events at once on the open transaction with one set-based insert, for a write path that adds many rows
+    /// without change tracking (the group commit of coupon claims): an entity per event cost more there than the rows.
+    /// They commit with the transaction, which then wakes the dispatcher as <see cref="Publish"/> does.
+    /// </summary>
+    public async Task PublishManyAsync(System.Data.Common.DbTransaction tx, long groupId, long? brandId, IEnumerable<IDomainEvent> events, CancellationToken ct)
+    {
+        var at = time.GetUtcNow().UtcDateTime;
+        var written = await Hosting.BulkInsert.InsertAsync(tx, "outbox_messages", ["group_id", "brand_id", "type", "payload", "occurred_at", "fanned_out"],
+            events.Select(e => new object?[] { groupId, brandId, e.EventType, JsonSerializer.Serialize(e, e.GetType(), Json), at, false }), "", ct);
+        if (written > 0) db.OutboxPending = true;
+    }
 }
 
 /// <summary>

@@ -2861,6 +2861,29 @@ namespace Meridian.Data.Migrations.Postgres
                         });
                 });
 
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplateBrand", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("BrandId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("brand_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "BrandId")
+                        .HasName("pk_offer_template_brands");
+
+                    b.HasIndex("BrandId", "TenantId")
+                        .HasDatabaseName("ix_offer_template_brands_brand_id_tenant_id");
+
+                    b.ToTable("offer_template_brands", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -4657,6 +4680,16 @@ namespace Meridian.Data.Migrations.Postgres
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplateBrand", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_template_brands_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>

@@ -2781,6 +2781,29 @@ namespace Meridian.Data.Migrations.Sqlite
                         });
                 });
 
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplateBrand", b =>
+                {
+                    b.Property<long>("TemplateId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("template_id");
+
+                    b.Property<long>("BrandId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("brand_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("TemplateId", "BrandId")
+                        .HasName("pk_offer_template_brands");
+
+                    b.HasIndex("BrandId", "TenantId")
+                        .HasDatabaseName("ix_offer_template_brands_brand_id_tenant_id");
+
+                    b.ToTable("offer_template_brands", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
                 {
                     b.Property<long>("Id")
@@ -4542,6 +4565,16 @@ namespace Meridian.Data.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_offer_daily_counts_offer_templates_template_id");
+                });
+
+            modelBuilder.Entity("Meridian.Offers.Data.OfferTemplateBrand", b =>
+                {
+                    b.HasOne("Meridian.Offers.Data.OfferTemplate", null)
+                        .WithMany()
+                        .HasForeignKey("TemplateId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_offer_template_brands_offer_templates_template_id");
                 });
 
             modelBuilder.Entity("Meridian.Platform.Access.ApiKey", b =>
