@@ -24,6 +24,7 @@ internal static class AudiencesBench
     private const string Check = "audiences: membership check, 4 clients, p50 ms / p99 ms (target p99 < 5)";
     private const string Lag = "audiences: event accepted → segment.entered, under ingest load, p50 ms / p99 ms (target p99 < 2000)";
     private const string Size = "audiences: customers / events / rule size";
+    private const string FullEvaluation = "audiences: a new segment (trait+window+tag) saved → ready, s (full evaluation in chunks)";
 
     private static readonly string[] Cities = ["Hangzhou", "Shanghai", "Beijing", "Shenzhen", "Chengdu"];
 
@@ -86,61 +87,56 @@ internal static class AudiencesBench
         using var tracker = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
         tracker.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(writeKey + ":")));
 
-        Console.WriteLine($"{provider.Title()}: audiences: {customers:N0} customers through POST /v1/batch");
-        var random = new Random(42);
-        var now = DateTime.UtcNow;
-        var events = 0L;
-        var messages = new List<object>();
-        for (var i = 0; i < customers; i++)
-        {
-            messages.Add(new { type = "identify", userId = $"aud-{i}", traits = new { city = Cities[random.Next(Cities.Length)] }, timestamp = now.AddDays(-90) });
-            for (var o = random.Next(5); o > 0; o--, events++)
-                messages.Add(new
-                {
-                    type = "track", userId = $"aud-{i}", @event = "Order Completed", timestamp = now.AddDays(-random.NextDouble() * 60),
-                    properties = new { order_id = $"aud-{i}-{o}", total = random.Next(10, 900), currency = "CNY" },
-                });
-            if (messages.Count >= 500 || i == customers - 1)
-            {
-                using var sent = await tracker.PostAsJsonAsync("/v1/batch", new { batch = messages }, ct);
-                sent.EnsureSuccessStatusCode();
-                messages.Clear();
-            }
-        }
-        await CaughtUpAsync(http, ct);
         var vip = JsonDocument.Parse(await (await http.PostAsJsonAsync("/api/v1/tags", new { name = "VIP" }, ct)).Content.ReadAsStringAsync(ct)).RootElement.GetProperty("id").GetInt64();
-        foreach (var chunk in Enumerable.Range(0, customers).Where(i => i % 10 == 0).Chunk(10_000))
+        long events;
+        if (options.AudienceProfiles > 0)
         {
-            using var tagged = await http.PostAsJsonAsync($"/api/v1/tags/{vip}/profiles", new { identifierType = "user_id", identifiers = chunk.Select(i => $"aud-{i}") }, ct);
-            tagged.EnsureSuccessStatusCode();
+            customers = options.AudienceProfiles;
+            var asked = options.AudienceEvents > 0 ? options.AudienceEvents : 20L * customers;
+            Console.WriteLine($"{provider.Title()}: audiences: seeding {customers:N0} profiles and {asked:N0} events straight into the tables");
+            AudiencesSeed.Seeded seeded;
+            await using (var db = await open())
+                seeded = await AudiencesSeed.SeedAsync(db, provider, await BrandAsync(db, ct), await SourceAsync(db, ct), vip, customers, asked, ct);
+            events = seeded.Events;
+            report.Note($"{provider.Title()}: audiences: {seeded.Profiles:N0} profiles and {seeded.Events:N0} events seeded with set-based SQL in "
+                + $"{seeded.Took.TotalSeconds:N0} s, bypassing ingestion (ingestion speed is issue 3's bench).");
         }
+        else events = await IngestAsync(tracker, http, vip, customers, provider, ct);
+        await CaughtUpAsync(http, ct);
         var profiles = await ProfilesAsync(open, ct);
 
         Console.WriteLine($"{provider.Title()}: audiences: estimate vs hand-written SQL");
+        var loadBefore = LoadAverage();
         using (var first = await http.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = Rule }, ct))
         {
             var body = await first.Content.ReadAsStringAsync(ct);
             if (!first.IsSuccessStatusCode) throw new InvalidOperationException($"estimate answered {(int)first.StatusCode}: {body}");
             var handCount = await HandWrittenAsync(open, provider, ct);
             var size = JsonDocument.Parse(body).RootElement.GetProperty("size").GetInt64();
-            report.Set(Size, provider, $"{Report.Rate(customers)} / {Report.Rate(customers + events)} / {Report.Rate(size)}{(size == handCount ? "" : $" (hand-written SQL counts {handCount}!)")}");
+            report.Set(Size, provider, $"{Report.Rate(customers)} / {Report.Rate(events)} / {Report.Rate(size)}{(size == handCount ? "" : $" (hand-written SQL counts {handCount}!)")}");
         }
-        var estimate = await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, async _ =>
+        async Task<bool> EstimateOnce()
         {
             using var response = await http.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = Rule }, ct);
             await response.Content.ReadAsByteArrayAsync(ct);
             return response.IsSuccessStatusCode;
-        }, ct);
+        }
         await using (var db = await open())
         {
-            var hand = await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, async _ => await HandWrittenAsync(db, provider, ct) >= 0, ct);
-            report.Set(Estimate, provider, $"{Report.Ms(estimate.PercentileMs(50))} / {Report.Ms(estimate.PercentileMs(99))}");
-            report.Set(HandWritten, provider, $"{Report.Ms(hand.PercentileMs(50))} / {Report.Ms(hand.PercentileMs(99))}");
+            // At full size a call can outlast the measured window, which counts only calls wholly inside it: a fixed number of calls instead.
+            var (estimate, hand, label) = options.AudienceProfiles > 0
+                ? (await RepeatAsync(EstimateOnce, ct), await RepeatAsync(async () => await HandWrittenAsync(db, provider, ct) >= 0, ct), $"p50 / max of {Repeats} ms")
+                : (await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, async _ => await EstimateOnce(), ct),
+                    await ClosedLoop.RunAsync(1, options.WarmUp, options.Measured, async _ => await HandWrittenAsync(db, provider, ct) >= 0, ct), "");
+            report.Set(Estimate, provider, $"{Report.Ms(estimate.PercentileMs(50))} / {Report.Ms(estimate.PercentileMs(99))}{(label == "" ? "" : $" ({label})")}");
+            report.Set(HandWritten, provider, $"{Report.Ms(hand.PercentileMs(50))} / {Report.Ms(hand.PercentileMs(99))}{(label == "" ? "" : $" ({label})")}");
             report.Set(EstimateRatio, provider, Report.Ratio(estimate.PercentileMs(50), hand.PercentileMs(50)));
         }
 
         Console.WriteLine($"{provider.Title()}: audiences: membership check");
+        var saving = Stopwatch.GetTimestamp();
         var segment = await SaveAsync(http, "bench three conditions", Rule, ct);
+        report.Set(FullEvaluation, provider, $"{Stopwatch.GetElapsedTime(saving).TotalSeconds:0.0}");
         var ids = profiles.Values.ToArray();
         var check = await ClosedLoop.RunAsync(4, options.WarmUp, options.Measured, async w =>
         {
@@ -198,6 +194,75 @@ internal static class AudiencesBench
         lags.Sort();
         double Percentile(double q) => lags[(int)Math.Min(lags.Count - 1, Math.Ceiling(q / 100 * lags.Count) - 1)];
         report.Set(Lag, provider, $"{Report.Ms(Percentile(50))} / {Report.Ms(Percentile(99))} ({lags.Count} probes)");
+        report.Note($"{provider.Title()}: audiences: load average (1, 5, 15 min) when measuring began {loadBefore}, when it ended {LoadAverage()}.");
+    }
+
+    private const int Repeats = 7;
+
+    /// <summary>One unmeasured call, then <see cref="Repeats"/> in a row; their latencies as a load result (p99 of seven is the slowest).</summary>
+    private static async Task<LoadResult> RepeatAsync(Func<Task<bool>> call, CancellationToken ct)
+    {
+        await call();
+        var ticks = new List<long>();
+        for (var i = 0; i < Repeats; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var before = Stopwatch.GetTimestamp();
+            if (!await call()) throw new InvalidOperationException("a measured call failed");
+            ticks.Add(Stopwatch.GetTimestamp() - before);
+        }
+        ticks.Sort();
+        return new LoadResult(ticks.Count, 0, TimeSpan.FromTicks(ticks.Sum() * TimeSpan.TicksPerSecond / Stopwatch.Frequency), [.. ticks]);
+    }
+
+    private static string LoadAverage()
+    {
+        var fields = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ') : [];
+        return fields.Length >= 3 ? string.Join(" ", fields[..3]) : "unknown";
+    }
+
+    /// <summary>Customers through <c>/v1/batch</c> (a city, 0-4 orders over 60 days), one in ten tagged VIP through the API; returns the orders sent.</summary>
+    private static async Task<long> IngestAsync(HttpClient tracker, HttpClient http, long vip, int customers, Provider provider, CancellationToken ct)
+    {
+        Console.WriteLine($"{provider.Title()}: audiences: {customers:N0} customers through POST /v1/batch");
+        var random = new Random(42);
+        var now = DateTime.UtcNow;
+        var events = 0L;
+        var messages = new List<object>();
+        for (var i = 0; i < customers; i++)
+        {
+            messages.Add(new { type = "identify", userId = $"aud-{i}", traits = new { city = Cities[random.Next(Cities.Length)] }, timestamp = now.AddDays(-90) });
+            for (var o = random.Next(5); o > 0; o--, events++)
+                messages.Add(new
+                {
+                    type = "track", userId = $"aud-{i}", @event = "Order Completed", timestamp = now.AddDays(-random.NextDouble() * 60),
+                    properties = new { order_id = $"aud-{i}-{o}", total = random.Next(10, 900), currency = "CNY" },
+                });
+            if (messages.Count >= 500 || i == customers - 1)
+            {
+                using var sent = await tracker.PostAsJsonAsync("/v1/batch", new { batch = messages }, ct);
+                sent.EnsureSuccessStatusCode();
+                messages.Clear();
+            }
+        }
+        await CaughtUpAsync(http, ct);
+        foreach (var chunk in Enumerable.Range(0, customers).Where(i => i % 10 == 0).Chunk(10_000))
+        {
+            using var tagged = await http.PostAsJsonAsync($"/api/v1/tags/{vip}/profiles", new { identifierType = "user_id", identifiers = chunk.Select(i => $"aud-{i}") }, ct);
+            tagged.EnsureSuccessStatusCode();
+        }
+        return customers + events;
+    }
+
+    private static async Task<long> BrandAsync(DbConnection db, CancellationToken ct) => await ScalarAsync(db, "SELECT id FROM brands WHERE slug = 'demo'", ct);
+
+    private static async Task<long> SourceAsync(DbConnection db, CancellationToken ct) => await ScalarAsync(db, "SELECT id FROM sources WHERE name = 'audiences-bench'", ct);
+
+    private static async Task<long> ScalarAsync(DbConnection db, string sql, CancellationToken ct)
+    {
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Saves a segment and waits until its members are materialised.</summary>
@@ -211,7 +276,7 @@ internal static class AudiencesBench
         {
             using var segment = await http.GetAsync($"/api/v1/segments/{id}", ct);
             if (JsonDocument.Parse(await segment.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("status").GetString() == "ready") return id;
-            if (waited > 6000) throw new TimeoutException("the segment was not evaluated within 10 minutes");
+            if (waited > 36_000) throw new TimeoutException("the segment was not evaluated within an hour");
             await Task.Delay(100, ct);
         }
     }

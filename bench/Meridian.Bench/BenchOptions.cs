@@ -65,6 +65,14 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>Customers the audiences run makes (each with 0-4 orders).</summary>
     public int AudienceCustomers { get; init; } = Quick ? 5_000 : 50_000;
 
+    /// <summary>
+    /// Full-size audiences: profiles seeded straight into the tables (0: customers through <c>/v1/batch</c> instead), with
+    /// <see cref="AudienceEvents"/> events among them (default 20 a profile).
+    /// </summary>
+    public int AudienceProfiles { get; init; }
+
+    public long AudienceEvents { get; init; }
+
     /// <summary>Whether an <c>--x-only</c> flag narrowed the run to one area; each area runs when nothing narrowed it, or it did to that area.</summary>
     private bool Narrowed => IngestOnly || IdentityOnly || ReadsOnly || LoyaltyOnly || OffersOnly || JourneysOnly || AudiencesOnly || MessagingOnly;
 
@@ -107,6 +115,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --journeys-only     only the journeys measures: 100,000 waiting timers (RSS, database size), 10,000 due at once (fires/s, lateness), steps/s
           --audiences-only    only the audiences measures: estimate vs hand-written SQL, membership check p99, entry lag p99
           --audience-customers N  customers the audiences run makes (default 50,000; --quick 5,000)
+          --audience-profiles N   full size instead: N profiles seeded straight into the tables (bypassing ingestion)
+          --audience-events N     events seeded among them (default 20 a profile), e.g. 1000000 and 20000000
           --messaging-only    only messaging: messages queued over HTTP, then sent per second through an SMS gateway listener
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
@@ -163,6 +173,12 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                     continue;
                 case "--audience-customers" when int.TryParse(value, out var ac) && ac is > 0 and <= 10_000_000:
                     options = options with { AudienceCustomers = ac };
+                    break;
+                case "--audience-profiles" when int.TryParse(value, out var ap) && ap is >= 1_000 and <= 10_000_000:
+                    options = options with { AudienceProfiles = ap };
+                    break;
+                case "--audience-events" when long.TryParse(value, out var ae) && ae is >= 1_000 and <= 1_000_000_000:
+                    options = options with { AudienceEvents = ae };
                     break;
                 case "--messaging-only":
                     options = options with { MessagingOnly = true };

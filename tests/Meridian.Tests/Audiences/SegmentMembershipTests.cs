@@ -223,6 +223,43 @@ public abstract class SegmentMembershipTests(AudiencesApp app)
     }
 
     [Fact]
+    public async Task The_membership_check_answers_a_merged_id_for_its_survivor_and_finds_nothing_across_brands()
+    {
+        var b = await ProfileTestBrand.CreateAsync(app);
+        var other = await ProfileTestBrand.CreateAsync(app);
+        var c = b.Test.Client;
+        await b.SendAsync(new { type = "identify", userId = "ann", traits = new { city = "Hangzhou" } }, new { type = "identify", anonymousId = "device-1" },
+            new { type = "identify", userId = "bo", traits = new { city = "Shanghai" } });
+        await other.SendAsync(new { type = "identify", userId = "zed", traits = new { city = "Hangzhou" } });
+        var ann = await ProfileAsync(c, "ann", 1);
+        var bo = await ProfileAsync(c, "bo", 1);
+        var anonymous = (await ProfileTestBrand.LookupAsync(c, "anonymous_id", "device-1")).GetProperty("id").GetInt64();
+        var zed = await ProfileAsync(other.Test.Client, "zed", 1);
+        var hangzhou = await SaveAsync(c, "Hangzhou", new { trait = "city", op = "eq", value = "Hangzhou" });
+        await AudiencesApp.CaughtUpAsync(c);
+
+        async Task<(bool Member, long ProfileId)> CheckAsync(long profileId)
+        {
+            var answer = await c.GetAsync($"/api/v1/segments/{hangzhou}/members/{profileId}").ReadAsync<JsonElement>();
+            return (answer.GetProperty("member").GetBoolean(), answer.GetProperty("profileId").GetInt64());
+        }
+        Assert.Equal((true, ann), await CheckAsync(ann));
+        Assert.Equal((false, bo), await CheckAsync(bo));
+        Assert.Equal((false, anonymous), await CheckAsync(anonymous));
+
+        await b.SendAsync(new { type = "identify", userId = "ann", anonymousId = "device-1" });
+        await ProfileTestBrand.LookupAsync(c, "anonymous_id", "device-1", p => p.GetProperty("id").GetInt64() != anonymous);
+        await AudiencesApp.CaughtUpAsync(c);
+        var survivor = (await ProfileTestBrand.LookupAsync(c, "user_id", "ann")).GetProperty("id").GetInt64();
+        var gone = new[] { ann, anonymous }.Single(id => id != survivor);
+        Assert.Equal((true, survivor), await CheckAsync(gone));
+
+        await c.GetAsync($"/api/v1/segments/{hangzhou}/members/{zed}").ProblemAsync(404, ProblemTypes.NotFound);
+        await other.Test.Client.GetAsync($"/api/v1/segments/{hangzhou}/members/{survivor}").ProblemAsync(404, ProblemTypes.NotFound);
+        await other.Test.Client.GetAsync($"/api/v1/segments/{hangzhou}/members/{zed}").ProblemAsync(404, ProblemTypes.NotFound);
+    }
+
+    [Fact]
     public async Task Loyalty_tier_points_and_coupons_held_select_customers_and_follow_earning_spending_and_issuing()
     {
         var b = await Loyalty.LoyaltyTestBrand.CreateAsync(app);

@@ -122,8 +122,11 @@ public static class SegmentEndpoints
 
     /// <summary>Is this customer in the segment now? A merged-away id answers for the profile it was merged into.</summary>
     public static async Task<Results<Ok<MembershipDto>, ProblemHttpResult>> Membership(
-        long id, long profileId, MeridianDb db, ProfileDirectory profiles, SegmentEvaluator evaluator, CancellationToken ct)
+        long id, long profileId, MeridianDb db, TenantScope tenant, ProfileDirectory profiles, SegmentEvaluator evaluator, CancellationToken ct)
     {
+        // The common case (a ready segment, a live profile of its brand) in one query; anything else takes the path below, which tells the cases apart.
+        if (await evaluator.ReadyMemberAsync(id, profileId, tenant.Unrestricted ? null : tenant.ReadableBrandIds, ct) is { } inTable)
+            return TypedResults.Ok(new MembershipDto(id, profileId, inTable));
         if (await db.Set<Segment>().AsNoTracking().SingleOrDefaultAsync(s => s.Id == id, ct) is not { } segment) return Problems.NotFound($"Segment {id}");
         if (await profiles.FindLiveAsync(profileId, ct) is not { } live || live.BrandId != segment.TenantId) return Problems.NotFound($"Profile {profileId}");
         var member = segment.Status == SegmentStatus.Ready

@@ -9,7 +9,7 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
     private const string LiveProfiles = "FROM profiles p WHERE p.tenant_id = @brand AND p.merged_into_id IS NULL AND p.erased_at IS NULL";
 
     public async Task<long> CountAsync(long brandId, SegmentRule rule, CancellationToken ct) =>
-        Convert.ToInt64(await ScalarAsync($"SELECT COUNT(*) {LiveProfiles} AND {{0}}", brandId, rule, [], ct));
+        Convert.ToInt64(await ScalarAsync($"SELECT COUNT(*) {LiveProfiles} AND {{0}}", brandId, rule, [], ct, everyProfile: true));
 
     public async Task<bool> ContainsAsync(long brandId, SegmentRule rule, long profileId, CancellationToken ct) =>
         await ScalarAsync($"SELECT p.id {LiveProfiles} AND p.id = @profile AND {{0}}", brandId, rule, [("@profile", profileId)], ct) is not null;
@@ -25,16 +25,40 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
         return ids;
     }
 
-    private async Task<object?> ScalarAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct)
+    /// <summary>
+    /// Whether a live profile is in a ready segment, read from the materialised table in one query: the segment (of
+    /// <paramref name="brandIds"/>; null: any brand), the profile (of the segment's brand, neither merged away nor erased)
+    /// and the member row. Null when that does not describe them (no such segment or profile, a segment still evaluating,
+    /// a merged or erased profile): the caller then finds out which.
+    /// </summary>
+    public async Task<bool?> ReadyMemberAsync(long segmentId, long profileId, IReadOnlyList<long>? brandIds, CancellationToken ct)
     {
-        await using var command = await CommandAsync(sql, brandId, rule, extra, ct);
+        if (brandIds is { Count: 0 }) return null;
+        var brands = brandIds is null ? "" : $" AND s.tenant_id IN ({string.Join(", ", brandIds.Select((_, i) => "@b" + i))})";
+        var connection = db.Database.GetDbConnection();
+        if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT CASE WHEN EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = s.id AND m.profile_id = p.id) THEN 1 ELSE 0 END
+              FROM segments s JOIN profiles p ON p.id = @profile AND p.tenant_id = s.tenant_id
+             WHERE s.id = @segment AND s.status = @ready AND p.merged_into_id IS NULL AND p.erased_at IS NULL{brands}
+            """;
+        SegmentSql.Bind(command, [("@segment", segmentId), ("@profile", profileId), ("@ready", nameof(Data.SegmentStatus.Ready)),
+            .. (brandIds ?? []).Select((b, i) => ("@b" + i, (object)b))]);
+        return await command.ExecuteScalarAsync(ct) is { } found and not DBNull ? Convert.ToInt64(found, System.Globalization.CultureInfo.InvariantCulture) == 1 : null;
+    }
+
+    private async Task<object?> ScalarAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct, bool everyProfile = false)
+    {
+        await using var command = await CommandAsync(sql, brandId, rule, extra, ct, everyProfile);
         var value = await command.ExecuteScalarAsync(ct);
         return value is DBNull ? null : value;
     }
 
-    private async Task<System.Data.Common.DbCommand> CommandAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct)
+    private async Task<System.Data.Common.DbCommand> CommandAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct,
+        bool everyProfile = false)
     {
-        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value);
+        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value, everyProfile);
         var connection = db.Database.GetDbConnection();
         if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
         var command = connection.CreateCommand();
