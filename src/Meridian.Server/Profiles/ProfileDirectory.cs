@@ -110,6 +110,29 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return all;
     }
 
+    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
+    public static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+
+    /// <summary>
+    /// The live profiles at <paramref name="brandIds"/> of the person <paramref name="profileId"/> is: those holding one of
+    /// its person identifiers (<see cref="PersonIdentifiers"/>, stored normalised). The caller names brands it may reach
+    /// through something the group shares (a shared loyalty programme's brands), which the request's own scope may not
+    /// cover; nothing but profile ids leaves this method.
+    /// </summary>
+    public async Task<List<long>> SamePersonAsync(long profileId, IReadOnlyCollection<long> brandIds, CancellationToken ct)
+    {
+        var values = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profileId && PersonIdentifiers.Contains(i.Type))
+            .Select(i => new { i.Type, i.Value }).ToListAsync(ct);
+        if (values.Count == 0 || brandIds.Count == 0) return [];
+        var texts = values.Select(v => v.Value).Distinct().ToList();
+        var holders = await db.Set<ProfileIdentifier>().IgnoreQueryFilters().AsNoTracking()
+            .Where(i => brandIds.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && texts.Contains(i.Value) && i.ProfileId != profileId)
+            .Select(i => new { i.ProfileId, i.Type, i.Value }).ToListAsync(ct);
+        var ids = holders.Where(h => values.Any(v => v.Type == h.Type && v.Value == h.Value)).Select(h => h.ProfileId).Distinct().ToList();
+        return await db.Set<Profile>().IgnoreQueryFilters().AsNoTracking()
+            .Where(p => ids.Contains(p.Id) && p.MergedIntoId == null && p.ErasedAt == null).Select(p => p.Id).ToListAsync(ct);
+    }
+
     /// <summary>How far identity resolution has read the event log: every event up to here has its profile.</summary>
     public async Task<EventLogPosition> ResolvedUpToAsync(CancellationToken ct) =>
         await db.Set<ProjectorState>().AsNoTracking().Where(s => s.Name == Identity.ProfileProjector.Name)
