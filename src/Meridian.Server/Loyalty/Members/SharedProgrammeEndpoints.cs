@@ -60,12 +60,15 @@ public static class SharedProgrammeEndpoints
     public static async Task<Results<Ok<SettlementDto>, ValidationProblem, ProblemHttpResult>> Settlement(long id, [FromQuery] DateTime? from, [FromQuery] DateTime? to,
         MeridianDb db, TimeProvider time, CancellationToken ct)
     {
-        var until = to?.ToUniversalTime() ?? Instants.Now(time);
         var since = from?.ToUniversalTime();
-        if (since >= until) return Problems.Validation("to", "The period must end after it starts.");
+        var before = to?.ToUniversalTime();
+        if (since >= before) return Problems.Validation("to", "The period must end after it starts.");
         if (!await db.Set<LoyaltyProgramme>().AnyAsync(p => p.Id == id, ct)) return Problems.NotFound($"Programme {id}");
-        var entries = db.Set<LedgerEntry>().Where(e => e.ProgrammeId == id && e.CreatedAt < until);
+        // Without an end, everything posted so far (an entry posted this very instant included).
+        var until = before ?? Instants.Now(time);
+        var entries = db.Set<LedgerEntry>().Where(e => e.ProgrammeId == id);
         if (since is { } start) entries = entries.Where(e => e.CreatedAt >= start);
+        if (before is { } end) entries = entries.Where(e => e.CreatedAt < end);
         var sums = await entries.GroupBy(e => new { e.BrandId, e.Account })
             .Select(g => new { g.Key.BrandId, g.Key.Account, Points = g.Sum(e => e.Points + e.Pending) }).ToListAsync(ct);
         var brands = sums.GroupBy(s => s.BrandId).OrderBy(g => g.Key).Select(g =>
