@@ -278,10 +278,14 @@ public static class LoyaltyEndpoints
             : Problems.NotFound($"Member {id}");
 
     /// <summary>The membership of a profile (a front end knows the customer, not the member id), also through a profile merged into it.</summary>
-    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db, MemberLinks links, CancellationToken ct) =>
-        await links.OfProfileAsync(profileId!.Value, ct) is { } member
+    public static async Task<Results<Ok<MemberDto>, ValidationProblem, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db,
+        MemberLinks links, CancellationToken ct)
+    {
+        if (profileId is not { } id) return Problems.Validation("profileId", "Name the profile whose membership to find.");
+        return await links.OfProfileAsync(id, ct) is { } member
             ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
             : Problems.NotFound($"A member for profile {profileId}");
+    }
 
     public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MemberWallet wallet, CancellationToken ct) =>
         await wallet.BalanceAsync(id, ct) is { } balance ? TypedResults.Ok(balance) : Problems.NotFound($"Member {id}");
