@@ -1,4 +1,5 @@
 using System.Linq.Expressions;
+using Meridian.Loyalty.Data;
 using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 
@@ -30,6 +31,7 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     {
         scope = requestScope;
         afterKeysAssigned.Clear();
+        sharedOwners.Clear();
         OutboxPending = false;
         return this;
     }
@@ -49,7 +51,8 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(MeridianDb).Assembly, t => t.Namespace?.StartsWith("Meridian.", StringComparison.Ordinal) == true);
         foreach (var entity in modelBuilder.Model.GetEntityTypes().Where(e => typeof(ITenantOwned).IsAssignableFrom(e.ClrType)))
         {
-            var filter = typeof(MeridianDb).GetMethod(nameof(TenantFilter), System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
+            var name = typeof(IProgrammeShared).IsAssignableFrom(entity.ClrType) ? nameof(SharedProgrammeFilter) : nameof(TenantFilter);
+            var filter = typeof(MeridianDb).GetMethod(name, System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!
                 .MakeGenericMethod(entity.ClrType).Invoke(this, null);
             modelBuilder.Entity(entity.ClrType).HasQueryFilter((LambdaExpression)filter!);
         }
@@ -57,6 +60,17 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
 
     private Expression<Func<T, bool>> TenantFilter<T>() where T : ITenantOwned =>
         e => ScopeUnrestricted || ScopeBrandIds.Contains(e.TenantId);
+
+    /// <summary>
+    /// A loyalty programme's rows belong to its owner brand and are also readable by the brands a shared programme is
+    /// open to (a brand takes part in one programme, so the owner's rows are that programme's).
+    /// </summary>
+    private Expression<Func<T, bool>> SharedProgrammeFilter<T>() where T : IProgrammeShared =>
+        e => ScopeUnrestricted || ScopeBrandIds.Contains(e.TenantId)
+            || Set<LoyaltyProgrammeBrand>().Any(p => p.OwnerBrandId == e.TenantId && ScopeBrandIds.Contains(p.BrandId));
+
+    /// <summary>Owner brands of shared programmes this unit of work was found to take part in (the write guard's cache).</summary>
+    private readonly HashSet<long> sharedOwners = [];
 
     private readonly List<Action> afterKeysAssigned = [];
 
@@ -69,12 +83,12 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
 
     public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
     {
-        GuardTenantWrites();
+        await GuardTenantWritesAsync(cancellationToken);
         if (afterKeysAssigned.Count == 0) return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
 
         if (!ChangeTracker.Entries().Any(e => e.State == EntityState.Added))
         {
-            RunAfterKeysAssigned();
+            await RunAfterKeysAssignedAsync(cancellationToken);
             return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
         }
 
@@ -82,7 +96,7 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
         try
         {
             var written = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
-            RunAfterKeysAssigned();
+            await RunAfterKeysAssignedAsync(cancellationToken);
             written += await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
             if (ownTransaction is not null) await ownTransaction.CommitAsync(cancellationToken);
             return written;
@@ -96,24 +110,37 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     public override int SaveChanges(bool acceptAllChangesOnSuccess) =>
         throw new NotSupportedException("Use SaveChangesAsync: Meridian does no synchronous database writes.");
 
-    private void RunAfterKeysAssigned()
+    private async Task RunAfterKeysAssignedAsync(CancellationToken ct)
     {
         var pending = afterKeysAssigned.ToArray();
         afterKeysAssigned.Clear();
         foreach (var add in pending) add();
-        GuardTenantWrites();
+        await GuardTenantWritesAsync(ct);
     }
 
-    /// <summary>Defence in depth: a write to a brand outside the scope is a bug, never a client's choice.</summary>
-    private void GuardTenantWrites()
+    /// <summary>
+    /// Defence in depth: a write to a brand outside the scope is a bug, never a client's choice. A shared loyalty
+    /// programme's rows (owned by its owner brand) may be written by the brands the programme is open to.
+    /// </summary>
+    private async Task GuardTenantWritesAsync(CancellationToken ct)
     {
         if (scope.Unrestricted) return;
-        foreach (var entry in ChangeTracker.Entries<ITenantOwned>())
+        foreach (var entry in ChangeTracker.Entries<ITenantOwned>().ToList())
         {
             if (entry.State is EntityState.Added or EntityState.Modified or EntityState.Deleted
-                && !scope.BrandIds.Contains(entry.Entity.TenantId))
+                && !scope.BrandIds.Contains(entry.Entity.TenantId)
+                && !(entry.Entity is IProgrammeShared && await SharesProgrammeOfAsync(entry.Entity.TenantId, ct)))
                 throw new InvalidOperationException($"Refusing to write {entry.Entity.GetType().Name} of brand {entry.Entity.TenantId} outside the request's brands.");
         }
+    }
+
+    private async Task<bool> SharesProgrammeOfAsync(long ownerBrandId, CancellationToken ct)
+    {
+        if (sharedOwners.Contains(ownerBrandId)) return true;
+        var brands = scope.BrandIds;
+        if (!await Set<LoyaltyProgrammeBrand>().AnyAsync(p => p.OwnerBrandId == ownerBrandId && brands.Contains(p.BrandId), ct)) return false;
+        sharedOwners.Add(ownerBrandId);
+        return true;
     }
 }
 

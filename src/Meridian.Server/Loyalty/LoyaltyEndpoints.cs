@@ -5,6 +5,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Members;
 using Meridian.Loyalty.Rewards;
 using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Access;
@@ -28,12 +29,14 @@ public sealed record TierDto(long Id, string Name, int Rank, long QualifyingPoin
 /// <summary>How tiers are qualified and lost.</summary>
 public sealed record TieringDto(TierBasis Basis, TierWindow Window, int? WindowDays, TierDowngrade Downgrade, int? ReviewDays);
 
-public sealed record ProgrammeDto(long Id, long BrandId, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
+/// <summary><c>brandId</c> owns the programme; <c>brands</c> are those it is open to (more than the owner when <c>shared</c> by the group).</summary>
+public sealed record ProgrammeDto(long Id, long BrandId, bool Shared, IReadOnlyList<long> Brands, string Name, ExpiryPolicy Expiry, int? ExpiryDays, int ExpiringNoticeDays, long PointsPerCurrencyUnit,
     int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit, TieringDto Tiering, IReadOnlyList<TierDto> Tiers, DateTime CreatedAt);
 
-/// <summary><c>balance</c> is spendable less <c>owed</c> (below zero only by the go-negative refund policy); <c>pending</c> is held for a return window.</summary>
+/// <summary><c>balance</c> is spendable less <c>owed</c> (below zero only by the go-negative refund policy); <c>pending</c> is held for a return window;
+/// <c>profiles</c>: the member's profile at each brand of its programme (several for a person of a shared programme).</summary>
 public sealed record MemberDto(long Id, long ProgrammeId, long ProfileId, long Balance, long Pending, long Owed, long QualifyingPoints, TierDto? Tier,
-    long? TierFloorId, DateTime EnrolledAt);
+    long? TierFloorId, DateTime EnrolledAt, IReadOnlyList<MemberProfileDto> Profiles);
 
 /// <summary>Points an entry took from a lot (negative: put back), and when that lot expires.</summary>
 public sealed record DrawDto(long LotId, long Points, DateTime? ExpiresAt);
@@ -44,7 +47,7 @@ public sealed record LotDto(long Id, long Granted, long Remaining, DateTime? Exp
 /// A ledger entry: <c>points</c> credited to the member (negative: debited) against the counter <c>account</c>
 /// (issued, redeemed, adjustments, expired); the lot it granted or the lots it drew from; the balance once it posted.
 /// </summary>
-public sealed record EntryDto(long Id, long MemberId, string Kind, long Points, long Pending, string Account, long BalanceAfter, long? ReversesEntryId,
+public sealed record EntryDto(long Id, long MemberId, long BrandId, string Kind, long Points, long Pending, string Account, long BalanceAfter, long? ReversesEntryId,
     string? Rule, string? Reason, string? Reference, DateTime CreatedAt, LotDto? Lot, IReadOnlyList<DrawDto> Draws);
 
 /// <summary>The spendable balance and when its points expire (soonest first, up to ten dates).</summary>
@@ -63,7 +66,9 @@ public sealed record CreateProgrammeRequest(
     [property: Range(0, 1_000_000_000_000)] long? NegativeLimit,
     PointsRounding? Rounding = null,
     MultiplierCombination? Combination = null,
-    TieringRequest? Tiering = null);
+    TieringRequest? Tiering = null,
+    bool? Shared = null,
+    [property: MaxLength(100)] List<long>? Brands = null);
 
 /// <summary>Defaults: qualifying points over the member's lifetime, never downgraded.</summary>
 public sealed record TieringRequest(
@@ -116,7 +121,8 @@ public static class LoyaltyEndpoints
     {
         var loyalty = app.MapGroup("/api/v1/loyalty").WithTags("Loyalty").RequireAuthorization(Permissions.LoyaltyRead);
         loyalty.MapGet("/programmes", Programmes);
-        loyalty.MapPost("/programmes", CreateProgramme).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
+        loyalty.MapPost("/programmes", CreateProgramme).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapGet("/programmes/{id}/settlement", SharedProgrammeEndpoints.Settlement);
         loyalty.MapGet("/programmes/{id}", Programme);
         loyalty.MapPost("/programmes/{id}/tiers", CreateTier).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapGet("/programmes/{id}/earning", EarningSetup.Settings);
@@ -132,6 +138,8 @@ public static class LoyaltyEndpoints
         loyalty.MapGet("/members/{id}/entries", History);
         loyalty.MapGet("/members/{id}/benefits", Benefits);
         loyalty.MapPut("/members/{id}/tier-floor", SetTierFloor).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapPost("/members/{id}/profiles", SharedProgrammeEndpoints.Link).RequireAuthorization(Permissions.LoyaltyWrite);
+        loyalty.MapPost("/members/{id}/profiles/{profileId}/unlink", SharedProgrammeEndpoints.Unlink).RequireAuthorization(Permissions.LoyaltyWrite);
         var postings = loyalty.MapGroup("/members/{id}").RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand();
         postings.MapPost("/earn", Earn).Produces<EntryDto>();
         postings.MapPost("/spend", Spend).Produces<EntryDto>();
@@ -147,26 +155,49 @@ public static class LoyaltyEndpoints
     public static async Task<Ok<Page<ProgrammeDto>>> Programmes([AsParameters] PageRequest page, MeridianDb db, CancellationToken ct)
     {
         var rows = await db.Set<LoyaltyProgramme>().AsNoTracking().Where(p => p.Id > page.After).OrderBy(p => p.Id).Take(page.Take + 1).ToListAsync(ct);
-        var tiers = await TiersOfAsync(db, rows.Select(p => p.Id).ToList(), ct);
-        return TypedResults.Ok(page.ToPage(rows.Select(p => ToDto(p, tiers)).ToList(), p => p.Id));
+        var ids = rows.Select(p => p.Id).ToList();
+        var tiers = await TiersOfAsync(db, ids, ct);
+        var brands = await db.Set<LoyaltyProgrammeBrand>().AsNoTracking().Where(b => ids.Contains(b.ProgrammeId)).ToListAsync(ct);
+        return TypedResults.Ok(page.ToPage(rows.Select(p => ToDto(p, tiers, brands.Where(b => b.ProgrammeId == p.Id).Select(b => b.BrandId))).ToList(), p => p.Id));
     }
 
-    public static async Task<Results<Ok<ProgrammeDto>, ProblemHttpResult>> Programme(long id, MeridianDb db, CancellationToken ct) =>
+    public static async Task<Results<Ok<ProgrammeDto>, ProblemHttpResult>> Programme(long id, MeridianDb db, MemberLinks links, CancellationToken ct) =>
         await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct) is { } programme
-            ? TypedResults.Ok(ToDto(programme, await TiersOfAsync(db, [id], ct)))
+            ? TypedResults.Ok(ToDto(programme, await TiersOfAsync(db, [id], ct), await links.BrandsOfAsync(id, ct)))
             : Problems.NotFound($"Programme {id}");
 
+    /// <summary>
+    /// A programme of the acting brand, or with <c>shared</c> one shared by the group: open to the listed <c>brands</c> of
+    /// the group (all of them when none are listed), owned by the acting brand (which must be one of them) or, for a
+    /// group-level caller, by the first listed. A brand takes part in one programme at most.
+    /// </summary>
     public static async Task<Results<Created<ProgrammeDto>, ValidationProblem, ProblemHttpResult>> CreateProgramme(
         CreateProgrammeRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, CancellationToken ct)
     {
         if (request.Expiry == ExpiryPolicy.AfterDays && request.ExpiryDays is null)
             return Problems.Validation("expiryDays", "The after_days policy needs the number of days.");
-        if (await db.Set<LoyaltyProgramme>().AnyAsync(p => p.TenantId == tenant.Brand, ct))
-            return Problems.Conflict("The brand already runs a loyalty programme.");
+        var shared = request.Shared ?? false;
+        if (!shared && request.Brands is not null)
+            return Problems.Validation("brands", "Only a programme shared by the group (shared: true) lists brands.");
+        if (!shared && tenant.ActingBrandId is null)
+            return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
+                detail: "A per-brand programme belongs to the brand the request acts on: name it, or create a programme shared by the group.");
+        var groupBrands = await db.Set<Brand>().AsNoTracking().Where(b => b.GroupId == tenant.GroupId).Select(b => b.Id).ToListAsync(ct);
+        var brands = shared ? (request.Brands ?? groupBrands).Distinct().Order().ToList() : [tenant.Brand];
+        if (brands.FirstOrDefault(b => !groupBrands.Contains(b)) is var stranger and not 0)
+            return Problems.Validation("brands", $"Brand {stranger} is not a brand of the group.");
+        if (shared && brands.Count < 2)
+            return Problems.Validation("brands", "A shared programme is open to at least two brands of the group.");
+        if (tenant.ActingBrandId is { } acting && !brands.Contains(acting))
+            return Problems.Validation("brands", $"The brand the request acts on ({acting}) must be one of the programme's brands: it owns it.");
+        var owner = tenant.ActingBrandId ?? brands[0];
+        if (await db.Set<LoyaltyProgrammeBrand>().AsNoTracking().Where(b => brands.Contains(b.BrandId)).Select(b => b.BrandId).FirstOrDefaultAsync(ct) is var taken and not 0)
+            return Problems.Conflict(shared ? $"Brand {taken} already takes part in a loyalty programme." : "The brand already runs a loyalty programme.");
         var programme = new LoyaltyProgramme
         {
-            TenantId = tenant.Brand,
+            TenantId = owner,
             GroupId = tenant.GroupId,
+            Shared = shared,
             Name = request.Name,
             Expiry = request.Expiry!.Value,
             ExpiryDays = request.Expiry == ExpiryPolicy.AfterDays ? request.ExpiryDays!.Value : 0,
@@ -185,9 +216,10 @@ public static class LoyaltyEndpoints
             CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(programme);
-        audit.Record(programme.TenantId, () => new AuditChange("loyalty.programme.created", "loyalty_programme", programme.Id, null, ToDto(programme, [])));
-        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict("The brand already runs a loyalty programme.");
-        return TypedResults.Created($"/api/v1/loyalty/programmes/{programme.Id}", ToDto(programme, []));
+        db.AfterKeysAssigned(() => db.AddRange(brands.Select(b => new LoyaltyProgrammeBrand { ProgrammeId = programme.Id, BrandId = b, OwnerBrandId = owner })));
+        audit.Record(programme.TenantId, () => new AuditChange("loyalty.programme.created", "loyalty_programme", programme.Id, null, ToDto(programme, [], brands)));
+        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict("A brand of the programme already takes part in a loyalty programme.");
+        return TypedResults.Created($"/api/v1/loyalty/programmes/{programme.Id}", ToDto(programme, [], brands));
     }
 
     public static async Task<Results<Created<TierDto>, ProblemHttpResult>> CreateTier(
@@ -214,21 +246,30 @@ public static class LoyaltyEndpoints
         return TypedResults.Created($"/api/v1/loyalty/programmes/{id}", TierDto.From(tier));
     }
 
-    /// <summary>Enrols a profile of the programme's brand (a merged profile's id enrols the profile it was merged into).</summary>
-    public static async Task<Results<Created<MemberDto>, ProblemHttpResult>> Enrol(
-        long id, EnrolRequest request, MeridianDb db, ProfileDirectory profiles, EventPublisher events, TimeProvider time, CancellationToken ct)
+    /// <summary>
+    /// Enrols a profile of a brand of the programme (a merged profile's id enrols the profile it was merged into). In a
+    /// programme shared by the group, a person already a member through another brand (same phone, email or unionid) is
+    /// linked to that member instead (200 with the member) rather than opened a second account (201).
+    /// </summary>
+    public static async Task<Results<Created<MemberDto>, Ok<MemberDto>, ProblemHttpResult>> Enrol(
+        long id, EnrolRequest request, MeridianDb db, ProfileDirectory profiles, MemberLinks links, CancellationToken ct)
     {
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
-        if (await profiles.FindLiveAsync(request.ProfileId!.Value, ct) is not { } profile || profile.BrandId != programme.TenantId)
+        if (await profiles.FindLiveAsync(request.ProfileId!.Value, ct) is not { } profile || !(await links.BrandsOfAsync(id, ct)).Contains(profile.BrandId))
             return Problems.NotFound($"Profile {request.ProfileId}");
-        if (await db.Set<LoyaltyMember>().AnyAsync(m => m.ProgrammeId == id && m.ProfileId == profile.ProfileId, ct))
+        LoyaltyMember member;
+        bool linked;
+        try
+        {
+            (member, linked) = await links.EnrolAsync(programme, profile.ProfileId, profile.BrandId, ct);
+        }
+        catch (DbUpdateException ex) when (IsUniqueViolation(ex))
+        {
             return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
-        var member = new LoyaltyMember { TenantId = programme.TenantId, ProgrammeId = id, ProfileId = profile.ProfileId, EnrolledAt = time.GetUtcNow().UtcDateTime };
-        db.Add(member);
-        events.Publish(programme.GroupId, programme.TenantId, () => new MemberEnrolled(member.Id, member.ProfileId, id));
-        if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"Profile {profile.ProfileId} is already a member of the programme.");
-        return TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", new MemberDto(member.Id, id, member.ProfileId, 0, 0, 0, 0, null, null, member.EnrolledAt));
+        }
+        var dto = await ToDtoAsync(db, await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == member.Id, ct), ct);
+        return linked ? TypedResults.Ok(dto) : TypedResults.Created($"/api/v1/loyalty/members/{member.Id}", dto);
     }
 
     public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> Member(long id, MeridianDb db, CancellationToken ct) =>
@@ -236,11 +277,15 @@ public static class LoyaltyEndpoints
             ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
             : Problems.NotFound($"Member {id}");
 
-    /// <summary>The membership of a profile (a front end knows the customer, not the member id).</summary>
-    public static async Task<Results<Ok<MemberDto>, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db, CancellationToken ct) =>
-        await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.ProfileId == profileId).OrderBy(m => m.Id).FirstOrDefaultAsync(ct) is { } member
+    /// <summary>The membership of a profile (a front end knows the customer, not the member id), also through a profile merged into it.</summary>
+    public static async Task<Results<Ok<MemberDto>, ValidationProblem, ProblemHttpResult>> MemberOfProfile([FromQuery, Required] long? profileId, MeridianDb db,
+        MemberLinks links, CancellationToken ct)
+    {
+        if (profileId is not { } id) return Problems.Validation("profileId", "Name the profile whose membership to find.");
+        return await links.OfProfileAsync(id, ct) is { } member
             ? TypedResults.Ok(await ToDtoAsync(db, member, ct))
             : Problems.NotFound($"A member for profile {profileId}");
+    }
 
     public static async Task<Results<Ok<BalanceDto>, ProblemHttpResult>> Balance(long id, MemberWallet wallet, CancellationToken ct) =>
         await wallet.BalanceAsync(id, ct) is { } balance ? TypedResults.Ok(balance) : Problems.NotFound($"Member {id}");
@@ -289,11 +334,11 @@ public static class LoyaltyEndpoints
     public static Task<IResult> Reverse(long id, long entryId, ReverseRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
         once.RunAsync(http, request, async () => ToDto(await ledger.ReverseAsync(id, entryId, request.Reason, ct, request.Points, request.ApplyRefundPolicy ?? false)), $"Entry {entryId} of member {id}", ct);
 
-    internal static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
+    internal static EntryDto? ToDto(LedgerEntry? e) => e is null ? null : new EntryDto(e.Id, e.MemberId, e.BrandId, e.Kind, e.Points, e.Pending, e.Account, e.BalanceAfter,
         e.ReversesEntryId, e.Rule, e.Reason, e.Reference, e.CreatedAt, e.Lot is { } lot ? new LotDto(lot.Id, lot.Granted, lot.Remaining, lot.ExpiresAt, lot.HeldUntil) : null,
         e.Draws.Select(d => new DrawDto(d.LotId, d.Points, d.Lot?.ExpiresAt)).ToList());
 
-    private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers) => new(p.Id, p.TenantId, p.Name, p.Expiry,
+    private static ProgrammeDto ToDto(LoyaltyProgramme p, IEnumerable<LoyaltyTier> tiers, IEnumerable<long> brands) => new(p.Id, p.TenantId, p.Shared, brands.Order().ToList(), p.Name, p.Expiry,
         p.Expiry == ExpiryPolicy.AfterDays ? p.ExpiryDays : null, p.ExpiringNoticeDays, p.PointsPerCurrencyUnit,
         p.PendingDays, p.RefundShortfall, p.NegativeLimit,
         new TieringDto(p.TierBasis, p.TierWindow, p.TierWindow == TierWindow.RollingDays ? p.TierWindowDays : null, p.TierDowngrade,
@@ -310,14 +355,19 @@ public static class LoyaltyEndpoints
             await db.SaveChangesAsync(ct);
             return true;
         }
-        catch (DbUpdateException ex) when (ex.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 } or Npgsql.PostgresException { SqlState: "23505" })
+        catch (DbUpdateException ex) when (IsUniqueViolation(ex))
         {
             return false;
         }
     }
 
-    private static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
-        new(m.Id, m.ProgrammeId, m.ProfileId, m.NetBalance, m.Pending, m.Owed, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt);
+    internal static bool IsUniqueViolation(DbUpdateException ex) =>
+        ex.InnerException is Microsoft.Data.Sqlite.SqliteException { SqliteExtendedErrorCode: 2067 } or Npgsql.PostgresException { SqlState: "23505" };
+
+    internal static async Task<MemberDto> ToDtoAsync(MeridianDb db, LoyaltyMember m, CancellationToken ct) =>
+        new(m.Id, m.ProgrammeId, m.ProfileId, m.NetBalance, m.Pending, m.Owed, m.QualifyingPoints, await TierAsync(db, m, ct), m.TierFloorId, m.EnrolledAt,
+            await db.Set<LoyaltyMemberProfile>().AsNoTracking().Where(p => p.MemberId == m.Id).OrderBy(p => p.BrandId)
+                .Select(p => new MemberProfileDto(p.BrandId, p.ProfileId, p.LinkedAt)).ToListAsync(ct));
 
     private static Task<List<LoyaltyTier>> TiersOfAsync(MeridianDb db, List<long> programmeIds, CancellationToken ct) =>
         db.Set<LoyaltyTier>().AsNoTracking().Where(t => programmeIds.Contains(t.ProgrammeId)).ToListAsync(ct);

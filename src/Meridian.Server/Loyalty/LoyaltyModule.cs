@@ -1,7 +1,9 @@
 using Meridian.Loyalty.Expiry;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Members;
 using Meridian.Loyalty.Orders;
 using Meridian.Loyalty.Pending;
+using Meridian.Loyalty.Rewards;
 using Meridian.Loyalty.Tiers;
 using Microsoft.Extensions.Options;
 
@@ -30,6 +32,8 @@ public static class LoyaltyModule
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<MemberWallet>();
+        builder.Services.AddScoped<MemberLinks>();
+        builder.Services.AddScoped<RewardRedemption>();
         builder.Services.AddScoped<IdempotentPosting>();
         AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.JobName, "Meridian:Loyalty:Expiry", _ => { });
         AddJob<PointsReleaseJob>(builder.Services, PointsReleaseJob.JobName, "Meridian:Loyalty:Release", _ => { });

@@ -1,8 +1,8 @@
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Members;
 using Meridian.Loyalty.Rewards;
-using Meridian.Profiles;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty;
@@ -12,14 +12,10 @@ namespace Meridian.Loyalty;
 /// self-service API both serve it): membership by profile, balance with what expires when, history, rewards on offer.
 /// Reads within the caller's brands.
 /// </summary>
-public sealed class MemberWallet(MeridianDb db, ProfileDirectory profiles)
+public sealed class MemberWallet(MeridianDb db, MemberLinks links)
 {
     /// <summary>The profile's membership (its first, when it has several), also when enrolled under a profile since merged into it.</summary>
-    public async Task<long?> MemberOfProfileAsync(long profileId, CancellationToken ct)
-    {
-        var owners = await profiles.WithMergedAsync(profileId, ct);
-        return await db.Set<LoyaltyMember>().AsNoTracking().Where(m => owners.Contains(m.ProfileId)).OrderBy(m => m.Id).Select(m => (long?)m.Id).FirstOrDefaultAsync(ct);
-    }
+    public async Task<long?> MemberOfProfileAsync(long profileId, CancellationToken ct) => (await links.OfProfileAsync(profileId, ct))?.Id;
 
     /// <summary>The spendable balance and when its points expire (soonest first, up to ten dates); null when no such member.</summary>
     public async Task<BalanceDto?> BalanceAsync(long memberId, CancellationToken ct)

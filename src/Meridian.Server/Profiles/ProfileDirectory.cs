@@ -96,27 +96,6 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return result;
     }
 
-    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
-    public static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
-
-    /// <summary>
-    /// The live profiles of the same person at the given brands (profiles are per brand): those holding one of the
-    /// profile's <see cref="PersonIdentifiers"/>. For a module acting across brands of one group on the caller's behalf
-    /// (a group coupon held at a sister brand), so it reads past the caller's brand, within <paramref name="brandIds"/> only;
-    /// it answers ids, never identifiers.
-    /// </summary>
-    public async Task<List<long>> SamePersonAsync(long profileId, IReadOnlyCollection<long> brandIds, CancellationToken ct)
-    {
-        var values = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profileId && PersonIdentifiers.Contains(i.Type))
-            .Select(i => i.Value).ToListAsync(ct);
-        if (values.Count == 0 || brandIds.Count == 0) return [];
-        return await (from i in db.Set<ProfileIdentifier>().IgnoreQueryFilters()
-                      join p in db.Set<Profile>().IgnoreQueryFilters() on i.ProfileId equals p.Id
-                      where brandIds.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && values.Contains(i.Value)
-                          && p.MergedIntoId == null && p.ErasedAt == null
-                      select p.Id).Distinct().ToListAsync(ct);
-    }
-
     /// <summary>The profile and every profile merged into it (directly or through others): whatever was kept about any of them is the customer's.</summary>
     public async Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct)
     {
@@ -129,6 +108,29 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
             all.AddRange(frontier);
         }
         return all;
+    }
+
+    /// <summary>Identifiers that name one person whichever brand saw them; a device or an app's openid does not.</summary>
+    public static readonly string[] PersonIdentifiers = ["phone", "email", "unionid"];
+
+    /// <summary>
+    /// The live profiles at <paramref name="brandIds"/> of the person <paramref name="profileId"/> is: those holding one of
+    /// its person identifiers (<see cref="PersonIdentifiers"/>, stored normalised). The caller names brands it may reach
+    /// through something the group shares (a shared loyalty programme's brands, a group coupon's brand), which the
+    /// request's own scope may not cover; nothing but profile ids leaves this method.
+    /// </summary>
+    public async Task<List<long>> SamePersonAsync(long profileId, IReadOnlyCollection<long> brandIds, CancellationToken ct)
+    {
+        var values = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profileId && PersonIdentifiers.Contains(i.Type))
+            .Select(i => new { i.Type, i.Value }).ToListAsync(ct);
+        if (values.Count == 0 || brandIds.Count == 0) return [];
+        var texts = values.Select(v => v.Value).Distinct().ToList();
+        var holders = await db.Set<ProfileIdentifier>().IgnoreQueryFilters().AsNoTracking()
+            .Where(i => brandIds.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && texts.Contains(i.Value) && i.ProfileId != profileId)
+            .Select(i => new { i.ProfileId, i.Type, i.Value }).ToListAsync(ct);
+        var ids = holders.Where(h => values.Any(v => v.Type == h.Type && v.Value == h.Value)).Select(h => h.ProfileId).Distinct().ToList();
+        return await db.Set<Profile>().IgnoreQueryFilters().AsNoTracking()
+            .Where(p => ids.Contains(p.Id) && p.MergedIntoId == null && p.ErasedAt == null).Select(p => p.Id).ToListAsync(ct);
     }
 
     /// <summary>How far identity resolution has read the event log: every event up to here has its profile.</summary>

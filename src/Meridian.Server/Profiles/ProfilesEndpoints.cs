@@ -371,8 +371,6 @@ public static class ProfilesEndpoints
 /// <summary>How a profile is shown: masked for staff without pii.read, with its computed traits as of now.</summary>
 public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider time, Microsoft.Extensions.Options.IOptions<LifecycleThresholds> lifecycle)
 {
-    private static readonly string[] PersonIdentifiers = ProfileDirectory.PersonIdentifiers;
-
     public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
     {
         var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
@@ -402,9 +400,9 @@ public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider
     {
         var otherBrands = tenant.ReadableBrandIds.Where(b => b != profile.TenantId).ToArray();
         if (tenant.Unrestricted || otherBrands.Length == 0) return null;
-        var values = identifiers.Where(i => PersonIdentifiers.Contains(i.Type)).Select(i => i.Value).ToArray();
+        var values = identifiers.Where(i => ProfileDirectory.PersonIdentifiers.Contains(i.Type)).Select(i => i.Value).ToArray();
         var ids = await db.Set<ProfileIdentifier>()
-            .Where(i => otherBrands.Contains(i.TenantId) && PersonIdentifiers.Contains(i.Type) && values.Contains(i.Value))
+            .Where(i => otherBrands.Contains(i.TenantId) && ProfileDirectory.PersonIdentifiers.Contains(i.Type) && values.Contains(i.Value))
             .Select(i => i.ProfileId).Distinct().ToListAsync(ct);
         ids.Add(profile.Id);
         var rows = await (from p in db.Set<Profile>()

@@ -115,12 +115,15 @@ public sealed record LoyaltyTestBrand(ProfileTestBrand Brand, long ProgrammeId, 
         FollowUntilAsync(app, b => b.GetProperty("balance").GetInt64() == expected);
 
     /// <summary>The domain events of this brand in the outbox, by type.</summary>
-    public async Task<List<JsonElement>> EventsAsync(MeridianAppFixture app, string type)
+    public Task<List<JsonElement>> EventsAsync(MeridianAppFixture app, string type) => EventsOfAsync(app, Test.Id, type);
+
+    /// <summary>The domain events published under a brand (where they happened), by type.</summary>
+    public static async Task<List<JsonElement>> EventsOfAsync(MeridianAppFixture app, long brandId, string type)
     {
         await using var scope = app.Services.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        var payloads = await db.Set<OutboxMessage>().Where(m => m.BrandId == Test.Id && m.Type == type).OrderBy(m => m.Id).Select(m => m.Payload).ToListAsync();
+        var payloads = await db.Set<OutboxMessage>().Where(m => m.BrandId == brandId && m.Type == type).OrderBy(m => m.Id).Select(m => m.Payload).ToListAsync();
         return payloads.Select(p => JsonDocument.Parse(p).RootElement.Clone()).ToList();
     }
 }

@@ -270,12 +270,15 @@ public sealed class SegmentSql
 
     // Loyalty's and Offers' tables, read here only as read-only segment SQL (like events): Audiences writes nothing there.
 
-    /// <summary>The member's tier name or net points (one programme per brand: at most one member row per profile).</summary>
+    /// <summary>
+    /// The member's tier name or net points (a brand takes part in one programme: at most one member per profile, found
+    /// through its profile at the brand, so a member of a programme shared by the group counts at each of its brands).
+    /// </summary>
     private string Loyalty(LoyaltyCondition l)
     {
         var value = l.Field == "tier"
-            ? "(SELECT MAX(lt.name) FROM loyalty_members lm JOIN loyalty_tiers lt ON lt.id = lm.tier_id WHERE lm.profile_id = p.id)"
-            : "(SELECT MAX(lm.balance - lm.owed) FROM loyalty_members lm WHERE lm.profile_id = p.id)";
+            ? "(SELECT MAX(lt.name) FROM loyalty_member_profiles lmp JOIN loyalty_members lm ON lm.id = lmp.member_id JOIN loyalty_tiers lt ON lt.id = lm.tier_id WHERE lmp.profile_id = p.id)"
+            : "(SELECT MAX(lm.balance - lm.owed) FROM loyalty_member_profiles lmp JOIN loyalty_members lm ON lm.id = lmp.member_id WHERE lmp.profile_id = p.id)";
         var c = l.Compare;
         return c.Op switch
         {

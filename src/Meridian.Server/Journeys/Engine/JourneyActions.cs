@@ -35,8 +35,8 @@ public sealed record ActionOutcome(bool Done, bool Retry, string? Detail)
 /// crash or on another node, finds the first effect instead of making a second: the coupon's issue key, the ledger's
 /// source key, the message's idempotency key, the webhook's id. Tags and traits are set, not added, so repeating is harmless.
 /// </summary>
-public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, CouponIssuer coupons, PointsLedger ledger, Tagging tagging,
-    ServiceDesk desk, MessageDispatch messages, ProfileSteward steward, IHttpClientFactory clients, TimeProvider time)
+public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, CouponIssuer coupons, PointsLedger ledger, Loyalty.Members.MemberLinks members,
+    Tagging tagging, ServiceDesk desk, MessageDispatch messages, ProfileSteward steward, IHttpClientFactory clients, TimeProvider time)
 {
     public const string HttpClientName = "journeys";
 
@@ -103,11 +103,11 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
 
     private async Task<ActionOutcome> AwardPointsAsync(long brand, long profileId, long points, string key, string by, CancellationToken ct)
     {
-        var memberId = await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.TenantId == brand && m.ProfileId == profileId).Select(m => (long?)m.Id).SingleOrDefaultAsync(ct);
+        var memberId = (await members.AtBrandAsync(brand, profileId, ct))?.Id;
         if (memberId is null) return ActionOutcome.Refused("The customer is no member of the brand's loyalty programme.");
         try
         {
-            var entry = await ledger.EarnAsync(memberId.Value, points, by, ct, rule: "journey", sourceKey: key);
+            var entry = await ledger.At(brand).EarnAsync(memberId.Value, points, by, ct, rule: "journey", sourceKey: key);
             return entry is null ? ActionOutcome.Refused("The ledger credited nothing.") : ActionOutcome.Ok($"ledger entry {entry.Id}");
         }
         catch (BusinessRuleException refused)

@@ -43,10 +43,10 @@ public static class MyWalletEndpoints
     public static async Task<Results<Ok<List<RewardDto>>, ProblemHttpResult>> MyRewards(ClaimsPrincipal user, MeridianDb db, ProfileDirectory profiles, MemberWallet wallet, CancellationToken ct) =>
         await MemberAsync(user, db, profiles, wallet, ct) is { } member ? TypedResults.Ok(await wallet.RewardsAsync(member, ct)) : NotAMember();
 
-    public static async Task<IResult> RedeemMyReward(long rewardId, ClaimsPrincipal user, HttpContext http, IdempotentPosting once, MeridianDb db, PointsLedger ledger,
-        CouponIssuer issuer, ProfileDirectory profiles, MemberWallet wallet, TimeProvider time, CancellationToken ct) =>
+    public static async Task<IResult> RedeemMyReward(long rewardId, ClaimsPrincipal user, HttpContext http, MeridianDb db, ProfileDirectory profiles,
+        MemberWallet wallet, RewardRedemption redemption, CancellationToken ct) =>
         await MemberAsync(user, db, profiles, wallet, ct) is { } member
-            ? await RewardEndpoints.Redeem(member, rewardId, http, once, db, ledger, issuer, profiles, time, ct)
+            ? await redemption.RedeemAsync(member, rewardId, http, ct)
             : NotAMember();
 
     public static async Task<Results<Ok<Page<CouponDto>>, ValidationProblem, ProblemHttpResult>> MyCoupons([FromQuery(Name = "status")] string? statusText,

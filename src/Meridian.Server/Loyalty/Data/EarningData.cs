@@ -28,7 +28,7 @@ public enum MultiplierCombination
 /// (before multipliers) each time a member's event arrives, at most <see cref="PerDayCap"/> times per member and UTC
 /// day and <see cref="PerMemberCap"/> times per member ever (null: no cap).
 /// </summary>
-public sealed class EarningRule : ITenantOwned
+public sealed class EarningRule : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
@@ -45,7 +45,7 @@ public sealed class EarningRule : ITenantOwned
 /// A campaign multiplier ("double points this weekend"): applies to every earning of the programme between
 /// <see cref="StartsAt"/> (inclusive) and <see cref="EndsAt"/> (exclusive), for members of <see cref="TierId"/> only when set.
 /// </summary>
-public sealed class LoyaltyCampaign : ITenantOwned
+public sealed class LoyaltyCampaign : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }

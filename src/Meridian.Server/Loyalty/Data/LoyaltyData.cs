@@ -56,15 +56,25 @@ public enum TierDowngrade
 }
 
 /// <summary>
-/// A loyalty programme. It belongs to the brand that runs it (<see cref="TenantId"/>) inside a group
-/// (<see cref="GroupId"/>); members and entries carry the programme id, not only a brand, so that a programme shared
-/// by the group's brands needs no change to the ledger.
+/// A row of a loyalty programme, owned (<see cref="ITenantOwned.TenantId"/>) by the brand that owns the programme. When
+/// the programme is shared by the group, the tenant filter also lets every brand the programme is open to
+/// (<see cref="LoyaltyProgrammeBrand"/>) read it, and the write guard lets them write it: a member, its lots and entries
+/// are one account whichever brand posts to it.
 /// </summary>
-public sealed class LoyaltyProgramme : ITenantOwned
+public interface IProgrammeShared : ITenantOwned;
+
+/// <summary>
+/// A loyalty programme. It belongs to the brand that runs it (<see cref="TenantId"/>) inside a group
+/// (<see cref="GroupId"/>). A programme <see cref="Shared"/> by the group is open to several brands of it
+/// (<see cref="LoyaltyProgrammeBrand"/>; the owner is one of them): one member per person across them, one balance.
+/// A brand takes part in one programme at most, its own or a shared one.
+/// </summary>
+public sealed class LoyaltyProgramme : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
     public long GroupId { get; init; }
+    public bool Shared { get; init; }
     public required string Name { get; set; }
     public ExpiryPolicy Expiry { get; set; }
     /// <summary>For <see cref="ExpiryPolicy.AfterDays"/>: how many days a lot lives.</summary>
@@ -117,8 +127,37 @@ public sealed class LoyaltyProgramme : ITenantOwned
     };
 }
 
+/// <summary>
+/// A brand a programme is open to (its members earn and spend there). Every programme has a row per brand, its own
+/// brand's for a per-brand programme; <see cref="BrandId"/> is unique, so a brand takes part in one programme only.
+/// Not tenant-owned: the tenant filter itself reads it (<see cref="IProgrammeShared"/>).
+/// </summary>
+public sealed class LoyaltyProgrammeBrand
+{
+    public long ProgrammeId { get; init; }
+    public long BrandId { get; init; }
+    /// <summary>The programme's owner brand (the <c>tenant_id</c> of the programme's rows), for the tenant filter.</summary>
+    public long OwnerBrandId { get; init; }
+}
+
+/// <summary>
+/// A member's profile at one brand of its programme: the same person at two brands of a shared programme is two
+/// profiles of one member. Unique per member and brand, and per programme and profile.
+/// </summary>
+public sealed class LoyaltyMemberProfile : IProgrammeShared
+{
+    public long Id { get; private set; }
+    public long TenantId { get; init; }
+    public long ProgrammeId { get; init; }
+    public long MemberId { get; init; }
+    public LoyaltyMember? Member { get; init; }
+    public long BrandId { get; init; }
+    public long ProfileId { get; init; }
+    public DateTime LinkedAt { get; init; }
+}
+
 /// <summary>A tier of a programme, reached by qualifying points (kept apart from the spendable balance).</summary>
-public sealed class LoyaltyTier : ITenantOwned
+public sealed class LoyaltyTier : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
@@ -144,11 +183,12 @@ public sealed class LoyaltyTier : ITenantOwned
 /// <c>UPDATE ... WHERE balance + delta >= 0</c> in the transaction that writes its entries: the database, not a lock in
 /// memory, keeps it from going below zero, and it serialises the postings of one member across nodes.
 /// </summary>
-public sealed class LoyaltyMember : ITenantOwned
+public sealed class LoyaltyMember : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
     public long ProgrammeId { get; init; }
+    /// <summary>The profile it was enrolled with; its profiles at each brand are <see cref="LoyaltyMemberProfile"/> rows.</summary>
     public long ProfileId { get; init; }
     public long? TierId { get; set; }
     /// <summary>A tier staff granted by hand: the member's tier is never below it.</summary>
@@ -200,12 +240,14 @@ public static class LedgerAccounts
 /// sum), so every entry balances: the member's net balance is the sum of the entries' points, its pending points the
 /// sum of their pending points. A mistake is undone by reversing entries (<see cref="ReversesEntryId"/>; an earning may be reversed in parts).
 /// </summary>
-public sealed class LedgerEntry : ITenantOwned
+public sealed class LedgerEntry : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
     public long ProgrammeId { get; init; }
     public long MemberId { get; init; }
+    /// <summary>The brand where the posting happened (for a shared programme, what one brand owes another is summed by it).</summary>
+    public long BrandId { get; internal set; }
     public required string Kind { get; init; }
     public long Points { get; init; }
     /// <summary>Points moved on the member's pending account (held for a return window).</summary>
@@ -247,7 +289,7 @@ public sealed class LedgerEntry : ITenantOwned
 }
 
 /// <summary>Points granted together, with one expiry. Spending and expiry draw from lots; a refund puts points back.</summary>
-public sealed class PointLot : ITenantOwned
+public sealed class PointLot : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
@@ -301,7 +343,7 @@ public sealed class PointLot : ITenantOwned
 }
 
 /// <summary>Points an entry took from a lot (negative: put back by a reversal).</summary>
-public sealed class LotDraw : ITenantOwned
+public sealed class LotDraw : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
@@ -345,16 +387,36 @@ public sealed class LoyaltyJob
 
 internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, IEntityTypeConfiguration<LoyaltyTier>,
     IEntityTypeConfiguration<LoyaltyMember>, IEntityTypeConfiguration<LedgerEntry>, IEntityTypeConfiguration<PointLot>,
-    IEntityTypeConfiguration<LotDraw>, IEntityTypeConfiguration<IdempotentRequest>, IEntityTypeConfiguration<LoyaltyJob>
+    IEntityTypeConfiguration<LotDraw>, IEntityTypeConfiguration<IdempotentRequest>, IEntityTypeConfiguration<LoyaltyJob>,
+    IEntityTypeConfiguration<LoyaltyProgrammeBrand>, IEntityTypeConfiguration<LoyaltyMemberProfile>
 {
     public void Configure(EntityTypeBuilder<LoyaltyProgramme> b)
     {
         b.ToTable("loyalty_programmes");
-        // One programme per brand for now; a group-shared programme will be owned by one brand and opened to others.
-        b.HasIndex(x => x.TenantId).IsUnique();
+        // A brand takes part in one programme: unique in loyalty_programme_brands, which lists every programme's brands.
+        b.HasIndex(x => x.TenantId);
         b.Property(x => x.Name).HasMaxLength(200);
         b.Property(x => x.ExcludedSkus).HasMaxLength(20000);
         b.Property(x => x.ExcludedCategories).HasMaxLength(20000);
+    }
+
+    public void Configure(EntityTypeBuilder<LoyaltyProgrammeBrand> b)
+    {
+        b.ToTable("loyalty_programme_brands");
+        b.HasKey(x => new { x.ProgrammeId, x.BrandId });
+        b.HasIndex(x => x.BrandId).IsUnique();
+        b.HasIndex(x => new { x.OwnerBrandId, x.BrandId });
+        b.HasOne<LoyaltyProgramme>().WithMany().HasForeignKey(x => x.ProgrammeId);
+    }
+
+    public void Configure(EntityTypeBuilder<LoyaltyMemberProfile> b)
+    {
+        b.ToTable("loyalty_member_profiles");
+        b.HasIndex(x => new { x.MemberId, x.BrandId }).IsUnique();
+        b.HasIndex(x => new { x.ProgrammeId, x.ProfileId }).IsUnique();
+        b.HasIndex(x => new { x.BrandId, x.ProfileId });
+        b.HasIndex(x => x.ProfileId);
+        b.HasOne(x => x.Member).WithMany().HasForeignKey(x => x.MemberId);
     }
 
     public void Configure(EntityTypeBuilder<LoyaltyTier> b)
@@ -390,6 +452,7 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
         b.HasIndex(x => x.ReversesEntryId);
         b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
         b.HasIndex(x => new { x.MemberId, x.EarningRuleId, x.CreatedAt }).HasFilter("earning_rule_id IS NOT NULL");
+        b.HasIndex(x => new { x.ProgrammeId, x.CreatedAt, x.BrandId });
         b.Ignore(x => x.Total);
         b.HasOne<LoyaltyMember>().WithMany().HasForeignKey(x => x.MemberId);
         b.HasOne<LedgerEntry>().WithMany().HasForeignKey(x => x.ReversesEntryId);

@@ -8,7 +8,7 @@ namespace Meridian.Loyalty.Data;
 /// An entry of a programme's rewards catalogue: members spend <see cref="PointsCost"/> points for a coupon of an offer
 /// template (a voucher, a free item, free shipping). The offer's own stock and per-customer limits still apply.
 /// </summary>
-public sealed class LoyaltyReward : ITenantOwned
+public sealed class LoyaltyReward : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }

@@ -4,6 +4,7 @@ using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Tiers;
 using Meridian.Platform.Outbox;
+using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty.Ledger;
@@ -44,9 +45,35 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// conditional <c>UPDATE ... WHERE balance + delta >= 0</c>: that statement is the guard against overspending and the
 /// row lock that serialises the member's postings on every node (SQLite: the database write lock). The rules
 /// themselves are <see cref="PointsBook"/>'s. Callers may open the transaction (to add rows that commit with it).
+/// Every entry records the brand where it happened (<see cref="LedgerEntry.BrandId"/>): the request's acting brand, or
+/// the brand <see cref="At"/> names (the order follower: the order's brand); the events of a posting go out under that
+/// brand, naming the member's profile there.
 /// </summary>
-public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, ILogger<PointsLedger> logger)
+public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, TenantScope tenant, ILogger<PointsLedger> logger)
 {
+    private long? brand;
+
+    /// <summary>Posts what follows as happening at <paramref name="brandId"/> (for work without an acting brand, such as a follower of orders).</summary>
+    public PointsLedger At(long brandId)
+    {
+        brand = brandId;
+        return this;
+    }
+
+    /// <summary>Where a posting happens, and the member's profile there (the enrolment profile when not linked there).</summary>
+    public readonly record struct Site(long BrandId, long ProfileId);
+
+    private Task<Site> SiteAsync(LoyaltyProgramme programme, LoyaltyMember member, CancellationToken ct) =>
+        SiteAtAsync(programme, member, brand ?? tenant.ActingBrandId ?? member.TenantId, ct);
+
+    private async Task<Site> SiteAtAsync(LoyaltyProgramme programme, LoyaltyMember member, long brandId, CancellationToken ct)
+    {
+        if (!programme.Shared) return new(brandId, member.ProfileId);
+        var profile = await db.Set<LoyaltyMemberProfile>().AsNoTracking().Where(p => p.MemberId == member.Id && p.BrandId == brandId)
+            .Select(p => (long?)p.ProfileId).SingleOrDefaultAsync(ct);
+        return new(brandId, profile ?? member.ProfileId);
+    }
+
     /// <summary>
     /// Credits earned points, multiplied as the programme says (the tier's multiplier, running campaigns), and moves the
     /// member up a tier when they qualify. With a <paramref name="sourceKey"/> (an order), the member earns once per key:
@@ -85,15 +112,17 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
             sourceKey: sourceKey, heldUntil: heldUntil, earningRuleId: earning.EarningRuleId);
         entry.BasePoints = earning.BasePoints;
         entry.QualifyingSpend = earning.QualifyingSpend;
+        var site = await SiteAsync(programme, member, ct);
+        entry.BrandId = site.BrandId;
         db.Add(entry);
         await StoreAsync(member, book, points, ct);
-        events.Publish(programme.GroupId, member.TenantId, () => new PointsEarned(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
+        events.Publish(programme.GroupId, site.BrandId, () => new PointsEarned(member.Id, site.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
         member.QualifyingPoints += points;
         if (tiers.Count > 0)
         {
             // The entry must be in the database for a windowed qualifying value to count it.
             await db.SaveChangesAsync(ct);
-            await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "earned", ct);
+            await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "earned", site, ct);
         }
         await db.SaveChangesAsync(ct);
         return entry;
@@ -117,8 +146,10 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var book = await BookAsync(member, ct, spendableDelta: -points);
         var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, time.GetUtcNow().UtcDateTime, "api: spend", reference: reference);
+        var site = await SiteAsync(programme, member, ct);
+        entry.BrandId = site.BrandId;
         db.Add(entry);
-        events.Publish(programme.GroupId, member.TenantId, () => new PointsSpent(member.Id, member.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
+        events.Publish(programme.GroupId, site.BrandId, () => new PointsSpent(member.Id, site.ProfileId, entry.Id, points, entry.BalanceAfter, reference));
         await db.SaveChangesAsync(ct);
         return entry;
     });
@@ -133,6 +164,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var entry = points > 0
             ? book.Grant(EntryKinds.Adjust, LedgerAccounts.Adjustments, points, programme.ExpiresAt(now), now, "staff adjustment", reason)
             : book.Take(EntryKinds.Adjust, LedgerAccounts.Adjustments, -points, now, "staff adjustment", reason);
+        entry.BrandId = (await SiteAsync(programme, member, ct)).BrandId;
         db.Add(entry);
         await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
@@ -159,6 +191,8 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var draws = await db.Set<LotDraw>().Include(d => d.Lot).Where(d => d.EntryId == original.Id).ToListAsync(ct);
         var grantedLot = original.Grants ? book.Lots.SingleOrDefault(l => l.EntryId == original.Id) ?? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
         var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points, byPolicy ? programme.Cover : RefundCover.Refuse);
+        var site = await SiteAsync(programme, member, ct);
+        entry.BrandId = site.BrandId;
         db.Add(entry);
         var earning = original.Kind == EntryKinds.Earn;
         if (earning && original.Total != 0)
@@ -173,7 +207,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
             member.QualifyingPoints += entry.Total;
             await db.SaveChangesAsync(ct);
             var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
-            await standing.EvaluateAsync(programme, member, tiers, programme.TierDowngrade == TierDowngrade.OnRefund, "refund", ct);
+            await standing.EvaluateAsync(programme, member, tiers, programme.TierDowngrade == TierDowngrade.OnRefund, "refund", site, ct);
         }
         await db.SaveChangesAsync(ct);
         return entry;
@@ -197,16 +231,26 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (due.Count == 0) return 0;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, due);
+        // Expired points count against the brand that granted them.
+        var grantedAt = programme.Shared ? await GrantingBrandsAsync(due, ct) : [];
         foreach (var lot in due)
         {
             var entry = book.Expire(lot, now)!;
+            var site = await SiteAtAsync(programme, member, grantedAt.GetValueOrDefault(lot.EntryId, member.TenantId), ct);
+            entry.BrandId = site.BrandId;
             db.Add(entry);
-            events.Publish(programme.GroupId, member.TenantId, () => new PointsExpired(member.Id, member.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
+            events.Publish(programme.GroupId, site.BrandId, () => new PointsExpired(member.Id, site.ProfileId, entry.Id, -entry.Points, entry.BalanceAfter));
         }
         await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
         await transaction.CommitAsync(ct);
         return due.Count;
+    }
+
+    private async Task<Dictionary<long, long>> GrantingBrandsAsync(List<PointLot> lots, CancellationToken ct)
+    {
+        var entryIds = lots.Select(l => l.EntryId).ToList();
+        return await db.Set<LedgerEntry>().AsNoTracking().Where(e => entryIds.Contains(e.Id)).ToDictionaryAsync(e => e.Id, e => e.BrandId, ct);
     }
 
     /// <summary>
@@ -225,7 +269,11 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var book = await BookAsync(member, ct);
         var tracked = book.Lots.SingleOrDefault(l => l.Id == lotId) ?? lot;
         var entry = book.Release(tracked, programme.ExpiresAt(now), now);
-        if (entry is not null) db.Add(entry);
+        if (entry is not null)
+        {
+            entry.BrandId = lot.Entry?.BrandId ?? member.TenantId;
+            db.Add(entry);
+        }
         await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
         await transaction.CommitAsync(ct);
@@ -299,7 +347,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
             throw new BusinessRuleException($"Tier {tierId} is not a tier of programme {programme.Id}.", StatusCodes.Status422UnprocessableEntity);
         await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierFloorId, tierId), ct);
         member.TierFloorId = tierId;
-        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "floor", ct);
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "floor", await SiteAsync(programme, member, ct), ct);
         await db.SaveChangesAsync(ct);
         return await db.Set<LoyaltyMember>().AsNoTracking().SingleAsync(m => m.Id == memberId, ct);
     }
@@ -315,7 +363,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         if (member.TierReviewedAt > TierReviewDueBefore(programme, time.GetUtcNow().UtcDateTime)) return false;
         var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
-        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: true, "review", ct);
+        await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: true, "review", await SiteAsync(programme, member, ct), ct);
         await db.Set<LoyaltyMember>().Where(m => m.Id == memberId).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierReviewedAt, time.GetUtcNow().UtcDateTime), ct);
         await db.SaveChangesAsync(ct);
         await transaction.CommitAsync(ct);

@@ -5,6 +5,7 @@ using Meridian.Ingestion.Tracking;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Members;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
 using Meridian.Profiles.Identity;
@@ -22,6 +23,9 @@ namespace Meridian.Loyalty.Orders;
 /// each posting commits with the follower's new log position, and the entry's source key (<c>order:{order_id}</c>,
 /// <c>event:{id}</c>) is unique per member, so an order sent twice (or replayed after a crash) earns once; refunds never
 /// take back more than the order earned; caps are counted under the member's row lock. One node at a time holds the lease.
+/// In a programme shared by the group, the member is found through its profile at the event's brand, the posting is
+/// recorded at that brand, and an order's key names the brand (<c>order:{brand}:{order_id}</c>): two brands' order
+/// numbers may collide, and a refund at a brand takes back what that brand's order earned.
 /// </summary>
 public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions opts, TimeProvider time, ILogger<OrderEarning> logger)
     : BackgroundService
@@ -83,8 +87,7 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         }
         if (await services.GetRequiredService<ProfileDirectory>().ProfileOfEventAsync(e.Id, ct) is not { } profile) return null;
         var db = services.GetRequiredService<MeridianDb>();
-        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.TenantId == e.TenantId && m.ProfileId == profile.ProfileId, ct);
-        if (member is null) return null;
+        if (await services.GetRequiredService<MemberLinks>().AtBrandAsync(e.TenantId, profile.ProfileId, ct) is not { } member) return null;
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == member.ProgrammeId, ct);
         if (order is not null) return new Work(member, programme, order, null);
         var rule = await db.Set<EarningRule>().AsNoTracking().SingleOrDefaultAsync(r => r.ProgrammeId == programme.Id && r.Event == e.Name && r.Active, ct);
@@ -94,7 +97,7 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
     private async Task PostAsync(IServiceProvider services, LoggedEvent e, Work work, CancellationToken ct)
     {
         var (member, programme, _, rule) = work;
-        var ledger = services.GetRequiredService<PointsLedger>();
+        var ledger = services.GetRequiredService<PointsLedger>().At(e.TenantId);
         try
         {
             if (rule is not null)
@@ -127,8 +130,8 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
     {
         var (member, programme, (orderId, amount), _) = (work.Member, work.Programme, work.Order!.Value, work.Rule);
         var db = services.GetRequiredService<MeridianDb>();
-        var ledger = services.GetRequiredService<PointsLedger>();
-        var key = $"order:{orderId}";
+        var ledger = services.GetRequiredService<PointsLedger>().At(e.TenantId);
+        var key = programme.Shared ? $"order:{e.TenantId}:{orderId}" : $"order:{orderId}";
         using var message = JsonDocument.Parse(e.Payload);
         var (eligible, excluded) = EarningMath.Eligible(message.RootElement, amount, EarningMath.Set(programme.ExcludedSkus), EarningMath.Set(programme.ExcludedCategories));
         var perUnit = programme.PointsPerCurrencyUnit;

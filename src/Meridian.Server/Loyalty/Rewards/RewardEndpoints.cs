@@ -26,12 +26,7 @@ public sealed record UpdateRewardRequest([property: Range(1, 1_000_000_000_000)]
 /// <summary>What a redemption did: the spend entry and the coupon it bought.</summary>
 public sealed record RewardRedemptionDto(EntryDto Spend, IssuedCouponDto Coupon);
 
-/// <summary>
-/// The rewards catalogue: members burn points for coupons. A redemption is one transaction: the spend (guarded by the
-/// balance's conditional update) and the coupon's issue (under the offer's stock lock) commit together or not at all, so
-/// an offer out of stock costs no points and a short balance issues no coupon; the Idempotency-Key makes a retry answer
-/// as the first request did.
-/// </summary>
+/// <summary>The rewards catalogue: members burn points for coupons (<see cref="RewardRedemption"/>).</summary>
 public static class RewardEndpoints
 {
     public static async Task<Results<Ok<List<RewardDto>>, ProblemHttpResult>> List(long id, MeridianDb db, CancellationToken ct)
@@ -47,8 +42,8 @@ public static class RewardEndpoints
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
         var plans = await issuer.PlanAsync([request.CouponTemplateId!.Value], ct);
-        if (!plans.TryGetValue(request.CouponTemplateId.Value, out var plan) || plan.Template.TenantId != programme.TenantId)
-            return Problems.Validation("couponTemplateId", $"The programme's brand has no offer template {request.CouponTemplateId}.");
+        if (!plans.TryGetValue(request.CouponTemplateId.Value, out var plan) || !await db.Set<LoyaltyProgrammeBrand>().AnyAsync(b => b.ProgrammeId == id && b.BrandId == plan.Template.TenantId, ct))
+            return Problems.Validation("couponTemplateId", $"No brand of the programme has an offer template {request.CouponTemplateId}.");
         var reward = new LoyaltyReward
         {
             TenantId = programme.TenantId, ProgrammeId = id, Name = request.Name, PointsCost = request.PointsCost!.Value,
@@ -74,37 +69,6 @@ public static class RewardEndpoints
     }
 
     /// <summary>The member spends the reward's points and gets its coupon; Idempotency-Key required.</summary>
-    public static async Task<IResult> Redeem(long id, long rewardId, HttpContext http, IdempotentPosting once, MeridianDb db, PointsLedger ledger,
-        CouponIssuer issuer, ProfileDirectory profiles, TimeProvider time, CancellationToken ct)
-    {
-        var member = await db.Set<LoyaltyMember>().AsNoTracking().SingleOrDefaultAsync(m => m.Id == id, ct);
-        if (member is null) return Problems.NotFound($"Member {id}");
-        var reward = await db.Set<LoyaltyReward>().AsNoTracking().SingleOrDefaultAsync(r => r.Id == rewardId && r.ProgrammeId == member.ProgrammeId, ct);
-        if (reward is null) return Problems.NotFound($"Reward {rewardId} of the member's programme");
-        // Read before the transaction: on SQLite a transaction's first statement should be its first write.
-        var plan = (await issuer.PlanAsync([reward.CouponTemplateId], ct)).GetValueOrDefault(reward.CouponTemplateId);
-        var holder = await profiles.FindLiveAsync(member.ProfileId, ct);
-
-        return await once.RunAsync(http, new { rewardId }, async () =>
-        {
-            if (!reward.Active) throw new BusinessRuleException($"The reward '{reward.Name}' is withdrawn.");
-            if (holder is null) throw new BusinessRuleException("The member's customer profile was erased.");
-            var spend = await ledger.SpendAsync(id, reward.PointsCost, $"reward:{reward.Id} {reward.Name}", ct);
-            if (spend is null) return null;
-            var issued = await issuer.IssueAsync(new IssueOrder(member.TenantId, reward.CouponTemplateId, holder.Value.ProfileId, $"reward:{reward.Id}", null, null),
-                plan, Instants.Now(time), ct);
-            if (issued.Outcome != IssueOutcome.Issued) throw Refusal(issued.Outcome);
-            await db.SaveChangesAsync(ct);
-            return new RewardRedemptionDto(LoyaltyEndpoints.ToDto(spend)!, issued.Coupon!);
-        }, $"Member {id}", ct);
-    }
-
-    /// <summary>Why the offer gave no coupon; thrown so that the spend rolls back with it.</summary>
-    private static BusinessRuleException Refusal(IssueOutcome outcome) => outcome switch
-    {
-        IssueOutcome.OutOfStock => new("The reward's offer is out of stock; no points were spent.", StatusCodes.Status409Conflict, ProblemTypes.OutOfStock),
-        IssueOutcome.LimitReached or IssueOutcome.DailyLimitReached =>
-            new("The customer has reached the offer's limit of coupons; no points were spent.", StatusCodes.Status409Conflict, ProblemTypes.CouponLimitReached),
-        _ => new($"The reward's offer cannot issue coupons now ({outcome}); no points were spent."),
-    };
+    public static Task<IResult> Redeem(long id, long rewardId, HttpContext http, RewardRedemption redemption, CancellationToken ct) =>
+        redemption.RedeemAsync(id, rewardId, http, ct);
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Meridian.Data;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Members;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty.Tiers;
@@ -15,12 +16,12 @@ public sealed record TierBenefits(long MemberId, long ProgrammeId, long? TierId,
 /// The loyalty module's public contract for tier benefits: another module asks by profile, within the caller's brands,
 /// and never reads the module's tables itself. Also served as <c>GET /api/v1/loyalty/members/{id}/benefits</c>.
 /// </summary>
-public sealed class MemberBenefits(MeridianDb db)
+public sealed class MemberBenefits(MeridianDb db, MemberLinks links)
 {
     /// <summary>The benefits of the profile's membership (its first, when it has several); null when it is no member.</summary>
     public async Task<TierBenefits?> OfProfileAsync(long profileId, CancellationToken ct) =>
-        await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.ProfileId == profileId).OrderBy(m => m.Id).Select(m => (long?)m.Id).FirstOrDefaultAsync(ct) is { } id
-            ? await OfMemberAsync(id, ct)
+        await links.OfProfileAsync(profileId, ct) is { } member
+            ? await OfMemberAsync(member.Id, ct)
             : null;
 
     public async Task<TierBenefits?> OfMemberAsync(long memberId, CancellationToken ct)

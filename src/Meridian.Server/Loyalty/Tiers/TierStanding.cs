@@ -33,9 +33,11 @@ public sealed class TierStanding(MeridianDb db, EventPublisher events, TimeProvi
 
     /// <summary>
     /// Moves the member to the tier it qualifies for (never below its floor); down only with <paramref name="mayDowngrade"/>.
-    /// Publishes <c>tier.changed</c> when the tier moves. <paramref name="member"/> carries its values after the posting.
+    /// Publishes <c>tier.changed</c> when the tier moves, at the brand where the posting that moved it happened.
+    /// <paramref name="member"/> carries its values after the posting.
     /// </summary>
-    public async Task EvaluateAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, bool mayDowngrade, string why, CancellationToken ct)
+    public async Task EvaluateAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, bool mayDowngrade, string why,
+        PointsLedger.Site site, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime;
         var reached = LoyaltyTier.For(tiers, programme.TierBasis, await QualifyingAsync(programme, member, now, ct));
@@ -46,7 +48,7 @@ public sealed class TierStanding(MeridianDb db, EventPublisher events, TimeProvi
         if (target?.Id == current?.Id) return;
         await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, target?.Id), ct);
         var direction = Rank(target) > Rank(current) ? "up" : "down";
-        events.Publish(programme.GroupId, member.TenantId, () => new TierChanged(member.Id, member.ProfileId, current?.Id, target?.Id, target?.Name, direction, why));
+        events.Publish(programme.GroupId, site.BrandId, () => new TierChanged(member.Id, site.ProfileId, current?.Id, target?.Id, target?.Name, direction, why));
     }
 
     private static int Rank(LoyaltyTier? tier) => tier?.Rank ?? int.MinValue;

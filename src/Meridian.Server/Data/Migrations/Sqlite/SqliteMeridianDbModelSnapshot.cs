@@ -1559,6 +1559,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("base_points");
 
+                    b.Property<long>("BrandId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("brand_id");
+
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
@@ -1637,6 +1641,9 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.HasIndex("MemberId", "EarningRuleId", "CreatedAt")
                         .HasDatabaseName("ix_loyalty_entries_member_id_earning_rule_id_created_at")
                         .HasFilter("earning_rule_id IS NOT NULL");
+
+                    b.HasIndex("ProgrammeId", "CreatedAt", "BrandId")
+                        .HasDatabaseName("ix_loyalty_entries_programme_id_created_at_brand_id");
 
                     b.ToTable("loyalty_entries", (string)null);
                 });
@@ -1844,6 +1851,57 @@ namespace Meridian.Data.Migrations.Sqlite
                         });
                 });
 
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMemberProfile", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("BrandId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("brand_id");
+
+                    b.Property<DateTime>("LinkedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("linked_at");
+
+                    b.Property<long>("MemberId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("member_id");
+
+                    b.Property<long>("ProfileId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("profile_id");
+
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("TenantId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("tenant_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_loyalty_member_profiles");
+
+                    b.HasIndex("ProfileId")
+                        .HasDatabaseName("ix_loyalty_member_profiles_profile_id");
+
+                    b.HasIndex("BrandId", "ProfileId")
+                        .HasDatabaseName("ix_loyalty_member_profiles_brand_id_profile_id");
+
+                    b.HasIndex("MemberId", "BrandId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_member_profiles_member_id_brand_id");
+
+                    b.HasIndex("ProgrammeId", "ProfileId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_member_profiles_programme_id_profile_id");
+
+                    b.ToTable("loyalty_member_profiles", (string)null);
+                });
+
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyProgramme", b =>
                 {
                     b.Property<long>("Id")
@@ -1913,6 +1971,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("rounding");
 
+                    b.Property<bool>("Shared")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("shared");
+
                     b.Property<long>("TenantId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("tenant_id");
@@ -1941,10 +2003,36 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasName("pk_loyalty_programmes");
 
                     b.HasIndex("TenantId")
-                        .IsUnique()
                         .HasDatabaseName("ix_loyalty_programmes_tenant_id");
 
                     b.ToTable("loyalty_programmes", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyProgrammeBrand", b =>
+                {
+                    b.Property<long>("ProgrammeId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("programme_id");
+
+                    b.Property<long>("BrandId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("brand_id");
+
+                    b.Property<long>("OwnerBrandId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("owner_brand_id");
+
+                    b.HasKey("ProgrammeId", "BrandId")
+                        .HasName("pk_loyalty_programme_brands");
+
+                    b.HasIndex("BrandId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_loyalty_programme_brands_brand_id");
+
+                    b.HasIndex("OwnerBrandId", "BrandId")
+                        .HasDatabaseName("ix_loyalty_programme_brands_owner_brand_id_brand_id");
+
+                    b.ToTable("loyalty_programme_brands", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
@@ -4463,6 +4551,28 @@ namespace Meridian.Data.Migrations.Sqlite
                         .WithMany()
                         .HasForeignKey("TierId")
                         .HasConstraintName("fk_loyalty_members_loyalty_tiers_tier_id");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMemberProfile", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyMember", "Member")
+                        .WithMany()
+                        .HasForeignKey("MemberId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_member_profiles_loyalty_members_member_id");
+
+                    b.Navigation("Member");
+                });
+
+            modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyProgrammeBrand", b =>
+                {
+                    b.HasOne("Meridian.Loyalty.Data.LoyaltyProgramme", null)
+                        .WithMany()
+                        .HasForeignKey("ProgrammeId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_loyalty_programme_brands_loyalty_programmes_programme_id");
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyReward", b =>
