@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Meridian.Hosting;
@@ -103,6 +104,20 @@ public abstract class SharedProgrammeTests(LoyaltyApp app)
         await club.EnrolAsync(club.B, club.ProfileAtB).ProblemAsync(409, ProblemTypes.Conflict);
         Assert.Single(await SharedClub.EventsAsync(app, club.A, "member.enrolled"));
         Assert.Empty(await SharedClub.EventsAsync(app, club.B, "member.enrolled"));
+    }
+
+    [Fact]
+    public async Task The_same_person_enrolling_at_two_brands_at_once_becomes_one_member()
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var club = await SharedClub.CreateAsync(app);
+            var answers = await Task.WhenAll(club.EnrolAsync(club.A, club.ProfileAtA), club.EnrolAsync(club.B, club.ProfileAtB));
+            Assert.Equal([HttpStatusCode.OK, HttpStatusCode.Created], answers.Select(r => r.StatusCode).Order());
+            var ids = new List<long>();
+            foreach (var answer in answers) ids.Add((await Task.FromResult(answer).ReadAsync<JsonElement>()).GetProperty("id").GetInt64());
+            Assert.Single(ids.Distinct());
+        }
     }
 
     [Fact]

@@ -45,6 +45,9 @@ public abstract class GroupCouponTests(OffersApp app)
     {
         var s = await SetUpAsync();
 
+        var listed = await s.Outlet.Client.GetAsync($"/api/v1/offers/customers/{s.AtOutlet}/coupons").ReadAsync<JsonElement>();
+        var held = Assert.Single(listed.GetProperty("items").EnumerateArray());
+        Assert.Equal((s.CouponId, JsonValueKind.Null), (held.GetProperty("id").GetInt64(), held.GetProperty("profileId").ValueKind));
         var offered = await s.Outlet.PostAsync($"/api/v1/offers/customers/{s.AtOutlet}/validate", Cart()).ReadAsync<JsonElement>();
         var coupon = Assert.Single(offered.GetProperty("coupons").EnumerateArray());
         Assert.Equal((s.CouponId, true, 500L, true), (coupon.GetProperty("couponId").GetInt64(), coupon.GetProperty("applies").GetBoolean(),
@@ -82,6 +85,8 @@ public abstract class GroupCouponTests(OffersApp app)
 
         var atCafe = await s.Cafe.PostAsync($"/api/v1/offers/customers/{s.AtCafe}/validate", Cart()).ReadAsync<JsonElement>();
         Assert.Empty(atCafe.GetProperty("coupons").EnumerateArray());
+        Assert.Empty((await s.Cafe.Client.GetAsync($"/api/v1/offers/customers/{s.AtCafe}/coupons").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
+        Assert.Empty((await s.Outlet.Client.GetAsync($"/api/v1/offers/customers/{s.Stranger}/coupons").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
         var refused = await s.Cafe.PostAsync($"/api/v1/offers/customers/{s.AtCafe}/redemptions", Order("cafe-1", s.Code), "cafe-key-1")
             .ProblemAsync(422, ProblemTypes.CouponNotApplicable);
         Assert.Equal("not_held", refused.GetProperty("coupons")[0].GetProperty("reasons")[0].GetProperty("code").GetString());

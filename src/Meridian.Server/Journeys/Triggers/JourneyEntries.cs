@@ -42,7 +42,7 @@ public sealed class JourneyEntries(MeridianDb db, ProfileDirectory profiles, Jou
         // an entry limit), so two triggers at the same instant on two nodes cannot both pass a check made before either wrote.
         var guarded = graph.Reentry.Policy != "every_time" || graph.MaxEntries is not null;
         await using var transaction = guarded && db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
-        if (guarded) await LockAsync(journey.Id, graph.MaxEntries is null ? profileId : null, ct);
+        if (guarded) await TransactionLocks.SerialiseAsync(db, "journey-entries", journey.Id, graph.MaxEntries is null ? profileId : 0, ct);
         var mine = db.Set<JourneyInstance>().AsNoTracking().Where(x => x.JourneyId == journey.Id && x.ProfileId == profileId);
         if (await mine.Where(x => x.EntryKey == entryKey).Select(x => (long?)x.Id).FirstOrDefaultAsync(ct) is { } earlier) return (EntryOutcome.AlreadyEntered, earlier);
         var now = time.GetUtcNow().UtcDateTime;
@@ -74,17 +74,6 @@ public sealed class JourneyEntries(MeridianDb db, ProfileDirectory profiles, Jou
         }
         signal.Notify();
         return (EntryOutcome.Entered, instance.Id);
-    }
-
-    /// <summary>
-    /// Serialises entries of one customer into one journey (or of everyone, <paramref name="profileId"/> null) until the
-    /// transaction ends: a PostgreSQL advisory lock; SQLite's transactions already hold its one write lock from the start.
-    /// </summary>
-    private async Task LockAsync(long journeyId, long? profileId, CancellationToken ct)
-    {
-        if (!db.Database.IsNpgsql()) return;
-        int classKey = unchecked((int)journeyId), objectKey = profileId is { } p ? unchecked((int)(p ^ (p >> 32))) : -1;
-        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({classKey}, {objectKey})", ct);
     }
 
     /// <summary>Whether the event's properties pass every filter (the segment rule language's comparisons, on one value).</summary>

@@ -52,11 +52,15 @@ public sealed class MemberLinks(MeridianDb db, ProfileDirectory profiles, EventP
     /// </summary>
     public async Task<Enrolment> EnrolAsync(LoyaltyProgramme programme, long profileId, long brandId, CancellationToken ct)
     {
+        // One person enrolling at two brands at once: the second waits for the first, then links to its member.
+        await using var transaction = programme.Shared && db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        if (programme.Shared) await TransactionLocks.SerialiseAsync(db, "loyalty-enrolment", programme.Id, 0, ct);
         await EnsureUnlinkedAsync(programme.Id, profileId, ct);
         if (programme.Shared && await SamePersonMemberAsync(programme, profileId, brandId, ct) is { } existing)
         {
             Link(existing, brandId, profileId, "enrolled: same person at another brand of the programme");
             await db.SaveChangesAsync(ct);
+            if (transaction is not null) await transaction.CommitAsync(ct);
             return new Enrolment(existing, true);
         }
         var member = new LoyaltyMember { TenantId = programme.TenantId, ProgrammeId = programme.Id, ProfileId = profileId, EnrolledAt = Instants.Now(time) };
@@ -64,6 +68,7 @@ public sealed class MemberLinks(MeridianDb db, ProfileDirectory profiles, EventP
         db.Add(new LoyaltyMemberProfile { TenantId = programme.TenantId, ProgrammeId = programme.Id, Member = member, BrandId = brandId, ProfileId = profileId, LinkedAt = member.EnrolledAt });
         events.Publish(programme.GroupId, brandId, () => new MemberEnrolled(member.Id, profileId, programme.Id));
         await db.SaveChangesAsync(ct);
+        if (transaction is not null) await transaction.CommitAsync(ct);
         return new Enrolment(member, false);
     }
 
