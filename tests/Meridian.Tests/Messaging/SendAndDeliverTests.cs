@@ -60,7 +60,8 @@ public abstract class SendAndDeliverTests(MessagingApp app)
         var template = await b.TemplateAsync("sms", "Hi {{ name }}, your order {{ event.orderId }} has shipped.");
 
         var queued = await b.SendAsync(customer, "sms", template, key: "ship-1", @event: new { orderId = "A-42" }).ReadAsync<JsonElement>();
-        Assert.Equal("queued", MessagingTestBrand.Status(queued));
+        // Accepted: queued, or on a quiet machine already sent by the worker the send woke before the answer was read back.
+        Assert.Contains(MessagingTestBrand.Status(queued), new[] { "queued", "sent" });
         var sent = await b.WaitForAsync(queued.GetProperty("id").GetInt64());
 
         Assert.Equal("sent", MessagingTestBrand.Status(sent));
