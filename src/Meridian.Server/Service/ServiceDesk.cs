@@ -60,7 +60,7 @@ public sealed class ServiceDesk(MeridianDb db, ProfileDirectory profiles, EventP
         if (await profiles.FindLiveAsync(request.ProfileId, ct) is not { } live || live.BrandId != request.TenantId)
             return new(OpenOutcome.ProfileNotFound, null);
 
-        var groupId = await GroupOfAsync(request.TenantId, ct);
+        var groupId = await db.GroupOfAsync(request.TenantId, ct);
         var ticket = new ServiceTicket
         {
             TenantId = request.TenantId, ProfileId = live.ProfileId, Subject = request.Subject, Note = request.Note,
@@ -93,7 +93,7 @@ public sealed class ServiceDesk(MeridianDb db, ProfileDirectory profiles, EventP
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var ticket = await db.Set<ServiceTicket>().SingleOrDefaultAsync(t => t.Id == ticketId, ct);
         if (ticket is null || ticket.Status == TicketStatus.Closed) return ticket;
-        var groupId = await GroupOfAsync(ticket.TenantId, ct);
+        var groupId = await db.GroupOfAsync(ticket.TenantId, ct);
         var agentId = ticket.AgentId;
         ticket.Status = TicketStatus.Closed;
         ticket.ClosedAt = Instants.Now(time);
@@ -111,7 +111,7 @@ public sealed class ServiceDesk(MeridianDb db, ProfileDirectory profiles, EventP
     {
         if (ticket.Status == TicketStatus.Closed || ticket.AgentId == agent.Id) return ticket;
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
-        var groupId = await GroupOfAsync(ticket.TenantId, ct);
+        var groupId = await db.GroupOfAsync(ticket.TenantId, ct);
         if (ticket.AgentId is { } previous)
             await db.Set<ServiceAgent>().Where(a => a.Id == previous && a.OpenTickets > 0).ExecuteUpdateAsync(s => s.SetProperty(a => a.OpenTickets, a => a.OpenTickets - 1), ct);
         await GiveAsync(groupId, ticket, agent.Id, ct);
@@ -162,7 +162,4 @@ public sealed class ServiceDesk(MeridianDb db, ProfileDirectory profiles, EventP
 
     private async Task<ServiceTicket?> ByKeyAsync(long brandId, string? key, CancellationToken ct) =>
         key is null ? null : await db.Set<ServiceTicket>().AsNoTracking().SingleOrDefaultAsync(t => t.TenantId == brandId && t.IdempotencyKey == key, ct);
-
-    private async Task<long> GroupOfAsync(long brandId, CancellationToken ct) =>
-        await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.GroupId).SingleAsync(ct);
 }

@@ -93,7 +93,6 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
         private readonly MeridianDb db = services.GetRequiredService<MeridianDb>();
         private readonly SegmentMembership membership = services.GetRequiredService<SegmentMembership>();
         private readonly Dictionary<long, List<(Segment Segment, SegmentRule Rule)>> segmentsOf = [];
-        private readonly Dictionary<long, long> groupOf = [];
 
         public async Task<bool> TakeLeaseAsync(CancellationToken ct)
         {
@@ -219,7 +218,7 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
             CancellationToken ct)
         {
             var named = queueDependents && (await SegmentsOfAsync(segment.TenantId, ct)).Any(s => SegmentRules.Names(s.Rule).Contains(segment.Id));
-            return await membership.RefreshAsync(segment, rule, await GroupOfAsync(segment.TenantId, ct), scope, HoldsLeaseAsync, named, ct);
+            return await membership.RefreshAsync(segment, rule, await db.GroupOfAsync(segment.TenantId, ct), scope, HoldsLeaseAsync, named, ct);
         }
 
         private async Task<List<(Segment Segment, SegmentRule Rule)>> SegmentsOfAsync(long brandId, CancellationToken ct)
@@ -227,12 +226,6 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
             if (segmentsOf.TryGetValue(brandId, out var known)) return known;
             var segments = await db.Set<Segment>().AsNoTracking().Where(s => s.TenantId == brandId).OrderBy(s => s.Id).ToListAsync(ct);
             return segmentsOf[brandId] = SegmentRules.InDependencyOrder(segments.Select(s => (s, SegmentEndpoints.RuleOf(s))).ToList());
-        }
-
-        private async Task<long> GroupOfAsync(long brandId, CancellationToken ct)
-        {
-            if (groupOf.TryGetValue(brandId, out var known)) return known;
-            return groupOf[brandId] = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.GroupId).SingleAsync(ct);
         }
 
         /// <summary>The profiles and those merged into them: a profile merged away leaves its segments (it is no longer live).</summary>

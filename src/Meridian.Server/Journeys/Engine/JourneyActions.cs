@@ -120,7 +120,7 @@ public sealed class JourneyActions(MeridianDb db, ProfileDirectory profiles, Cou
     {
         var tag = await db.Set<Tag>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == tagId && t.TenantId == brand, ct);
         if (tag is null) return ActionOutcome.Refused($"The brand has no tag {tagId}.");
-        var group = await db.Set<Brand>().AsNoTracking().Where(b => b.Id == brand).Select(b => b.GroupId).SingleAsync(ct);
+        var group = await db.GroupOfAsync(brand, ct);
         if (add) await tagging.AddAsync(tag, group, [profileId], by, null, ct);
         else await tagging.RemoveAsync(tag, group, await profiles.WithMergedAsync(profileId, ct), by, null, ct);
         return ActionOutcome.Ok();

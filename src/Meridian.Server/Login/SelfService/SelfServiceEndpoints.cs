@@ -63,7 +63,7 @@ public static class SelfServiceEndpoints
                         detail: $"A customer's access token with the '{LoginScopes.Api}' scope is required.");
                 var tenant = context.HttpContext.RequestServices.GetRequiredService<TenantScope>();
                 var db = context.HttpContext.RequestServices.GetRequiredService<MeridianDb>();
-                var groupId = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.GroupId).SingleAsync(context.HttpContext.RequestAborted);
+                var groupId = await db.GroupOfAsync(brandId, context.HttpContext.RequestAborted);
                 tenant.Restrict(groupId, [brandId], brandId);
                 return await next(context);
             });

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Meridian.Data;
+using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Platform.Outbox;
@@ -18,16 +19,9 @@ public sealed class EventPublisher(MeridianDb db, TimeProvider time)
 {
     private static readonly JsonSerializerOptions Json = Hosting.MeridianJson.Options;
 
-    /// <summary>A brand's group: brands never move between groups, so each is looked up once per process.</summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<long, long> GroupOfBrand = new();
-
-    /// <summary><see cref="Publish"/> for a brand, its group looked up (once per process).</summary>
-    public async Task PublishAsync(long brandId, Func<IDomainEvent> describe, CancellationToken ct)
-    {
-        if (!GroupOfBrand.TryGetValue(brandId, out var groupId))
-            GroupOfBrand[brandId] = groupId = await db.Set<Tenancy.Brand>().AsNoTracking().Where(b => b.Id == brandId).Select(b => b.GroupId).SingleAsync(ct);
-        Publish(groupId, brandId, describe);
-    }
+    /// <summary><see cref="Publish"/> for a brand, its group looked up (<see cref="Tenancy.BrandGroups"/>).</summary>
+    public async Task PublishAsync(long brandId, Func<IDomainEvent> describe, CancellationToken ct) =>
+        Publish(await db.GroupOfAsync(brandId, ct), brandId, describe);
 
     /// <summary>Publish an event; <paramref name="describe"/> runs once ids are assigned, so it may name new rows.</summary>
     public void Publish(long groupId, long? brandId, Func<IDomainEvent> describe)
