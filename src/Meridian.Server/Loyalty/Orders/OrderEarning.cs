@@ -58,7 +58,10 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         if (events.Count == 0) return 0;
 
         var ruled = (await db.Set<EarningRule>().AsNoTracking().Where(r => r.Active).Select(r => r.Event).Distinct().ToListAsync(ct)).ToHashSet();
-        foreach (var e in events.Where(e => e.Type == "track" && e.Name is { } name && (name is OrderFacts.Completed or OrderFacts.Refunded || ruled.Contains(name))))
+        // Brands without a programme have no members: their events need no profile lookup (one query a batch, not one an event).
+        var loyal = (await db.Set<LoyaltyProgrammeBrand>().AsNoTracking().Select(b => b.BrandId).ToListAsync(ct)).ToHashSet();
+        foreach (var e in events.Where(e => e.Type == "track" && loyal.Contains(e.TenantId) && e.Name is { } name
+                     && (name is OrderFacts.Completed or OrderFacts.Refunded || ruled.Contains(name))))
         {
             // Most orders are not members': find out before taking a transaction, which on SQLite holds the one write lock
             // from its start. A transaction per order, members or not, stalled ingestion and resolution for seconds at a time.
