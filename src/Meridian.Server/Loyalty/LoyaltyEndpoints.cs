@@ -5,6 +5,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
+using Meridian.Loyalty.Orders;
 using Meridian.Loyalty.Members;
 using Meridian.Loyalty.Rewards;
 using Meridian.Loyalty.Tiers;
@@ -146,6 +147,7 @@ public static class LoyaltyEndpoints
         postings.MapPost("/adjust", Adjust).Produces<EntryDto>();
         postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
         postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
+        OrderEndpoints.MapOrderRoutes(postings);
         loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
         loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPatch("/programmes/{id}/rewards/{rewardId}", RewardEndpoints.Update).RequireAuthorization(Permissions.LoyaltyWrite);

@@ -33,6 +33,7 @@ public static class LoyaltyModule
         builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<MemberWallet>();
         builder.Services.AddScoped<MemberLinks>();
+        builder.Services.AddScoped<OrderPoints>();
         builder.Services.AddScoped<RewardRedemption>();
         builder.Services.AddScoped<IdempotentPosting>();
         AddJob<PointsExpiryJob>(builder.Services, PointsExpiryJob.JobName, "Meridian:Loyalty:Expiry", _ => { });

@@ -129,38 +129,16 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         return rule.PerDayCap is not { } daily || await earned.CountAsync(x => x.CreatedAt >= today, ct) < daily;
     }
 
-    private async Task PostOrderAsync(IServiceProvider services, LoggedEvent e, Work work, CancellationToken ct)
+    private static async Task PostOrderAsync(IServiceProvider services, LoggedEvent e, Work work, CancellationToken ct)
     {
-        var (member, programme, (orderId, amount), _) = (work.Member, work.Programme, work.Order!.Value, work.Rule);
-        var db = services.GetRequiredService<MeridianDb>();
-        var ledger = services.GetRequiredService<PointsLedger>().At(e.TenantId);
-        var key = programme.Shared ? $"order:{e.TenantId}:{orderId}" : $"order:{orderId}";
+        var (member, programme, (orderId, amount)) = (work.Member, work.Programme, work.Order!.Value);
+        var orders = services.GetRequiredService<OrderPoints>();
         using var message = JsonDocument.Parse(e.Payload);
-        var (eligible, excluded) = EarningMath.Eligible(message.RootElement, amount, EarningMath.Set(programme.ExcludedSkus), EarningMath.Set(programme.ExcludedCategories));
-        var perUnit = programme.PointsPerCurrencyUnit;
         if (e.Name == OrderFacts.Completed)
-        {
-            var basePoints = EarningMath.Round(eligible * perUnit, programme.Rounding);
-            var how = $"order {orderId}: {eligible} × {perUnit} per unit" + (excluded > 0 ? $" ({excluded} of {amount} excluded by SKU or category)" : "");
-            if (basePoints > 0)
-                await ledger.EarnAsync(member.Id, orderId, ct, key, (_, _) => Task.FromResult<PointsLedger.Earning?>(
-                    new(basePoints, how, programme.PendingDays, QualifyingSpend: (long)Math.Round(eligible * 100m, MidpointRounding.AwayFromZero))));
-        }
-        else if (await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(x => x.MemberId == member.Id && x.SourceKey == key, ct) is { } earned
-                 && Math.Min(earned.Total - await ledger.ReversedAsync(earned, ct), RefundedPoints(earned, amount, eligible, perUnit, programme.Rounding)) is var back and > 0)
-        {
-            // Within the return window the points are still pending and the refund takes them from there; once spent,
-            // the programme's refund policy decides (pending points, a negative balance, or refused and logged).
-            await ledger.ReverseAsync(member.Id, earned.Id, $"order refunded: {amount}", ct, back, byPolicy: true);
-        }
+            await orders.CompletedAsync(programme, member.Id, e.TenantId, message.RootElement, orderId, amount, ct);
+        else if (await orders.RefundableAsync(programme, member.Id, e.TenantId, message.RootElement, orderId, amount, ct) is { Points: > 0 } refund)
+            await orders.RefundAsync(member.Id, e.TenantId, refund.Earned, refund.Points, amount, ct);
     }
-
-    /// <summary>
-    /// The share of an earning a refund takes back: the refunded eligible amount's points (per unit, rounded as the
-    /// programme says) times the multiplier the earning had; a refund without an amount takes back all of it.
-    /// </summary>
-    private static long RefundedPoints(LedgerEntry earned, decimal refunded, decimal eligible, long perUnit, PointsRounding rounding) =>
-        refunded <= 0 || earned.BasePoints is not > 0 ? earned.Total : EarningMath.Round(eligible * perUnit, rounding) * earned.Total / earned.BasePoints.Value;
 
     /// <summary>Moves the follower's position, only while this node holds the lease.</summary>
     private async Task<bool> AdvanceAsync(MeridianDb db, LoggedEvent e, CancellationToken ct) =>

@@ -1,0 +1,66 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Meridian.Tests.Loyalty;
+
+/// <summary>The direct order API: a till that knows the member posts the order and gets the entry back.</summary>
+public abstract class OrderApiTests(LoyaltyApp app)
+{
+    [Fact]
+    public async Task An_order_posted_directly_earns_its_eligible_amount_once_per_order_and_its_refunds_take_back_their_share()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app, new { name = "Club", expiry = "never", pointsPerCurrencyUnit = 2 });
+        Assert.Equal(HttpStatusCode.OK, (await b.Client.PatchAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/earning",
+            new { excludedSkus = new[] { "GIFT-CARD" } })).StatusCode);
+        var orders = $"/api/v1/loyalty/members/{b.MemberId}/orders";
+        var order = new
+        {
+            orderId = "T-1", total = 150.00m,
+            products = new[] { new { sku = "SHOE-1", category = "shoes", price = 100m, quantity = 1m }, new { sku = "GIFT-CARD", category = "cards", price = 50m, quantity = 1m } },
+        };
+
+        using var first = await b.PostAsync(orders, order, key: "till-1");
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var entry = await first.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(200, entry.GetProperty("points").GetInt64());
+        Assert.Contains("order T-1: 100.00 × 2 per unit (50 of 150.00 excluded by SKU or category)", entry.GetProperty("rule").GetString());
+
+        // The same key replays the answer byte for byte; a new key for the same order earns nothing more.
+        using var replay = await b.PostAsync(orders, order, key: "till-1");
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        using var again = await b.PostAsync(orders, order, key: "till-2");
+        Assert.Equal(entry.GetProperty("id").GetInt64(), (await again.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64());
+        // The same order tracked as an event (the shop's tracking also reports it) does not earn twice either.
+        await b.Brand.SendAsync(new { type = "track", userId = LoyaltyTestBrand.MemberUserId, @event = "Order Completed",
+            properties = new { order_id = "T-1", total = 150.00m } });
+        await b.Brand.SendAsync(new { type = "track", userId = LoyaltyTestBrand.MemberUserId, @event = "Order Completed",
+            properties = new { order_id = "T-2", total = 5m } });
+        await b.FollowUntilBalanceAsync(app, 200 + 10);
+
+        // Half the shoe back: 50 eligible, 100 points; then the rest of the order: the other 100, never more.
+        using var partial = await b.PostAsync($"{orders}/T-1/refund", new { amount = 50m });
+        Assert.Equal(-100, (await partial.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("points").GetInt64());
+        using var rest = await b.PostAsync($"{orders}/T-1/refund", new { });
+        Assert.Equal(-100, (await rest.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("points").GetInt64());
+        using var more = await b.PostAsync($"{orders}/T-1/refund", new { });
+        Assert.Equal(HttpStatusCode.Conflict, more.StatusCode);
+        Assert.Equal(10, await b.BalanceAsync());
+
+        using var unknown = await b.PostAsync($"{orders}/NOPE/refund", new { });
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        using var nothing = await b.PostAsync(orders, new { orderId = "T-3", total = 20m, products = new[] { new { sku = "GIFT-CARD", price = 20m } } });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, nothing.StatusCode);
+        using var invalid = await b.PostAsync(orders, new { orderId = "", total = -1m });
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var problem = await invalid.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.True(problem.GetProperty("errors").TryGetProperty("orderId", out _));
+        Assert.True(problem.GetProperty("errors").TryGetProperty("total", out _));
+        using var stranger = await b.PostAsync("/api/v1/loyalty/members/999999999/orders", order);
+        Assert.Equal(HttpStatusCode.NotFound, stranger.StatusCode);
+    }
+}
+
+public sealed class OrderApiTestsOnSqlite(LoyaltySqliteApp app) : OrderApiTests(app), IClassFixture<LoyaltySqliteApp>;
+
+public sealed class OrderApiTestsOnPostgres(LoyaltyPostgresApp app) : OrderApiTests(app), IClassFixture<LoyaltyPostgresApp>;
