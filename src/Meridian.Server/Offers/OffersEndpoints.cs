@@ -382,13 +382,11 @@ public static class OffersEndpoints
     public static async Task<IResult> Validate(long profileId, ValidateRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
         MemberTiers tiers, CodeGuard guard, AuditLog audit, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
     {
-        if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
-        profileId = live;
+        if (await CustomerAsync(profiles, profileId, tenant.Brand, ct) is not { } customer) return Problems.NotFound($"Profile {profileId}");
+        (profileId, var owners) = customer;
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
-        // Coupons issued to profiles since merged into this one are the customer's too.
-        var owners = await profiles.WithMergedAsync(profileId, ct);
-        var held = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Status == CouponStatus.Issued).OrderBy(c => c.Id).Take(1000).ToListAsync(ct);
-        held.AddRange((await group.HeldElsewhereAsync(tenant.Brand, profileId, null, ct)).Coupons);
+        var (held, templates, listed) = await HeldWithTemplatesAsync(db, tenant.Brand, owners, ct);
+        if (listed) held.AddRange((await group.HeldElsewhereAsync(tenant.Brand, profileId, null, ct)).Coupons);
         var unknown = new List<CodeRefusal>();
         foreach (var text in request.Codes ?? [])
         {
@@ -401,7 +399,7 @@ public static class OffersEndpoints
         }
         if (unknown.Count > 0) await db.SaveChangesAsync(ct);
 
-        var verdicts = await JudgeAsync(db, tiers, parsed, held, profileId, cart, time, ct);
+        var verdicts = await JudgeAsync(db, tiers, parsed, held, templates, profileId, cart, time, ct);
         var (best, leftOut, exhaustive) = CartEngine.Best(verdicts, cart);
         var inBest = best.Coupons.ToDictionary(c => c.Coupon.CouponId, c => c.Discount);
         var coupons = verdicts.Select(v => new CouponVerdictDto(v.Coupon.CouponId, CouponCodes.Display(v.Coupon.Code), v.Coupon.Template.Id, v.Coupon.Template.Name,
@@ -424,11 +422,10 @@ public static class OffersEndpoints
             return Problems.Validation(IdempotencyHeader, "Send an Idempotency-Key header (at most 200 characters) with every redemption.");
         var hash = IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
         if (await redemptions.FindByKeyAsync(tenant.Brand, key, ct) is { } earlier) return ReplayRedemption(earlier, hash);
-        if (await LiveProfileAsync(profiles, profileId, tenant.Brand, ct) is not { } live) return Problems.NotFound($"Profile {profileId}");
-        profileId = live;
+        if (await CustomerAsync(profiles, profileId, tenant.Brand, ct) is not { } customer) return Problems.NotFound($"Profile {profileId}");
+        (profileId, var owners) = customer;
 
         var who = CodeGuard.Subject(profileId, http);
-        var owners = await profiles.WithMergedAsync(profileId, ct);
         var codes = request.Codes.Select(c => (Text: c, Code: CouponCodes.Normalize(c))).ToList();
         var wanted = codes.Select(c => c.Code).OfType<string>().Distinct().ToList();
         var coupons = await db.Set<OfferCoupon>().AsNoTracking().Where(c => c.TenantId == tenant.Brand && wanted.Contains(c.Code)).ToListAsync(ct);
@@ -458,7 +455,7 @@ public static class OffersEndpoints
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
         if (refusals.Count == 0)
         {
-            var verdicts = await JudgeAsync(db, tiers, parsed, coupons.Where(c => c.ProfileId is { } h && owners.Contains(h)).ToList(), profileId, cart, time, ct);
+            var verdicts = await JudgeAsync(db, tiers, parsed, coupons.Where(c => c.ProfileId is { } h && owners.Contains(h)).ToList(), [], profileId, cart, time, ct);
             refusals.AddRange(verdicts.Where(v => !v.Applies).Select(v => new CodeRefusal(CouponCodes.Display(v.Coupon.Code), v.Reasons)));
             var ordered = CartEngine.InApplyOrder(verdicts);
             for (var i = 0; i < ordered.Count && refusals.Count == 0; i++)
@@ -501,12 +498,35 @@ public static class OffersEndpoints
 
     public const string IdempotencyHeader = "Idempotency-Key";
 
-    /// <summary>Judges coupons the customer holds (read within the brand, or as group coupons usable at it: so their templates are read past the brand).</summary>
-    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, ParsedTemplates parsed, List<OfferCoupon> coupons, long profileId, Cart.Cart cart,
-        TimeProvider time, CancellationToken ct)
+    /// <summary>
+    /// The coupons the brand's profiles <paramref name="owners"/> hold, with their templates, and whether any group
+    /// template lists the brand (so that group coupons held at sister brands must be looked for): one query.
+    /// </summary>
+    private static async Task<(List<OfferCoupon> Held, Dictionary<long, OfferTemplate> Templates, bool GroupListsBrand)> HeldWithTemplatesAsync(
+        MeridianDb db, long brand, List<long> owners, CancellationToken ct)
     {
-        var templateIds = coupons.Select(c => c.TemplateId).Distinct().ToList();
-        var templates = await db.Set<OfferTemplate>().IgnoreQueryFilters().AsNoTracking().Where(t => templateIds.Contains(t.Id)).ToListAsync(ct);
+        // The sister-brand check reads offer_template_brands past the brand, so the filters are off and the brand is named.
+        var rows = await (from c in db.Set<OfferCoupon>().IgnoreQueryFilters().AsNoTracking()
+                          join t in db.Set<OfferTemplate>() on c.TemplateId equals t.Id
+                          where c.TenantId == brand && c.ProfileId != null && owners.Contains(c.ProfileId.Value) && c.Status == CouponStatus.Issued
+                          orderby c.Id
+                          select new { Coupon = c, Template = t, Listed = db.Set<OfferTemplateBrand>().Any(x => x.BrandId == brand) }).Take(1000).ToListAsync(ct);
+        var templates = new Dictionary<long, OfferTemplate>();
+        foreach (var row in rows) templates.TryAdd(row.Template.Id, row.Template);
+        var listed = rows.Count > 0 ? rows[0].Listed : await db.Set<OfferTemplateBrand>().IgnoreQueryFilters().AnyAsync(x => x.BrandId == brand, ct);
+        return (rows.Select(r => r.Coupon).ToList(), templates, listed);
+    }
+
+    /// <summary>
+    /// Judges coupons the customer holds (read within the brand, or as group coupons usable at it: so their templates
+    /// are read past the brand), given the templates already read (<paramref name="known"/>).
+    /// </summary>
+    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, ParsedTemplates parsed, List<OfferCoupon> coupons,
+        Dictionary<long, OfferTemplate> known, long profileId, Cart.Cart cart, TimeProvider time, CancellationToken ct)
+    {
+        var missing = coupons.Select(c => c.TemplateId).Where(id => !known.ContainsKey(id)).Distinct().ToList();
+        var templates = missing.Count == 0 ? known.Values.ToList()
+            : [.. known.Values, .. await db.Set<OfferTemplate>().IgnoreQueryFilters().AsNoTracking().Where(t => missing.Contains(t.Id)).ToListAsync(ct)];
         var rules = templates.ToDictionary(t => t.Id, parsed.Rules);
         var tierId = rules.Values.Any(r => r.Conditions.TierIds.Count > 0) ? await tiers.TierOfAsync(profileId, ct) : null;
         var now = time.GetUtcNow().UtcDateTime;
@@ -515,6 +535,10 @@ public static class OffersEndpoints
 
     private static Cart.Cart ToCart(string channel, List<CartLineRequest> lines, long? shipping) =>
         new(channel, lines.Select(l => new CartLine(l.Sku, l.Category, l.Quantity!.Value, l.UnitPrice!.Value)).ToList(), shipping ?? 0);
+
+    /// <summary>The brand's live profile the id stands for, and the profiles merged into it (whose coupons are the customer's too).</summary>
+    private static async Task<(long ProfileId, List<long> WithMerged)?> CustomerAsync(ProfileDirectory profiles, long profileId, long brand, CancellationToken ct) =>
+        await profiles.FindLiveWithMergedAsync(profileId, ct) is { } p && p.BrandId == brand ? (p.ProfileId, p.WithMerged) : null;
 
     private static async Task<long?> LiveProfileAsync(ProfileDirectory profiles, long profileId, long brand, CancellationToken ct) =>
         await profiles.FindLiveAsync(profileId, ct) is { } p && p.BrandId == brand ? p.ProfileId : null;

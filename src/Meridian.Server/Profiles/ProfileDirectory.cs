@@ -97,10 +97,25 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
     }
 
     /// <summary>The profile and every profile merged into it (directly or through others): whatever was kept about any of them is the customer's.</summary>
-    public async Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct)
+    public Task<List<long>> WithMergedAsync(long profileId, CancellationToken ct) => MergedIntoAsync([profileId], [profileId], ct);
+
+    /// <summary>
+    /// <see cref="FindLiveAsync"/> and <see cref="WithMergedAsync"/> of the live profile together: one query for a live
+    /// profile nothing was merged into (most customers), a few more for each level of merges or a merged id.
+    /// </summary>
+    public async Task<(long ProfileId, long BrandId, List<long> WithMerged)?> FindLiveWithMergedAsync(long profileId, CancellationToken ct)
     {
-        var all = new List<long> { profileId };
-        var frontier = new List<long> { profileId };
+        var rows = await db.Set<Profile>().AsNoTracking().Where(p => p.Id == profileId || p.MergedIntoId == profileId)
+            .Select(p => new Link(p.Id, p.TenantId, p.MergedIntoId, p.ErasedAt)).ToListAsync(ct);
+        if (rows.FirstOrDefault(r => r.Id == profileId) is not { } self) return null;
+        if (self.MergedIntoId is not null || self.ErasedAt is not null)
+            return await FindLiveAsync(profileId, ct) is { } live ? (live.ProfileId, live.BrandId, await WithMergedAsync(live.ProfileId, ct)) : null;
+        var direct = rows.Where(r => r.Id != profileId).Select(r => r.Id).ToList();
+        return (self.Id, self.TenantId, await MergedIntoAsync([profileId, .. direct], direct, ct));
+    }
+
+    private async Task<List<long>> MergedIntoAsync(List<long> all, List<long> frontier, CancellationToken ct)
+    {
         for (var hops = 0; frontier.Count > 0 && hops < 100; hops++)
         {
             var ids = frontier;

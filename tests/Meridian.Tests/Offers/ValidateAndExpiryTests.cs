@@ -72,6 +72,24 @@ public abstract class ValidateAndExpiryTests(OffersApp app)
     }
 
     [Fact]
+    public async Task Validation_finds_coupons_of_profiles_merged_into_the_customer_twice_over_also_when_asked_by_a_merged_id()
+    {
+        var b = await OffersTestBrand.CreateAsync(app);
+        var (first, second, survivor) = (await b.CustomersAsync(3, "twice")) is var ids ? (ids[0], ids[1], ids[2]) : default;
+        var id = (await b.TemplateAsync(new { name = "Kept twice", kind = "amount_off", value = 400 })).GetProperty("id").GetInt64();
+        var coupon = (await b.IssueAsync(id, first)).GetProperty("id").GetInt64();
+        await b.Client.PostAsJsonAsync($"/api/v1/profiles/{second}/merge", new { profileId = first }).ReadAsync<JsonElement>();
+        await b.Client.PostAsJsonAsync($"/api/v1/profiles/{survivor}/merge", new { profileId = second }).ReadAsync<JsonElement>();
+
+        foreach (var asked in new[] { survivor, first })
+        {
+            var result = await b.PostAsync($"/api/v1/offers/customers/{asked}/validate", Cart()).ReadAsync<JsonElement>();
+            Assert.Equal(coupon, Assert.Single(result.GetProperty("coupons").EnumerateArray()).GetProperty("couponId").GetInt64());
+            Assert.Equal(400, result.GetProperty("best").GetProperty("totalDiscount").GetInt64());
+        }
+    }
+
+    [Fact]
     public async Task Unknown_codes_in_a_validation_are_explained_and_count_as_guesses()
     {
         var b = await OffersTestBrand.CreateAsync(app);
