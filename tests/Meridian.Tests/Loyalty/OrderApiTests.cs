@@ -59,6 +59,46 @@ public abstract class OrderApiTests(LoyaltyApp app)
         using var stranger = await b.PostAsync("/api/v1/loyalty/members/999999999/orders", order);
         Assert.Equal(HttpStatusCode.NotFound, stranger.StatusCode);
     }
+
+    [Fact]
+    public async Task Points_pay_at_checkout_at_the_programme_rate_exactly_short_balances_get_the_shortfall_and_a_reversal_gives_them_back()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app, new { name = "Club", expiry = "never" });
+        var checkout = $"/api/v1/loyalty/members/{b.MemberId}/checkout";
+        await b.EarnAsync(5_000);
+        using var off = await b.PostAsync(checkout, new { orderId = "C-0", amount = 1m });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, off.StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await b.Client.PatchAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/earning",
+            new { checkoutPointsPerCurrencyUnit = 100 })).StatusCode);
+        using var paid = await b.PostAsync(checkout, new { orderId = "C-1", amount = 12.34m }, key: "pay-1");
+        Assert.Equal(HttpStatusCode.OK, paid.StatusCode);
+        var receipt = await paid.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(1_234, receipt.GetProperty("points").GetInt64());
+        Assert.Equal(12.34m, receipt.GetProperty("value").GetDecimal());
+        Assert.Equal("CNY", receipt.GetProperty("currency").GetString());
+        Assert.Equal(-1_234, receipt.GetProperty("entry").GetProperty("points").GetInt64());
+        using var replay = await b.PostAsync(checkout, new { orderId = "C-1", amount = 12.34m }, key: "pay-1");
+        Assert.Equal(await paid.Content.ReadAsStringAsync(), await replay.Content.ReadAsStringAsync());
+        Assert.Equal(5_000 - 1_234, await b.BalanceAsync());
+
+        using var byPoints = await b.PostAsync(checkout, new { orderId = "C-2", points = 700 });
+        Assert.Equal(7m, (await byPoints.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("value").GetDecimal());
+        using var inexact = await b.PostAsync(checkout, new { orderId = "C-3", amount = 0.005m });
+        Assert.Equal(HttpStatusCode.BadRequest, inexact.StatusCode);
+        using var both = await b.PostAsync(checkout, new { orderId = "C-3", amount = 1m, points = 100 });
+        Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+        using var tooMuch = await b.PostAsync(checkout, new { orderId = "C-4", amount = 100m });
+        Assert.Equal(HttpStatusCode.Conflict, tooMuch.StatusCode);
+        var shortfall = await tooMuch.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(10_000 - (5_000 - 1_234 - 700), shortfall.GetProperty("shortfall").GetInt64());
+
+        // The order is cancelled: reversing the spend gives the points back.
+        var spend = receipt.GetProperty("entry").GetProperty("id").GetInt64();
+        using var reversed = await b.PostAsync($"/api/v1/loyalty/members/{b.MemberId}/entries/{spend}/reverse", new { reason = "order C-1 cancelled" });
+        Assert.Equal(HttpStatusCode.OK, reversed.StatusCode);
+        Assert.Equal(5_000 - 700, await b.BalanceAsync());
+    }
 }
 
 public sealed class OrderApiTestsOnSqlite(LoyaltySqliteApp app) : OrderApiTests(app), IClassFixture<LoyaltySqliteApp>;

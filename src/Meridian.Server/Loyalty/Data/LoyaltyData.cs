@@ -83,6 +83,8 @@ public sealed class LoyaltyProgramme : IProgrammeShared
     public int ExpiringNoticeDays { get; set; }
     /// <summary>Points an order earns per unit of its currency (before the tier's multiplier; fractions are dropped).</summary>
     public long PointsPerCurrencyUnit { get; set; } = 1;
+    /// <summary>Points that pay one unit of the currency at checkout (0: points cannot pay at checkout).</summary>
+    public long CheckoutPointsPerCurrencyUnit { get; set; }
     public TierBasis TierBasis { get; set; }
     public TierWindow TierWindow { get; set; }
     public int TierWindowDays { get; set; }

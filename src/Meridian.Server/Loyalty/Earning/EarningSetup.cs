@@ -19,13 +19,17 @@ public sealed record CampaignDto(long Id, long ProgrammeId, string Name, int Mul
     internal static CampaignDto From(LoyaltyCampaign c) => new(c.Id, c.ProgrammeId, c.Name, c.MultiplierPercent, c.StartsAt, c.EndsAt, c.TierId, c.CreatedAt);
 }
 
-/// <summary>How a programme's members earn: per order (rate, rounding, exclusions, return window, refund policy) and how multipliers combine.</summary>
+/// <summary>
+/// How a programme's members earn: per order (rate, rounding, exclusions, return window, refund policy) and how
+/// multipliers combine; and what points are worth when they pay at checkout (<c>checkoutPointsPerCurrencyUnit</c>, 0: off).
+/// </summary>
 public sealed record EarningSettingsDto(long ProgrammeId, long PointsPerCurrencyUnit, PointsRounding Rounding, MultiplierCombination Combination,
-    IReadOnlyList<string> ExcludedSkus, IReadOnlyList<string> ExcludedCategories, int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit)
+    IReadOnlyList<string> ExcludedSkus, IReadOnlyList<string> ExcludedCategories, int PendingDays, RefundShortfallPolicy RefundShortfall, long NegativeLimit,
+    long CheckoutPointsPerCurrencyUnit)
 {
     internal static EarningSettingsDto From(LoyaltyProgramme p) => new(p.Id, p.PointsPerCurrencyUnit, p.Rounding, p.Combination,
         JsonSerializer.Deserialize<List<string>>(p.ExcludedSkus) ?? [], JsonSerializer.Deserialize<List<string>>(p.ExcludedCategories) ?? [],
-        p.PendingDays, p.RefundShortfall, p.NegativeLimit);
+        p.PendingDays, p.RefundShortfall, p.NegativeLimit, p.CheckoutPointsPerCurrencyUnit);
 }
 
 /// <summary>Every field optional: only those sent change.</summary>
@@ -37,7 +41,8 @@ public sealed record EarningSettingsRequest(
     [property: MaxLength(1000)] List<string>? ExcludedCategories,
     [property: Range(0, 365)] int? PendingDays,
     RefundShortfallPolicy? RefundShortfall,
-    [property: Range(0, 1_000_000_000_000)] long? NegativeLimit);
+    [property: Range(0, 1_000_000_000_000)] long? NegativeLimit,
+    [property: Range(0, 1_000_000)] long? CheckoutPointsPerCurrencyUnit = null);
 
 public sealed record EarningRuleRequest(
     [property: Required, StringLength(200, MinimumLength = 1)] string Event,
@@ -77,6 +82,7 @@ public static class EarningSetup
         if (request.PendingDays is { } pending) programme.PendingDays = pending;
         if (request.RefundShortfall is { } policy) programme.RefundShortfall = policy;
         if (request.NegativeLimit is { } limit) programme.NegativeLimit = limit;
+        if (request.CheckoutPointsPerCurrencyUnit is { } checkout) programme.CheckoutPointsPerCurrencyUnit = checkout;
         var after = EarningSettingsDto.From(programme);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.earning_settings.changed", "loyalty_programme", id, before, after));
         await db.SaveChangesAsync(ct);

@@ -23,6 +23,15 @@ public sealed record OrderRequest(
     [property: MaxLength(1000)] List<OrderLine>? Products);
 
 /// <summary>A refund of the order, in whole (no <c>amount</c>) or in part (<c>amount</c>, and optionally the refunded <c>products</c>).</summary>
+/// <summary>Points paying part of an order at checkout: <c>amount</c> (in the brand's currency) or <c>points</c>, one of them.</summary>
+public sealed record CheckoutRequest(
+    [property: Required, StringLength(200, MinimumLength = 1)] string OrderId,
+    [property: Range(0.01, 999_999_999_999)] decimal? Amount,
+    [property: Range(1, 1_000_000_000_000)] long? Points);
+
+/// <summary>What the points paid: <c>value</c> in <c>currency</c>; the spend's entry (reverse it to give the points back).</summary>
+public sealed record CheckoutDto(string OrderId, long Points, decimal Value, string Currency, EntryDto Entry);
+
 public sealed record OrderRefundRequest(
     [property: Range(0, 999_999_999_999)] decimal? Amount,
     [property: MaxLength(1000)] List<OrderLine>? Products);
@@ -38,6 +47,39 @@ public static class OrderEndpoints
     {
         postings.MapPost("/orders", Completed).Produces<EntryDto>();
         postings.MapPost("/orders/{orderId}/refund", Refunded).Produces<EntryDto>();
+        postings.MapPost("/checkout", Checkout).Produces<CheckoutDto>();
+    }
+
+    /// <summary>
+    /// Points as cash: the programme's <c>checkoutPointsPerCurrencyUnit</c> says how many points pay one unit of the
+    /// currency; the value is exact to the currency's minor unit or the request is refused. A spend like any other (the
+    /// soonest-expiring lots first, 409 with the shortfall when the balance is short); reversing its entry gives the
+    /// points back into the lots they came from.
+    /// </summary>
+    public static async Task<IResult> Checkout(long id, CheckoutRequest request, HttpContext http, IdempotentPosting once, MeridianDb db, PointsLedger ledger,
+        CancellationToken ct)
+    {
+        if ((request.Amount is null) == (request.Points is null))
+            return Problems.Validation("amount", "Send either amount (the value to pay) or points (the points to use), not both.");
+        if (await ProgrammeOfAsync(db, id, ct) is not { } programme) return Problems.NotFound($"Member {id}");
+        var rate = programme.CheckoutPointsPerCurrencyUnit;
+        if (rate <= 0)
+            return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, type: ProblemTypes.BusinessRule,
+                title: "Points cannot pay at checkout in this programme.", detail: "Set checkoutPointsPerCurrencyUnit in the programme's earning settings first.");
+        var brand = await db.Set<Platform.Tenancy.Brand>().AsNoTracking().SingleAsync(b => b.Id == BrandOf(http), ct);
+        var minor = Profiles.Identity.OrderFacts.MinorUnits(brand.Currency);
+        var value = request.Amount ?? decimal.Round((decimal)request.Points!.Value / rate, minor, MidpointRounding.ToZero);
+        var points = value * rate;
+        if (decimal.Round(value, minor) != value)
+            return Problems.Validation("amount", $"{brand.Currency} has {minor} decimals: {value} cannot be paid exactly.");
+        if (points != decimal.Truncate(points) || (request.Points is { } asked && asked != points))
+            return Problems.Validation(request.Amount is null ? "points" : "amount",
+                $"At {rate} points per {brand.Currency}, {(request.Amount is null ? $"{request.Points} points are not" : $"{value} is not")} an exact amount; "
+                + $"{decimal.Truncate(points)} points pay {decimal.Round(decimal.Truncate(points) / rate, minor, MidpointRounding.ToZero)}.");
+        return await once.RunAsync(http, request, async () =>
+            await ledger.SpendAsync(id, (long)points, request.OrderId, ct) is { } entry
+                ? new CheckoutDto(request.OrderId, (long)points, value, brand.Currency, LoyaltyEndpoints.ToDto(entry)!)
+                : null, $"Member {id}", ct);
     }
 
     public static Task<IResult> Completed(long id, OrderRequest request, HttpContext http, IdempotentPosting once, MeridianDb db, OrderPoints orders,

@@ -14,13 +14,16 @@ public static class OrderFacts
 
     private static readonly Dictionary<string, int> ZeroDecimalCurrencies = new(StringComparer.OrdinalIgnoreCase) { ["JPY"] = 0, ["KRW"] = 0, ["VND"] = 0 };
 
+    /// <summary>How many decimals the currency's minor unit has (2 unless it has none, as the yen).</summary>
+    public static int MinorUnits(string currency) => ZeroDecimalCurrencies.GetValueOrDefault(currency, 2);
+
     public static void Apply(Profile profile, string? eventName, DateTime at, JsonElement message, string brandCurrency)
     {
         if (eventName is not (Completed or Refunded)) return;
         if (!message.TryGetProperty("properties", out var p) || p.ValueKind != JsonValueKind.Object) return;
         var amount = Amount(p, "total") ?? Amount(p, "revenue") ?? Amount(p, "value") ?? 0m;
         var currency = p.TryGetProperty("currency", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString()! : brandCurrency;
-        var minor = (long)Math.Round(amount * (decimal)Math.Pow(10, ZeroDecimalCurrencies.GetValueOrDefault(currency, 2)), MidpointRounding.AwayFromZero);
+        var minor = (long)Math.Round(amount * (decimal)Math.Pow(10, MinorUnits(currency)), MidpointRounding.AwayFromZero);
         if (eventName == Completed)
         {
             profile.OrderCount++;

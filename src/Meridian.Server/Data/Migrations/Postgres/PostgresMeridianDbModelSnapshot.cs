@@ -1971,6 +1971,10 @@ namespace Meridian.Data.Migrations.Postgres
 
                     NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
 
+                    b.Property<long>("CheckoutPointsPerCurrencyUnit")
+                        .HasColumnType("bigint")
+                        .HasColumnName("checkout_points_per_currency_unit");
+
                     b.Property<int>("Combination")
                         .HasColumnType("integer")
                         .HasColumnName("combination");

@@ -1909,6 +1909,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("id");
 
+                    b.Property<long>("CheckoutPointsPerCurrencyUnit")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("checkout_points_per_currency_unit");
+
                     b.Property<int>("Combination")
                         .HasColumnType("INTEGER")
                         .HasColumnName("combination");
