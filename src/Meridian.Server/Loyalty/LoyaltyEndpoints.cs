@@ -223,7 +223,7 @@ public static class LoyaltyEndpoints
     }
 
     public static async Task<Results<Created<TierDto>, ProblemHttpResult>> CreateTier(
-        long id, CreateTierRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
+        long id, CreateTierRequest request, MeridianDb db, AuditLog audit, ProgrammeRules rules, CancellationToken ct)
     {
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
@@ -243,6 +243,7 @@ public static class LoyaltyEndpoints
         db.Add(tier);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.tier.created", "loyalty_tier", tier.Id, null, TierDto.From(tier)));
         if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"The programme already has a tier of rank {request.Rank}.");
+        rules.Forget(id);
         return TypedResults.Created($"/api/v1/loyalty/programmes/{id}", TierDto.From(tier));
     }
 

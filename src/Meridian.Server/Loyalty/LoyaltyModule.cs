@@ -29,6 +29,7 @@ public static class LoyaltyModule
     public static IHostApplicationBuilder AddLoyalty(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<PointsLedger>();
+        builder.Services.AddSingleton<ProgrammeRules>();
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<MemberWallet>();

@@ -31,6 +31,7 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
 
         try
         {
+            using var noSavepoints = PointsLedger.NoSavepoints(db);
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             if (await post() is not { } response) return Problems.NotFound(notFound);
             var stored = new IdempotentRequest
