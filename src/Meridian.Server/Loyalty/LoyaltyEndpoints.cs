@@ -225,7 +225,7 @@ public static class LoyaltyEndpoints
     }
 
     public static async Task<Results<Created<TierDto>, ProblemHttpResult>> CreateTier(
-        long id, CreateTierRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
+        long id, CreateTierRequest request, MeridianDb db, AuditLog audit, ProgrammeRules rules, CancellationToken ct)
     {
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
@@ -245,6 +245,7 @@ public static class LoyaltyEndpoints
         db.Add(tier);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.tier.created", "loyalty_tier", tier.Id, null, TierDto.From(tier)));
         if (!await SavedUniqueAsync(db, ct)) return Problems.Conflict($"The programme already has a tier of rank {request.Rank}.");
+        rules.Forget(id);
         return TypedResults.Created($"/api/v1/loyalty/programmes/{id}", TierDto.From(tier));
     }
 
@@ -314,11 +315,12 @@ public static class LoyaltyEndpoints
     public static async Task<Results<Ok<Page<EntryDto>>, ProblemHttpResult>> History(long id, [AsParameters] PageRequest page, MemberWallet wallet, CancellationToken ct) =>
         await wallet.EntriesAsync(id, page, ct) is { } entries ? TypedResults.Ok(entries) : Problems.NotFound($"Member {id}");
 
-    public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct, holdDays: request.PendingDays ?? 0)), $"Member {id}", ct);
+    /// <summary>Earn and spend requests are committed in groups (<see cref="PostingWriter"/>).</summary>
+    public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, CancellationToken ct) =>
+        once.RunGroupedAsync(http, request, PostingKind.Earn, id, request.Points!.Value, request.Reference, request.PendingDays ?? 0, $"Member {id}", ct);
 
-    public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
-        once.RunAsync(http, request, async () => ToDto(await ledger.SpendAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
+    public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, CancellationToken ct) =>
+        once.RunGroupedAsync(http, request, PostingKind.Spend, id, request.Points!.Value, request.Reference, 0, $"Member {id}", ct);
 
     /// <summary>A staff correction with a reason, recorded in the audit log with the entry it posted.</summary>
     public static async Task<IResult> Adjust(long id, AdjustRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, AuditLog audit, CancellationToken ct)

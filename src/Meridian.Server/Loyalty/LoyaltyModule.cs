@@ -29,6 +29,10 @@ public static class LoyaltyModule
     public static IHostApplicationBuilder AddLoyalty(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<PointsLedger>();
+        builder.Services.AddSingleton<ProgrammeRules>();
+        builder.Services.AddOptions<PostingOptions>().BindConfiguration("Meridian:Loyalty:Postings");
+        builder.Services.AddSingleton<PostingWriter>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PostingWriter>());
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<MemberWallet>();

@@ -1,6 +1,7 @@
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Ledger;
 using Meridian.Loyalty.Members;
 using Meridian.Loyalty.Rewards;
 using Microsoft.EntityFrameworkCore;
@@ -12,7 +13,7 @@ namespace Meridian.Loyalty;
 /// self-service API both serve it): membership by profile, balance with what expires when, history, rewards on offer.
 /// Reads within the caller's brands.
 /// </summary>
-public sealed class MemberWallet(MeridianDb db, MemberLinks links)
+public sealed class MemberWallet(MeridianDb db, MemberLinks links, ProgrammeRules rules)
 {
     /// <summary>The profile's membership (its first, when it has several), also when enrolled under a profile since merged into it.</summary>
     public async Task<long?> MemberOfProfileAsync(long profileId, CancellationToken ct) => (await links.OfProfileAsync(profileId, ct))?.Id;
@@ -25,7 +26,8 @@ public sealed class MemberWallet(MeridianDb db, MemberLinks links)
         var expiring = await db.Set<PointLot>().AsNoTracking().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.ExpiresAt != null)
             .GroupBy(l => l.ExpiresAt).Select(g => new { ExpiresAt = g.Key!.Value, Points = g.Sum(l => l.Remaining) })
             .OrderBy(g => g.ExpiresAt).Take(10).ToListAsync(ct);
-        return new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, await LoyaltyEndpoints.TierAsync(db, member, ct),
+        var tier = member.TierId is { } tierId ? (await rules.OfAsync(db, member.ProgrammeId, ct)).Tiers.SingleOrDefault(t => t.Id == tierId) : null;
+        return new BalanceDto(member.Id, member.NetBalance, member.Pending, member.Owed, member.QualifyingPoints, tier is null ? null : TierDto.From(tier),
             expiring.Select(e => new ExpiringPointsDto(e.ExpiresAt, e.Points)).ToList());
     }
 

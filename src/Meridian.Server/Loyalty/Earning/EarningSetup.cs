@@ -3,6 +3,7 @@ using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
+using Meridian.Loyalty.Ledger;
 using Meridian.Platform.Audit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -67,7 +68,7 @@ public static class EarningSetup
             : Problems.NotFound($"Programme {id}");
 
     public static async Task<Results<Ok<EarningSettingsDto>, ValidationProblem, ProblemHttpResult>> ChangeSettings(
-        long id, EarningSettingsRequest request, MeridianDb db, AuditLog audit, CancellationToken ct)
+        long id, EarningSettingsRequest request, MeridianDb db, AuditLog audit, ProgrammeRules rules, CancellationToken ct)
     {
         if (Invalid(request.ExcludedSkus)) return Problems.Validation("excludedSkus", "Each SKU is a non-empty string of at most 200 characters.");
         if (Invalid(request.ExcludedCategories)) return Problems.Validation("excludedCategories", "Each category is a non-empty string of at most 200 characters.");
@@ -86,6 +87,7 @@ public static class EarningSetup
         var after = EarningSettingsDto.From(programme);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.earning_settings.changed", "loyalty_programme", id, before, after));
         await db.SaveChangesAsync(ct);
+        rules.Forget(id);
         return TypedResults.Ok(after);
     }
 
@@ -125,7 +127,7 @@ public static class EarningSetup
             : Problems.NotFound($"Programme {id}");
 
     public static async Task<Results<Created<CampaignDto>, ValidationProblem, ProblemHttpResult>> CreateCampaign(
-        long id, CampaignRequest request, MeridianDb db, AuditLog audit, TimeProvider time, CancellationToken ct)
+        long id, CampaignRequest request, MeridianDb db, AuditLog audit, TimeProvider time, ProgrammeRules rules, CancellationToken ct)
     {
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
@@ -141,6 +143,7 @@ public static class EarningSetup
         db.Add(campaign);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.campaign.created", "loyalty_campaign", campaign.Id, null, CampaignDto.From(campaign)));
         await db.SaveChangesAsync(ct);
+        rules.Forget(id);
         return TypedResults.Created($"/api/v1/loyalty/programmes/{id}/campaigns", CampaignDto.From(campaign));
     }
 }

@@ -28,6 +28,45 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
     protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem member, CancellationToken ct) =>
         await ledger.ExpireDueAsync(member.MemberId, ct) > 0;
 
+    /// <summary>Members expired together in one transaction (one commit, one WAL sync on SQLite, instead of one per member).</summary>
+    internal const int MembersPerTransaction = 100;
+
+    /// <summary>
+    /// Expires the due members <see cref="MembersPerTransaction"/> at a time, each group in one transaction (each member
+    /// still under its row lock, in id order); a group that fails is rolled back and done again member by member, so one
+    /// member's failure holds back no other.
+    /// </summary>
+    protected override async Task<int> HandleDueAsync(List<DueItem> due, CancellationToken ct)
+    {
+        var handled = 0;
+        foreach (var group in due.Chunk(MembersPerTransaction))
+        {
+            try
+            {
+                handled += await InScopeAsync(async (db, services) =>
+                {
+                    var ledger = services.GetRequiredService<PointsLedger>();
+                    using var noSavepoints = PointsLedger.NoSavepoints(db);
+                    await using var transaction = await db.Database.BeginTransactionAsync(ct);
+                    var expired = 0;
+                    foreach (var member in group)
+                    {
+                        if (await ledger.ExpireDueAsync(member.MemberId, ct) > 0) expired++;
+                        db.ChangeTracker.Clear();
+                    }
+                    await transaction.CommitAsync(ct);
+                    return expired;
+                });
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Logger.LogWarning(ex, "Expiring a group of {Members} members failed; expiring them one by one", group.Length);
+                handled += await base.HandleDueAsync([.. group], ct);
+            }
+        }
+        return handled;
+    }
+
     protected override Task AfterSweepAsync(CancellationToken ct) => NoticeExpiringAsync(ct);
 
     /// <summary>One <c>points.expiring</c> per member and expiry date; each lot is marked as it goes, so it is noticed once.</summary>

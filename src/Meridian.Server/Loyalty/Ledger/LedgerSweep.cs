@@ -19,6 +19,7 @@ public abstract class LedgerSweep(IServiceScopeFactory scopes, LoyaltyJobOptions
     protected string Node { get; } = opts.Node;
     protected LoyaltyJobOptions Options => opts;
     protected TimeProvider Time => time;
+    protected ILogger Logger => logger;
 
     /// <summary>Up to <paramref name="take"/> items due now (an item's id and its member's), soonest first.</summary>
     protected abstract Task<List<DueItem>> DueAsync(MeridianDb db, DateTime now, int take, CancellationToken ct);
@@ -45,9 +46,7 @@ public abstract class LedgerSweep(IServiceScopeFactory scopes, LoyaltyJobOptions
         while (true)
         {
             var due = await InScopeAsync((db, _) => DueAsync(db, time.GetUtcNow().UtcDateTime, opts.BatchSize, ct));
-            foreach (var item in due)
-                if (await InScopeAsync((_, services) => HandleAsync(services.GetRequiredService<PointsLedger>(), item, ct)))
-                    posted++;
+            posted += await HandleDueAsync(due, ct);
             if (!await LeaseAsync(ct)) return posted;
             if (due.Count < opts.BatchSize) break;
         }
@@ -56,6 +55,16 @@ public abstract class LedgerSweep(IServiceScopeFactory scopes, LoyaltyJobOptions
             .ExecuteUpdateAsync(s => s.SetProperty(j => j.LastRunAt, time.GetUtcNow().UtcDateTime), ct));
         if (posted > 0) logger.LogInformation("{Job}: {Items} handled", Name, posted);
         return posted;
+    }
+
+    /// <summary>Handles a batch of due items, by default each in a scope and transaction of its own; returns how many it handled.</summary>
+    protected virtual async Task<int> HandleDueAsync(List<DueItem> due, CancellationToken ct)
+    {
+        var handled = 0;
+        foreach (var item in due)
+            if (await InScopeAsync((_, services) => HandleAsync(services.GetRequiredService<PointsLedger>(), item, ct)))
+                handled++;
+        return handled;
     }
 
     private Task<bool> LeaseAsync(CancellationToken ct) =>

@@ -49,7 +49,8 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// the brand <see cref="At"/> names (the order follower: the order's brand); the events of a posting go out under that
 /// brand, naming the member's profile there.
 /// </summary>
-public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, TenantScope tenant, ILogger<PointsLedger> logger)
+public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, TenantScope tenant, ProgrammeRules rules,
+    ILogger<PointsLedger> logger)
 {
     private long? brand;
 
@@ -97,11 +98,10 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (await LockAsync(memberId, ct) is not { } member) return null;
         if (sourceKey is not null && await db.Set<LedgerEntry>().AsNoTracking().SingleOrDefaultAsync(e => e.MemberId == memberId && e.SourceKey == sourceKey, ct) is { } earlier)
             return earlier;
-        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var (programme, tiers, campaigns) = await rules.OfAsync(db, member.ProgrammeId, ct);
         if (await decide(programme, member) is not { } earning) return null;
-        var tiers = await db.Set<LoyaltyTier>().AsNoTracking().Where(t => t.ProgrammeId == programme.Id).ToListAsync(ct);
         var now = time.GetUtcNow().UtcDateTime;
-        var (points, explained) = EarningMath.Apply(earning.BasePoints, await MultipliersAsync(programme, member, tiers, now, ct), programme.Combination, programme.Rounding);
+        var (points, explained) = EarningMath.Apply(earning.BasePoints, Multipliers(member, tiers, campaigns, now), programme.Combination, programme.Rounding);
         var rule = $"{earning.Rule}: {explained}";
         if (points <= 0) throw new BusinessRuleException($"{rule}: nothing to credit.", StatusCodes.Status422UnprocessableEntity);
 
@@ -120,8 +120,8 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         member.QualifyingPoints += points;
         if (tiers.Count > 0)
         {
-            // The entry must be in the database for a windowed qualifying value to count it.
-            await db.SaveChangesAsync(ct);
+            // The entry must be in the database for a qualifying value summed from the entries to count it.
+            if (TierStanding.SumsEntries(programme)) await db.SaveChangesAsync(ct);
             await standing.EvaluateAsync(programme, member, tiers, mayDowngrade: false, "earned", site, ct);
         }
         await db.SaveChangesAsync(ct);
@@ -129,13 +129,11 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     });
 
     /// <summary>The member's tier multiplier and those of the programme's campaigns running now that the member qualifies for.</summary>
-    private async Task<List<Multiplier>> MultipliersAsync(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, DateTime now, CancellationToken ct)
+    private static List<Multiplier> Multipliers(LoyaltyMember member, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, DateTime now)
     {
         var multipliers = new List<Multiplier>();
         if (tiers.SingleOrDefault(t => t.Id == member.TierId) is { MultiplierPercent: not 100 } tier)
             multipliers.Add(new Multiplier($"tier {tier.Name}", tier.MultiplierPercent));
-        var campaigns = await db.Set<LoyaltyCampaign>().AsNoTracking()
-            .Where(c => c.ProgrammeId == programme.Id && c.StartsAt <= now && c.EndsAt > now).OrderBy(c => c.Id).ToListAsync(ct);
         multipliers.AddRange(campaigns.Where(c => c.AppliesTo(now, member.TierId)).Select(c => new Multiplier($"campaign {c.Name}", c.MultiplierPercent)));
         return multipliers;
     }
@@ -143,7 +141,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     public Task<LedgerEntry?> SpendAsync(long memberId, long points, string? reference, CancellationToken ct) => InTransactionAsync(async () =>
     {
         if (await MoveAsync(memberId, -points, ct) is not { } member) return null;
-        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var programme = (await rules.OfAsync(db, member.ProgrammeId, ct)).Programme;
         var book = await BookAsync(member, ct, spendableDelta: -points);
         var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, time.GetUtcNow().UtcDateTime, "api: spend", reference: reference);
         var site = await SiteAsync(programme, member, ct);
@@ -218,18 +216,33 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         Math.Abs(await db.Set<LedgerEntry>().Where(e => e.ReversesEntryId == original.Id).SumAsync(e => e.Points + e.Pending, ct));
 
     /// <summary>
-    /// Expires what is left of the member's due lots, one entry per lot, in one transaction under the member's row lock;
-    /// returns how many lots it expired (0: nothing due, e.g. another node or a spend got there first).
+    /// Expires what is left of the member's due lots, one entry per lot, under the member's row lock, in the caller's
+    /// transaction (the expiry job expires a batch of members in one) or one of its own; returns how many lots it
+    /// expired (0: nothing due, e.g. another node or a spend got there first).
     /// </summary>
     public async Task<int> ExpireDueAsync(long memberId, CancellationToken ct)
     {
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        try
+        {
+            var expired = await ExpireDueLockedAsync(memberId, ct);
+            if (own is not null && expired > 0) await own.CommitAsync(ct);
+            return expired;
+        }
+        finally
+        {
+            if (own is not null) await own.DisposeAsync();
+        }
+    }
+
+    private async Task<int> ExpireDueLockedAsync(long memberId, CancellationToken ct)
+    {
         if (await LockAsync(memberId, ct) is not { } member) return 0;
         var now = time.GetUtcNow().UtcDateTime;
         var due = await db.Set<PointLot>().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.HeldUntil == null && l.ExpiresAt <= now)
             .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).ToListAsync(ct);
         if (due.Count == 0) return 0;
-        var programme = await ProgrammeAsync(member.ProgrammeId, ct);
+        var programme = (await rules.OfAsync(db, member.ProgrammeId, ct)).Programme;
         var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, due);
         // Expired points count against the brand that granted them.
         var grantedAt = programme.Shared ? await GrantingBrandsAsync(due, ct) : [];
@@ -243,7 +256,6 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         }
         await StoreAsync(member, book, 0, ct);
         await db.SaveChangesAsync(ct);
-        await transaction.CommitAsync(ct);
         return due.Count;
     }
 
@@ -285,10 +297,27 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     private async Task<LedgerEntry?> InTransactionAsync(Func<Task<LedgerEntry?>> post)
     {
         if (db.Database.CurrentTransaction is not null) return await post();
+        using var noSavepoints = NoSavepoints(db);
         await using var transaction = await db.Database.BeginTransactionAsync();
         var entry = await post();
         if (entry is not null) await transaction.CommitAsync();
         return entry;
+    }
+
+    /// <summary>
+    /// Turns off the savepoint EF makes before each <c>SaveChanges</c> inside a transaction (a round trip each) until
+    /// disposed. A posting never carries on after a failed statement: its transaction is rolled back whole.
+    /// </summary>
+    internal static IDisposable NoSavepoints(MeridianDb db)
+    {
+        var before = db.Database.AutoSavepointsEnabled;
+        db.Database.AutoSavepointsEnabled = false;
+        return new Restore(() => db.Database.AutoSavepointsEnabled = before);
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     /// <summary>Takes the member's row lock without moving points; null when the member does not exist (in the caller's brands).</summary>

@@ -19,7 +19,7 @@ public sealed class TierStanding(MeridianDb db, EventPublisher events, TimeProvi
     /// </summary>
     public async Task<long> QualifyingAsync(LoyaltyProgramme programme, LoyaltyMember member, DateTime now, CancellationToken ct)
     {
-        if (programme is { TierBasis: TierBasis.QualifyingPoints, TierWindow: TierWindow.Lifetime }) return member.QualifyingPoints;
+        if (!SumsEntries(programme)) return member.QualifyingPoints;
         var entries = db.Set<LedgerEntry>().Where(e => e.MemberId == member.Id && e.Account == LedgerAccounts.Issued);
         if (programme.TierWindow != TierWindow.Lifetime)
         {
@@ -30,6 +30,9 @@ public sealed class TierStanding(MeridianDb db, EventPublisher events, TimeProvi
             ? await entries.SumAsync(e => e.QualifyingSpend, ct)
             : await entries.SumAsync(e => e.Points + e.Pending, ct);
     }
+
+    /// <summary>Whether the qualifying value is summed from the ledger's entries (else the member row's running total is it).</summary>
+    public static bool SumsEntries(LoyaltyProgramme programme) => programme is not { TierBasis: TierBasis.QualifyingPoints, TierWindow: TierWindow.Lifetime };
 
     /// <summary>
     /// Moves the member to the tier it qualifies for (never below its floor); down only with <paramref name="mayDowngrade"/>.
