@@ -315,12 +315,11 @@ public static class LoyaltyEndpoints
     public static async Task<Results<Ok<Page<EntryDto>>, ProblemHttpResult>> History(long id, [AsParameters] PageRequest page, MemberWallet wallet, CancellationToken ct) =>
         await wallet.EntriesAsync(id, page, ct) is { } entries ? TypedResults.Ok(entries) : Problems.NotFound($"Member {id}");
 
-    /// <summary>Earn and spend requests are committed in groups (<see cref="PostingWriter"/>).</summary>
-    public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, CancellationToken ct) =>
-        once.RunGroupedAsync(http, request, PostingKind.Earn, id, request.Points!.Value, request.Reference, request.PendingDays ?? 0, $"Member {id}", ct);
+    public static Task<IResult> Earn(long id, EarnRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
+        once.RunAsync(http, request, async () => ToDto(await ledger.EarnAsync(id, request.Points!.Value, request.Reference, ct, holdDays: request.PendingDays ?? 0)), $"Member {id}", ct);
 
-    public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, CancellationToken ct) =>
-        once.RunGroupedAsync(http, request, PostingKind.Spend, id, request.Points!.Value, request.Reference, 0, $"Member {id}", ct);
+    public static Task<IResult> Spend(long id, SpendRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, CancellationToken ct) =>
+        once.RunAsync(http, request, async () => ToDto(await ledger.SpendAsync(id, request.Points!.Value, request.Reference, ct)), $"Member {id}", ct);
 
     /// <summary>A staff correction with a reason, recorded in the audit log with the entry it posted.</summary>
     public static async Task<IResult> Adjust(long id, AdjustRequest request, HttpContext http, IdempotentPosting once, PointsLedger ledger, AuditLog audit, CancellationToken ct)

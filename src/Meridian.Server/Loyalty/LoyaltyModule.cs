@@ -30,9 +30,6 @@ public static class LoyaltyModule
     {
         builder.Services.AddScoped<PointsLedger>();
         builder.Services.AddSingleton<ProgrammeRules>();
-        builder.Services.AddOptions<PostingOptions>().BindConfiguration("Meridian:Loyalty:Postings");
-        builder.Services.AddSingleton<PostingWriter>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<PostingWriter>());
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();
         builder.Services.AddScoped<MemberWallet>();

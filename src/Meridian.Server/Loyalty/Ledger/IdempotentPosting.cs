@@ -15,7 +15,7 @@ namespace Meridian.Loyalty.Ledger;
 /// committed or not; the same key with another request is refused with 422. Refusals (404, 409) are not stored: the
 /// points did not move, and a retry is judged afresh. Two requests racing with one key meet at the key's unique index.
 /// </summary>
-public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimeProvider time, PostingWriter writer)
+public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimeProvider time)
 {
     public const string Header = "Idempotency-Key";
     private static readonly JsonSerializerOptions Json = MeridianJson.Options;
@@ -51,24 +51,6 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
             if (await FindAsync(key, ct) is { } raced) return Replay(raced, hash);
             throw;
         }
-    }
-
-    /// <summary>
-    /// An earn or spend, posted by <see cref="PostingWriter"/> in a group commit with other requests; the same contract
-    /// as <see cref="RunAsync{TResponse}"/> (a replay gets the first response byte for byte, the key with another request 422).
-    /// </summary>
-    public async Task<IResult> RunGroupedAsync(HttpContext http, object request, PostingKind kind, long memberId, long points, string? reference, int holdDays,
-        string notFound, CancellationToken ct)
-    {
-        var key = http.Request.Headers[Header].ToString();
-        if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
-            return Problems.Validation(Header, "Send an Idempotency-Key header (at most 200 characters) with every request that moves points.");
-        var hash = IdempotencyKeys.RequestHash(http.Request.Method, http.Request.Path, request);
-        if (await FindAsync(key, ct) is { } earlier) return Replay(earlier, hash);
-        var posted = await writer.PostAsync(new PostingOrder(kind, memberId, points, reference, holdDays, key, hash, tenant.GroupId, tenant.BrandIds, tenant.Brand));
-        if (posted.Stored is { } stored) return Stored(stored);
-        if (!posted.Raced) return Problems.NotFound(notFound);
-        return await FindAsync(key, ct) is { } raced ? Replay(raced, hash) : throw new InvalidOperationException("A posting failed to commit its Idempotency-Key row.");
     }
 
     private Task<IdempotentRequest?> FindAsync(string key, CancellationToken ct) =>
