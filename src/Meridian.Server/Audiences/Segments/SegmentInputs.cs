@@ -36,8 +36,14 @@ internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IEven
             + await db.Set<OutboxDelivery>().LongCountAsync(d => d.Subscriber == SubscriberName && d.Status == DeliveryStatus.Pending && inputs.Any(m => m.Id == d.MessageId), ct);
     }
 
+    /// <summary>Whether a brand has segments, read once per scope (the dispatcher's scope is one batch of messages).</summary>
+    private readonly Dictionary<long, bool> segmented = [];
+
     public async ValueTask<IReadOnlyList<string>> TargetsAsync(OutboxMessage message, CancellationToken ct) =>
-        message.BrandId is { } brand && Types.Contains(message.Type) && await db.Set<Segment>().AnyAsync(s => s.TenantId == brand, ct) ? [""] : [];
+        message.BrandId is { } brand && Types.Contains(message.Type) && await SegmentedAsync(brand, ct) ? [""] : [];
+
+    private async ValueTask<bool> SegmentedAsync(long brand, CancellationToken ct) =>
+        segmented.TryGetValue(brand, out var known) ? known : segmented[brand] = await db.Set<Segment>().AnyAsync(s => s.TenantId == brand, ct);
 
     public async Task HandleAsync(OutboxMessage message, string target, CancellationToken ct)
     {

@@ -145,8 +145,15 @@ internal sealed class DomainEventTrigger(MeridianDb db, JourneyGraphs graphs, Jo
             await entries.EnterAsync(journey, profileId, JourneyEntries.Key("outbox", message.Id), payload.RootElement, ct);
     }
 
-    private async Task<List<(Journey Journey, JourneyGraph Graph)>> StartingAsync(long brand, OutboxMessage message, CancellationToken ct) =>
-        (await ActiveJourneys.ListAsync(db, graphs, "domain_event", brand, ct)).Where(j => j.Graph.Trigger.Event == message.Type).ToList();
+    /// <summary>A brand's active journeys started by domain events, read once per scope (the dispatcher's scope is one batch of messages).</summary>
+    private readonly Dictionary<long, List<(Journey Journey, JourneyGraph Graph)>> activeOf = [];
+
+    private async Task<List<(Journey Journey, JourneyGraph Graph)>> StartingAsync(long brand, OutboxMessage message, CancellationToken ct)
+    {
+        if (!activeOf.TryGetValue(brand, out var active))
+            activeOf[brand] = active = await ActiveJourneys.ListAsync(db, graphs, "domain_event", brand, ct);
+        return active.Where(j => j.Graph.Trigger.Event == message.Type).ToList();
+    }
 }
 
 /// <summary>

@@ -54,10 +54,14 @@ internal sealed class WebhookSubscriber(MeridianDb db, IHttpClientFactory client
     public const string HttpClientName = "webhooks";
     public string Name => "webhooks";
 
+    /// <summary>A brand's enabled endpoints, read once per scope (the dispatcher's scope is one batch of messages).</summary>
+    private readonly Dictionary<long, List<WebhookEndpoint>> endpointsOf = [];
+
     public async ValueTask<IReadOnlyList<string>> TargetsAsync(OutboxMessage message, CancellationToken ct)
     {
         if (message.BrandId is not { } brand) return [];
-        var endpoints = await db.Set<WebhookEndpoint>().AsNoTracking().Where(w => w.TenantId == brand && w.Enabled).ToListAsync(ct);
+        if (!endpointsOf.TryGetValue(brand, out var endpoints))
+            endpointsOf[brand] = endpoints = await db.Set<WebhookEndpoint>().AsNoTracking().Where(w => w.TenantId == brand && w.Enabled).ToListAsync(ct);
         return endpoints.Where(w => w.Wants(message.Type)).Select(w => w.Id.ToString(CultureInfo.InvariantCulture)).ToList();
     }
 
