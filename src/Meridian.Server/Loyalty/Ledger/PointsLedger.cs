@@ -222,17 +222,10 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     /// </summary>
     public async Task<int> ExpireDueAsync(long memberId, CancellationToken ct)
     {
-        var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
-        try
-        {
-            var expired = await ExpireDueLockedAsync(memberId, ct);
-            if (own is not null && expired > 0) await own.CommitAsync(ct);
-            return expired;
-        }
-        finally
-        {
-            if (own is not null) await own.DisposeAsync();
-        }
+        await using var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        var expired = await ExpireDueLockedAsync(memberId, ct);
+        if (own is not null && expired > 0) await own.CommitAsync(ct);
+        return expired;
     }
 
     private async Task<int> ExpireDueLockedAsync(long memberId, CancellationToken ct)

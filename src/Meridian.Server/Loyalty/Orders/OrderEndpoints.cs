@@ -4,6 +4,7 @@ using Meridian.Hosting;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Ledger;
 using Meridian.Data;
+using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Loyalty.Orders;
@@ -57,7 +58,7 @@ public static class OrderEndpoints
     /// points back into the lots they came from.
     /// </summary>
     public static async Task<IResult> Checkout(long id, CheckoutRequest request, HttpContext http, IdempotentPosting once, MeridianDb db, PointsLedger ledger,
-        CancellationToken ct)
+        TenantScope tenant, CancellationToken ct)
     {
         if ((request.Amount is null) == (request.Points is null))
             return Problems.Validation("amount", "Send either amount (the value to pay) or points (the points to use), not both.");
@@ -66,7 +67,7 @@ public static class OrderEndpoints
         if (rate <= 0)
             return TypedResults.Problem(statusCode: StatusCodes.Status422UnprocessableEntity, type: ProblemTypes.BusinessRule,
                 title: "Points cannot pay at checkout in this programme.", detail: "Set checkoutPointsPerCurrencyUnit in the programme's earning settings first.");
-        var brand = await db.Set<Platform.Tenancy.Brand>().AsNoTracking().SingleAsync(b => b.Id == BrandOf(http), ct);
+        var brand = await db.Set<Brand>().AsNoTracking().SingleAsync(b => b.Id == tenant.ActingBrandId!.Value, ct);
         var minor = Profiles.Identity.OrderFacts.MinorUnits(brand.Currency);
         var value = request.Amount ?? decimal.Round((decimal)request.Points!.Value / rate, minor, MidpointRounding.ToZero);
         var points = value * rate;
@@ -83,31 +84,29 @@ public static class OrderEndpoints
     }
 
     public static Task<IResult> Completed(long id, OrderRequest request, HttpContext http, IdempotentPosting once, MeridianDb db, OrderPoints orders,
-        CancellationToken ct) =>
+        TenantScope tenant, CancellationToken ct) =>
         once.RunAsync(http, request, async () =>
         {
             if (await ProgrammeOfAsync(db, id, ct) is not { } programme) return null;
             var message = Message(request.OrderId, request.Total!.Value, request.Currency, request.Products);
-            var entry = await orders.CompletedAsync(programme, id, BrandOf(http), message, request.OrderId, request.Total!.Value, ct)
+            var entry = await orders.CompletedAsync(programme, id, tenant.ActingBrandId!.Value, message, request.OrderId, request.Total!.Value, ct)
                 ?? throw new BusinessRuleException($"Order {request.OrderId}: nothing of its {request.Total} is eligible for points.", StatusCodes.Status422UnprocessableEntity);
             return LoyaltyEndpoints.ToDto(entry);
         }, $"Member {id}", ct);
 
     public static Task<IResult> Refunded(long id, string orderId, OrderRefundRequest request, HttpContext http, IdempotentPosting once, MeridianDb db,
-        OrderPoints orders, CancellationToken ct) =>
+        OrderPoints orders, TenantScope tenant, CancellationToken ct) =>
         once.RunAsync(http, request, async () =>
         {
             if (await ProgrammeOfAsync(db, id, ct) is not { } programme) return null;
             var amount = request.Amount ?? 0m;
-            var brand = BrandOf(http);
+            var brand = tenant.ActingBrandId!.Value;
             var refund = await orders.RefundableAsync(programme, id, brand, Message(orderId, amount, null, request.Products), orderId, amount, ct)
                 ?? throw new BusinessRuleException($"Order {orderId} earned the member nothing here.", StatusCodes.Status404NotFound, ProblemTypes.NotFound);
             if (refund.Points <= 0)
                 throw new BusinessRuleException($"Order {orderId}: its points were taken back already.", StatusCodes.Status409Conflict);
             return LoyaltyEndpoints.ToDto(await orders.RefundAsync(id, brand, refund.Earned, refund.Points, amount, ct));
         }, $"Member {id}", ct);
-
-    private static long BrandOf(HttpContext http) => http.RequestServices.GetRequiredService<Platform.Tenancy.TenantScope>().ActingBrandId!.Value;
 
     private static async Task<LoyaltyProgramme?> ProgrammeOfAsync(MeridianDb db, long memberId, CancellationToken ct) =>
         await db.Set<LoyaltyMember>().AsNoTracking().Where(m => m.Id == memberId)
