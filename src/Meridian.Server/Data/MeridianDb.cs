@@ -27,13 +27,57 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     /// Contexts are pooled (creating one per request cost more than the query it ran): each rental gets the
     /// request's scope and starts with no deferred rows left over from a failed unit of work.
     /// </summary>
-    internal MeridianDb Rent(TenantScope requestScope)
+    internal MeridianDb Rent(TenantScope requestScope, ILogger<MeridianDb> log)
     {
         scope = requestScope;
+        logger = log;
+        rented = true;
         afterKeysAssigned.Clear();
         sharedOwners.Clear();
         OutboxPending = false;
         return this;
+    }
+
+    private ILogger<MeridianDb>? logger;
+    private bool rented;
+
+    /// <summary>
+    /// The backstop for <see cref="Hosting.OpenedConnection"/>: a pooled context goes back to the pool with its
+    /// connection, so one a unit of work opened and left open would stay out of the driver's pool for good (and a
+    /// context the pool then discards never gives it back). It is closed here, with a warning naming the bug.
+    /// </summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (rented)
+        {
+            rented = false;
+            if (Database.CurrentTransaction is { } transaction) await transaction.DisposeAsync();
+            var connection = Database.GetDbConnection();
+            if (connection.State != System.Data.ConnectionState.Closed)
+            {
+                logger?.LogWarning("A unit of work left its database connection open; it is closed before the context goes back to the pool");
+                for (var i = 0; i < 100 && connection.State != System.Data.ConnectionState.Closed; i++) await Database.CloseConnectionAsync();
+                if (connection.State != System.Data.ConnectionState.Closed) await connection.CloseAsync();
+            }
+        }
+        await base.DisposeAsync();
+    }
+
+    public override void Dispose()
+    {
+        if (rented)
+        {
+            rented = false;
+            Database.CurrentTransaction?.Dispose();
+            var connection = Database.GetDbConnection();
+            if (connection.State != System.Data.ConnectionState.Closed)
+            {
+                logger?.LogWarning("A unit of work left its database connection open; it is closed before the context goes back to the pool");
+                for (var i = 0; i < 100 && connection.State != System.Data.ConnectionState.Closed; i++) Database.CloseConnection();
+                if (connection.State != System.Data.ConnectionState.Closed) connection.Close();
+            }
+        }
+        base.Dispose();
     }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)

@@ -91,7 +91,7 @@ public static class DatabaseExtensions
             MeridianDb db = sp.GetRequiredService<DatabaseSettings>().Provider == DatabaseProvider.Sqlite
                 ? sp.GetRequiredService<IDbContextFactory<SqliteMeridianDb>>().CreateDbContext()
                 : sp.GetRequiredService<IDbContextFactory<PostgresMeridianDb>>().CreateDbContext();
-            return db.Rent(sp.GetRequiredService<TenantScope>());
+            return db.Rent(sp.GetRequiredService<TenantScope>(), sp.GetRequiredService<ILogger<MeridianDb>>());
         });
         return services;
     }

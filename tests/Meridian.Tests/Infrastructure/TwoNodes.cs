@@ -37,6 +37,9 @@ public sealed class TwoNodes : IAsyncDisposable
         return new TwoNodes(database, a, b);
     }
 
+    /// <summary>What both nodes logged (warnings and errors), for a failure message: a 500 on a node says why only there.</summary>
+    public string Output => $"--- node-a ---\n{A.Output}\n--- node-b ---\n{B.Output}";
+
     /// <summary>A client of one node with the admin key, acting on the demo brand.</summary>
     public static HttpClient Client(ServerProcess node)
     {

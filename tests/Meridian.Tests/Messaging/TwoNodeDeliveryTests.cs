@@ -58,7 +58,7 @@ public sealed class TwoNodeDeliveryTests
             request.Headers.Add("Idempotency-Key", $"two-{n}");
             using var response = await (i % 2 == 0 ? a : b).SendAsync(request, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
-            Assert.True(response.IsSuccessStatusCode, body);
+            Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {body}\n{nodes.Output}");
             ids[n] = JsonDocument.Parse(body).RootElement.GetProperty("id").GetInt64();
         });
 

@@ -32,7 +32,7 @@ public sealed class TwoNodeOutboxTests
         {
             var node = i % 2 == 0 ? a : b;
             using var response = await node.PostAsJsonAsync("/api/v1/sources", new { name = $"src-{i}", channel = "pos" }, ct);
-            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync(ct));
+            Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}\n{nodes.Output}");
         });
 
         await receiver.WaitForAsync(calls => calls.Count >= events, TimeSpan.FromSeconds(60));

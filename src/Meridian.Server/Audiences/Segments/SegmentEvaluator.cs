@@ -1,4 +1,5 @@
 using Meridian.Data;
+using Meridian.Hosting;
 using Microsoft.EntityFrameworkCore;
 
 namespace Meridian.Audiences.Segments;
@@ -17,8 +18,9 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
     /// <summary>Matching profile ids above <paramref name="after"/>, ascending: one more than <paramref name="take"/> tells that more follow.</summary>
     public async Task<List<long>> MembersAsync(long brandId, SegmentRule rule, long after, int take, CancellationToken ct)
     {
-        await using var command = await CommandAsync($"SELECT p.id {LiveProfiles} AND p.id > @after AND {{0}} ORDER BY p.id LIMIT {take + 1}", brandId, rule,
-            [("@after", after)], ct);
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = Command($"SELECT p.id {LiveProfiles} AND p.id > @after AND {{0}} ORDER BY p.id LIMIT {take + 1}", brandId, rule,
+            [("@after", after)]);
         await using var reader = await command.ExecuteReaderAsync(ct);
         var ids = new List<long>();
         while (await reader.ReadAsync(ct)) ids.Add(reader.GetInt64(0));
@@ -35,9 +37,8 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
     {
         if (brandIds is { Count: 0 }) return null;
         var brands = brandIds is null ? "" : $" AND s.tenant_id IN ({string.Join(", ", brandIds.Select((_, i) => "@b" + i))})";
-        var connection = db.Database.GetDbConnection();
-        if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
-        await using var command = connection.CreateCommand();
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
         command.CommandText = $"""
             SELECT CASE WHEN EXISTS (SELECT 1 FROM segment_members m WHERE m.segment_id = s.id AND m.profile_id = p.id) THEN 1 ELSE 0 END
               FROM segments s JOIN profiles p ON p.id = @profile AND p.tenant_id = s.tenant_id
@@ -50,18 +51,17 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
 
     private async Task<object?> ScalarAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct, bool everyProfile = false)
     {
-        await using var command = await CommandAsync(sql, brandId, rule, extra, ct, everyProfile);
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = Command(sql, brandId, rule, extra, everyProfile);
         var value = await command.ExecuteScalarAsync(ct);
         return value is DBNull ? null : value;
     }
 
-    private async Task<System.Data.Common.DbCommand> CommandAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct,
-        bool everyProfile = false)
+    /// <summary>The rule's query on the context's connection, which the caller has opened.</summary>
+    private System.Data.Common.DbCommand Command(string sql, long brandId, SegmentRule rule, (string, object)[] extra, bool everyProfile = false)
     {
         var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value, everyProfile);
-        var connection = db.Database.GetDbConnection();
-        if (connection.State != System.Data.ConnectionState.Open) await db.Database.OpenConnectionAsync(ct);
-        var command = connection.CreateCommand();
+        var command = db.Database.GetDbConnection().CreateCommand();
         command.CommandText = sql.Replace("{0}", condition, StringComparison.Ordinal);
         SegmentSql.Bind(command, [("@brand", brandId), .. extra, .. parameters]);
         return command;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Meridian.Audiences.Data;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
@@ -241,18 +242,11 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
 
         private async Task ReadAsync(string sql, Action<System.Data.Common.DbDataReader> row, CancellationToken ct)
         {
-            await db.Database.OpenConnectionAsync(ct);
-            try
-            {
-                await using var command = db.Database.GetDbConnection().CreateCommand();
-                command.CommandText = sql;
-                await using var reader = await command.ExecuteReaderAsync(ct);
-                while (await reader.ReadAsync(ct)) row(reader);
-            }
-            finally
-            {
-                await db.Database.CloseConnectionAsync();
-            }
+            await using var open = await db.Database.OpenedAsync(ct);
+            await using var command = open.Connection.CreateCommand();
+            command.CommandText = sql;
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct)) row(reader);
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Serialization;
 using Meridian.Audiences.Data;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Platform.Outbox;
 using Microsoft.EntityFrameworkCore;
 
@@ -142,18 +143,11 @@ public sealed class SegmentMembership(MeridianDb db, EventPublisher events, Tags
     private async Task ReadAsync(string sql, long brandId, IReadOnlyList<(string Name, object Value)> parameters, Action<System.Data.Common.DbDataReader> row,
         CancellationToken ct)
     {
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.CommandText = sql;
-            SegmentSql.Bind(command, [("@brand", brandId), .. parameters]);
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct)) row(reader);
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
+        command.CommandText = sql;
+        SegmentSql.Bind(command, [("@brand", brandId), .. parameters]);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) row(reader);
     }
 }

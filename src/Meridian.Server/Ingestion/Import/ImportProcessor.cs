@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Ingestion.Sources;
 using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Tenancy;
@@ -172,15 +173,8 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
                 else
                 {
                     stored = new StoreResult(0, 0, 0);
-                    await db.Database.OpenConnectionAsync(ct);
-                    try
-                    {
-                        await RecordAsync(db.Database.GetDbConnection(), null, id, owner, chunk, stored, ct);
-                    }
-                    finally
-                    {
-                        await db.Database.CloseConnectionAsync();
-                    }
+                    await using var open = await db.Database.OpenedAsync(ct);
+                    await RecordAsync(db.Database.GetDbConnection(), null, id, owner, chunk, stored, ct);
                 }
             }
 
@@ -246,32 +240,25 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
         // By id (the CLI), a job may also be claimed by the owner of its lease: the CLI creates its job already leased, so
         // that no server takes it between the insert and the claim.
         var free = id is null ? "(lease_until IS NULL OR lease_until < @now)" : "(lease_until IS NULL OR lease_until < @now OR lease_owner = @owner) AND id = @id";
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.CommandText = $"""
-                UPDATE imports
-                   SET status = @running, lease_owner = @owner, lease_until = @until, attempts = attempts + 1, started_at = COALESCE(started_at, @now)
-                 WHERE id IN (SELECT id FROM imports
-                               WHERE status IN (@queued, @running) AND {free}
-                               ORDER BY id LIMIT 1 {skipLocked})
-                   AND status IN (@queued, @running) AND {free}
-                RETURNING id, attempts, error
-                """;
-            Add(command, "running", nameof(ImportStatus.Running));
-            Add(command, "queued", nameof(ImportStatus.Queued));
-            Add(command, "owner", owner);
-            Add(command, "until", now + opts.Lease);
-            Add(command, "now", now);
-            if (id is not null) Add(command, "id", id.Value);
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            return await reader.ReadAsync(ct) ? new Claim(reader.GetInt64(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
+        command.CommandText = $"""
+            UPDATE imports
+               SET status = @running, lease_owner = @owner, lease_until = @until, attempts = attempts + 1, started_at = COALESCE(started_at, @now)
+             WHERE id IN (SELECT id FROM imports
+                           WHERE status IN (@queued, @running) AND {free}
+                           ORDER BY id LIMIT 1 {skipLocked})
+               AND status IN (@queued, @running) AND {free}
+            RETURNING id, attempts, error
+            """;
+        Add(command, "running", nameof(ImportStatus.Running));
+        Add(command, "queued", nameof(ImportStatus.Queued));
+        Add(command, "owner", owner);
+        Add(command, "until", now + opts.Lease);
+        Add(command, "now", now);
+        if (id is not null) Add(command, "id", id.Value);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? new Claim(reader.GetInt64(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
     }
 
     /// <summary>Gives the job up at once (shutting down): another node, or this one restarted, resumes it without waiting for the lease.</summary>

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Meridian.Data;
+using Meridian.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 
@@ -27,58 +28,44 @@ public sealed class EventLog(MeridianDb db)
     public async Task<IReadOnlyList<LoggedEvent>> ReadAfterAsync(EventLogPosition after, int limit, CancellationToken ct)
     {
         var postgres = db.Database.IsNpgsql();
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            command.CommandText = postgres
-                ? """
-                  SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
-                   WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-                   ORDER BY tx_id, id LIMIT @limit
-                  """
-                : """
-                  SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
-                   WHERE id > @id ORDER BY id LIMIT @limit
-                  """;
-            Add(command, "tx", after.TxId);
-            Add(command, "id", after.Id);
-            Add(command, "limit", limit);
-            var events = new List<LoggedEvent>(limit);
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
-                events.Add(new LoggedEvent(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetString(4),
-                    reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
-                    reader.IsDBNull(7) ? null : reader.GetString(7), DateTime.SpecifyKind(reader.GetDateTime(8), DateTimeKind.Utc),
-                    reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10), DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc)));
-            return events;
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
+        command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+        command.CommandText = postgres
+            ? """
+              SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
+               WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+               ORDER BY tx_id, id LIMIT @limit
+              """
+            : """
+              SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
+               WHERE id > @id ORDER BY id LIMIT @limit
+              """;
+        Add(command, "tx", after.TxId);
+        Add(command, "id", after.Id);
+        Add(command, "limit", limit);
+        var events = new List<LoggedEvent>(limit);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            events.Add(new LoggedEvent(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetString(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5), reader.IsDBNull(6) ? null : reader.GetString(6),
+                reader.IsDBNull(7) ? null : reader.GetString(7), DateTime.SpecifyKind(reader.GetDateTime(8), DateTimeKind.Utc),
+                reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10), DateTime.SpecifyKind(reader.GetDateTime(11), DateTimeKind.Utc)));
+        return events;
     }
 
     /// <summary>How many events lie after a position: a consumer's backlog.</summary>
     public async Task<long> BacklogAsync(EventLogPosition after, CancellationToken ct)
     {
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            command.CommandText = db.Database.IsNpgsql()
-                ? "SELECT count(*) FROM events WHERE (tx_id, id) > (@tx, @id)"
-                : "SELECT count(*) FROM events WHERE id > @id";
-            Add(command, "tx", after.TxId);
-            Add(command, "id", after.Id);
-            return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
+        command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+        command.CommandText = db.Database.IsNpgsql()
+            ? "SELECT count(*) FROM events WHERE (tx_id, id) > (@tx, @id)"
+            : "SELECT count(*) FROM events WHERE id > @id";
+        Add(command, "tx", after.TxId);
+        Add(command, "id", after.Id);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>The given events (for a profile's timeline), in no particular order; ids not in the scope's brands are skipped.</summary>

@@ -34,29 +34,22 @@ public sealed class EventStore(MeridianDb db, EventLogSignal appended)
     public async Task<StoreResult[]> StoreAsync(IReadOnlyList<IngestBatch> batches,
         Func<DbTransaction, StoreResult[], CancellationToken, Task>? alsoInTransaction, CancellationToken ct)
     {
-        await db.Database.OpenConnectionAsync(ct);
-        try
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        var tx = transaction.GetDbTransaction();
+        var results = new StoreResult[batches.Count];
+        for (var b = 0; b < batches.Count; b++)
         {
-            await using var transaction = await db.Database.BeginTransactionAsync(ct);
-            var tx = transaction.GetDbTransaction();
-            var results = new StoreResult[batches.Count];
-            for (var b = 0; b < batches.Count; b++)
-            {
-                var batch = batches[b];
-                var inserted = await BulkInsert.InsertAsync(tx, "events", EventColumns, EventRows(batch), " ON CONFLICT (source_id, message_id) DO NOTHING", ct);
-                await BulkInsert.InsertAsync(tx, "rejected_events", RejectColumns, RejectRows(batch), "", ct);
-                results[b] = new StoreResult(inserted, batch.Accepted.Count - inserted, batch.Rejected.Count);
-            }
-            await CountAsync(tx, batches, results, ct);
-            if (alsoInTransaction is not null) await alsoInTransaction(tx, results, ct);
-            await transaction.CommitAsync(ct);
-            if (results.Any(r => r.Accepted > 0)) appended.Notify();
-            return results;
+            var batch = batches[b];
+            var inserted = await BulkInsert.InsertAsync(tx, "events", EventColumns, EventRows(batch), " ON CONFLICT (source_id, message_id) DO NOTHING", ct);
+            await BulkInsert.InsertAsync(tx, "rejected_events", RejectColumns, RejectRows(batch), "", ct);
+            results[b] = new StoreResult(inserted, batch.Accepted.Count - inserted, batch.Rejected.Count);
         }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        await CountAsync(tx, batches, results, ct);
+        if (alsoInTransaction is not null) await alsoInTransaction(tx, results, ct);
+        await transaction.CommitAsync(ct);
+        if (results.Any(r => r.Accepted > 0)) appended.Notify();
+        return results;
     }
 
     private static readonly string[] EventColumns =

@@ -145,8 +145,8 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
     {
         var now = time.GetUtcNow().UtcDateTime;
         var postgres = db.Database.IsNpgsql();
-        await db.Database.OpenConnectionAsync(ct);
-        await using var command = db.Database.GetDbConnection().CreateCommand();
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
         command.CommandText = $"""
             UPDATE journey_instances
                SET lease_owner = @owner, lease_until = @until

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Messaging.Channels;
 using Meridian.Messaging.Data;
 using Meridian.Messaging.Templates;
@@ -65,8 +66,8 @@ public sealed class MessageDelivery(IServiceScopeFactory scopes, IOptions<Messag
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var now = time.GetUtcNow().UtcDateTime;
         var skipLocked = db.Database.IsNpgsql() ? "FOR UPDATE SKIP LOCKED" : "";
-        await db.Database.OpenConnectionAsync(ct);
-        await using var command = db.Database.GetDbConnection().CreateCommand();
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
         command.CommandText = $"""
             UPDATE messaging_messages
                SET lease_owner = @owner, lease_until = @until

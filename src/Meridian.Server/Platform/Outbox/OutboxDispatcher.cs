@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -113,9 +114,8 @@ internal sealed class OutboxDispatcher(
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var now = time.GetUtcNow().UtcDateTime;
         var skipLocked = db.Database.IsNpgsql() ? "FOR UPDATE SKIP LOCKED" : "";
-        var connection = db.Database.GetDbConnection();
-        await db.Database.OpenConnectionAsync(ct);
-        await using var command = connection.CreateCommand();
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
         command.CommandText = $"""
             UPDATE outbox_deliveries
                SET lease_owner = @owner, lease_until = @until, attempts = attempts + 1

@@ -82,7 +82,7 @@ public sealed class ProfileScorer(IServiceScopeFactory scopes, IOptions<ScoringO
         var clock = Stopwatch.StartNew();
         // Ranking reads the whole brand; it fills a temporary table outside the transaction, so that the write lock
         // (all of SQLite's, while it lasts) is held only to apply what changed.
-        await db.Database.OpenConnectionAsync(ct);
+        await using var open = await db.Database.OpenedAsync(ct);
         db.Database.SetCommandTimeout(opts.Lease); // a brand's first run rewrites every score: longer than a request's 30 s
         await db.Database.ExecuteSqlRawAsync("DROP TABLE IF EXISTS profile_scores_run", ct);
         await db.Database.ExecuteSqlRawAsync("CREATE TEMP TABLE profile_scores_run (id bigint NOT NULL, r int NOT NULL, f int NOT NULL, m int NOT NULL, v int NOT NULL)", ct);
