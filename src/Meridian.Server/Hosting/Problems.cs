@@ -32,6 +32,7 @@ public static class ProblemTypes
     public const string CouponNotApplicable = Prefix + "coupon-not-applicable";
     public const string CouponAlreadyRedeemed = Prefix + "coupon-already-redeemed";
     public const string BudgetExhausted = Prefix + "budget-exhausted";
+    public const string Unavailable = Prefix + "unavailable";
     public const string Internal = Prefix + "internal";
 
     public static readonly IReadOnlyDictionary<string, (string Title, string Description)> Catalogue =
@@ -57,6 +58,7 @@ public static class ProblemTypes
             ["coupon-not-applicable"] = ("The coupons do not apply to this order.", "`coupons` lists each code with the reasons (stable `code`s) it cannot be used, alone or together with the others."),
             ["coupon-already-redeemed"] = ("The coupon was already used.", "A coupon is redeemed once; a refund of its order (`/reverse`) may give it back."),
             ["budget-exhausted"] = ("The promotion's budget is spent.", "The discount would take the template's total discount beyond its budget."),
+            ["unavailable"] = ("The service is overloaded or its database is unreachable.", "Nothing was changed by this request; retry after the number of seconds in `Retry-After`."),
             ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),
         };
 }
@@ -109,8 +111,18 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
                 Status = 409, Type = ProblemTypes.Conflict, Title = "Conflict.",
                 Detail = "Another request created the same thing at the same moment (a value that must be unique); look it up, or retry.",
             },
+            _ when IsDatabaseUnavailable(exception) => new ProblemDetails
+            {
+                Status = 503, Type = ProblemTypes.Unavailable, Title = "The service is overloaded or its database is unreachable.",
+                Detail = "The database did not answer in time (busy, out of connections or unreachable); nothing was changed. Retry shortly.",
+            },
             _ => null,
         };
+        if (problem?.Status == 503)
+        {
+            logger.LogWarning("Database unavailable for {Method} {Path}: {Reason}", http.Request.Method, http.Request.Path, exception.GetBaseException().Message);
+            http.Response.Headers.RetryAfter = "1";
+        }
         if (problem is null)
         {
             logger.LogError(exception, "Unhandled exception for {Method} {Path}", http.Request.Method, http.Request.Path);
@@ -131,6 +143,26 @@ internal sealed class ProblemExceptionHandler(IProblemDetailsService problems, I
             Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation } => true,
             _ => false,
         };
+
+    /// <summary>
+    /// The database could not serve the request for now: no pooled connection came free in time, the server refused or
+    /// dropped the connection, a deadlock or serialization failure, or SQLite stayed locked past its busy timeout. The
+    /// request's transaction did not commit, so the client may retry it (503 with <c>Retry-After</c>, not a 500).
+    /// </summary>
+    internal static bool IsDatabaseUnavailable(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                case Npgsql.NpgsqlException npgsql when npgsql.IsTransient:
+                case Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 }: // SQLITE_BUSY, SQLITE_LOCKED
+                case TimeoutException:
+                    return true;
+            }
+        }
+        return false;
+    }
 
     private static ProblemDetails FromRule(BusinessRuleException rule)
     {

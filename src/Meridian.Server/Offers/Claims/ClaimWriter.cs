@@ -58,6 +58,13 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
             var results = await WriteAsync(group.Select(p => p.Order).ToList());
             for (var i = 0; i < group.Count; i++) group[i].Done.TrySetResult(results[i]);
         }
+        catch (Exception ex) when (group.Count > 1 && Hosting.ProblemExceptionHandler.IsDatabaseUnavailable(ex) && !IsConflictBetweenNodes(ex))
+        {
+            // The database cannot serve the group (no connection came free, it is unreachable): one by one would only
+            // wait as long again for each claim. Every claim of the group gets the failure (a 503 to retry): none committed.
+            logger.LogWarning("A group commit of {Claims} claims failed: the database is unavailable ({Reason})", group.Count, ex.GetBaseException().Message);
+            foreach (var pending in group) pending.Done.TrySetException(ex);
+        }
         catch (Exception ex) when (group.Count > 1)
         {
             // One claim must not fail the others (e.g. two retries with one key, or a deadlock between nodes): one by one.
@@ -69,6 +76,10 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
             group[0].Done.TrySetException(ex);
         }
     }
+
+    /// <summary>A deadlock or serialization failure between two nodes' groups: one claim at a time gets through it.</summary>
+    private static bool IsConflictBetweenNodes(Exception ex) =>
+        ex.GetBaseException() is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.DeadlockDetected or Npgsql.PostgresErrorCodes.SerializationFailure };
 
     private async Task<IssueResult[]> WriteAsync(List<IssueOrder> orders)
     {
