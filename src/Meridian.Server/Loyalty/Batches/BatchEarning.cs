@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Loyalty.Data;
@@ -12,7 +13,7 @@ using Microsoft.EntityFrameworkCore.Storage;
 namespace Meridian.Loyalty.Batches;
 
 /// <summary>1 to 1,000 earnings, each for a member of the acting brand's programme.</summary>
-public sealed record EarnBatchRequest(List<EarnBatchItem?>? Postings);
+public sealed record EarnBatchRequest([property: Required] List<EarnBatchItem?>? Postings);
 
 /// <summary>
 /// One earning: <c>sourceKey</c> (what produced it, e.g. a till's receipt number) is unique per member, so a batch
