@@ -215,6 +215,26 @@ public abstract class BatchEarnTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task In_a_shared_programme_a_batch_earns_at_the_acting_brand_under_the_members_profile_there()
+    {
+        var club = await SharedClub.CreateAsync(app);
+        var member = await club.EnrolBothAsync();
+        var posting = new { postings = new[] { new { memberId = member, points = 70, sourceKey = "b-till-1" } } };
+
+        var atB = (await club.B.Test.Client.PostAsJsonAsync(Path, posting).ReadAsync<JsonElement>()).GetProperty("results")[0];
+        var atC = (await club.C.Test.Client.PostAsJsonAsync(Path, posting).ReadAsync<JsonElement>()).GetProperty("results")[0];
+
+        Assert.Equal("posted", atB.GetProperty("status").GetString());
+        Assert.Equal(club.B.Test.Id, atB.GetProperty("entry").GetProperty("brandId").GetInt64());
+        Assert.Equal("rejected", atC.GetProperty("status").GetString());
+        Assert.Equal(ProblemTypes.NotFound, atC.GetProperty("problem").GetProperty("type").GetString());
+        Assert.Equal(70, await SharedClub.BalanceAsync(club.A, member));
+        var earned = Assert.Single(await SharedClub.EventsAsync(app, club.B, "points.earned"));
+        Assert.Equal(club.ProfileAtB, earned.GetProperty("profileId").GetInt64());
+        Assert.Empty(await SharedClub.EventsAsync(app, club.A, "points.earned"));
+    }
+
+    [Fact]
     public async Task A_malformed_batch_is_a_400_with_field_errors()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);
