@@ -131,7 +131,7 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
             if (PlanOf(member, programme, tiers, campaigns, mine, postings, earned, profiles.GetValueOrDefault(member.Id, member.ProfileId), now) is { } plan)
             {
                 plans.Add(plan);
-                foreach (var (index, entry) in plan.Entries) earned[(member.Id, entry.SourceKey!)] = entry;
+                foreach (var (_, entry) in plan.Entries) earned[(member.Id, entry.SourceKey!)] = entry;
                 foreach (var (index, detail) in plan.NothingToCredit) Reject(index, ProblemTypes.BusinessRule, detail);
             }
             else await PostThroughLedgerAsync(mine, postings, earned, results, ct);
