@@ -20,6 +20,9 @@ internal static class LoyaltyBench
     public const string Earn = "loyalty earn postings/s (independent members)";
     public const string EarnRatio = "… ratio to raw insert (target ≥ 0.20)";
     public const string EarnLatency = "earn p50 ms / p99 ms";
+    public const string BatchEarn = "loyalty earn postings/s through earn-batch (independent members, batches of 500)";
+    public const string BatchEarnRatio = "… earn-batch ratio to raw insert (target ≥ 0.20)";
+    public const string BatchEarnLatency = "earn-batch p50 ms / p99 ms per batch of 500";
     public const string Spend = "loyalty spends/s on one hot member";
     public const string SpendLatency = "spend p50 ms / p99 ms";
     public const string Balance = "GET balance req/s";
@@ -29,6 +32,9 @@ internal static class LoyaltyBench
     public const string Expiry = "expiry: lots expired / s";
     public const string ExpiryTime = "expiry: lots, members / elapsed s";
     private const int Members = 400;
+    private const int BatchSize = 500;
+    /// <summary>Few workers: one batch keeps a core busy, more of them only queue (2 cores here).</summary>
+    private const int BatchWorkers = 4;
     private const int LotsPerMember = 10;
 
     public static async Task RunAsync(string serverDll, Provider provider, string database, string workDir, double insertBaseline, BenchOptions options,
@@ -49,6 +55,8 @@ internal static class LoyaltyBench
             await PostAsync(http, $"/api/v1/loyalty/members/{members[(worker + Random.Shared.Next(members.Count / options.Concurrency) * options.Concurrency) % members.Count]}/earn",
                 new { points = 10, reference = "bench" }, ct), ct);
         report.Load(Earn, EarnLatency, provider, earn, (EarnRatio, insertBaseline));
+
+        await BatchEarnAsync(http, provider, database, brandId, programmeId, options, insertBaseline, report, ct);
 
         var hot = members[0];
         await PostAsync(http, $"/api/v1/loyalty/members/{hot}/earn", new { points = 1_000_000_000 }, ct);
@@ -89,6 +97,50 @@ internal static class LoyaltyBench
         var unbalanced = await ScalarAsync(db, $"SELECT count(*) FROM loyalty_members m WHERE m.programme_id = {programmeId} AND m.balance <> (SELECT coalesce(sum(l.remaining), 0) FROM loyalty_lots l WHERE l.member_id = m.id)", ct);
         if (unbalanced > 0) report.Note($"{provider.Title()}: {unbalanced} members' balance differs from their lots after the loyalty run.");
     }
+
+    /// <summary>
+    /// Earn postings through <c>POST /api/v1/loyalty/postings/earn-batch</c>: <see cref="BatchWorkers"/> workers, each
+    /// sending batches of <see cref="BatchSize"/> postings to members of its own (one posting a member, a fresh source key
+    /// each), so no two batches wait for each other's row locks. The members are seeded straight into the table (ids from
+    /// 2,000,000,000, made-up profile ids: the ledger does not join profiles).
+    /// </summary>
+    private static async Task BatchEarnAsync(HttpClient http, Provider provider, string database, long brandId, long programmeId, BenchOptions options,
+        double insertBaseline, Report report, CancellationToken ct)
+    {
+        const long Base = 2_000_000_000;
+        var workers = Math.Min(BatchWorkers, options.Concurrency);
+        await using (var db = provider == Provider.Sqlite ? (DbConnection)new SqliteConnection(database + ";Pooling=False;Default Timeout=120") : new NpgsqlConnection(database))
+        {
+            await db.OpenAsync(ct);
+            var series = provider == Provider.Sqlite
+                ? $"WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < {workers * BatchSize}) SELECT n FROM s"
+                : $"SELECT generate_series(0, {workers * BatchSize} - 1) AS n";
+            var enrolled = provider == Provider.Sqlite ? "'2026-01-01 00:00:00'" : "timestamptz '2026-01-01 00:00:00+00'";
+            await ExecuteAsync(db, $"""
+                INSERT INTO loyalty_members (id, tenant_id, programme_id, profile_id, balance, pending, owed, qualifying_points, version, enrolled_at)
+                SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n, 0, 0, 0, 0, 0, {enrolled} FROM ({series}) x
+                """, ct);
+        }
+
+        Console.WriteLine($"{provider.Title()}: loyalty earn-batch, {workers} workers, {BatchSize} members each");
+        var sent = new long[workers];
+        // A batch takes tens to hundreds of ms: a window of a few seconds would hold a handful of batches, most of them
+        // still running code the JIT has not optimised yet.
+        var warmUp = options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5);
+        var measured = options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10);
+        var batches = await ClosedLoop.RunAsync(workers, warmUp, measured, async worker =>
+        {
+            var n = ++sent[worker];
+            var postings = Enumerable.Range(0, BatchSize).Select(i => new { memberId = Base + worker * BatchSize + i, points = 10, sourceKey = $"bench-{n}", reference = "bench" });
+            using var response = await http.PostAsJsonAsync("/api/v1/loyalty/postings/earn-batch", new { postings }, ct);
+            var body = await response.Content.ReadAsStringAsync(ct);
+            return response.StatusCode == HttpStatusCode.OK && !body.Contains("\"rejected\"", StringComparison.Ordinal);
+        }, ct);
+        report.Load(BatchEarn, BatchEarnLatency, provider, batches with { Calls = batches.Calls * BatchSize }, (BatchEarnRatio, insertBaseline));
+        report.Note($"{provider.Title()}: earn-batch: {workers} workers, {batches.Calls:N0} batches of {BatchSize} in {batches.Window.TotalSeconds:N1} s (load average {LoadAverage()}).");
+    }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3]) : "unknown";
 
     /// <summary>Profiles made through <c>identify</c>, enrolled through the API; returns the member ids.</summary>
     private static async Task<List<long>> MembersAsync(ServerProcess server, HttpClient http, long programmeId, CancellationToken ct)

@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Text.Json;
 using Meridian.Data;
 using Meridian.Hosting;
+using Meridian.Loyalty.Batches;
 using Meridian.Loyalty.Data;
 using Meridian.Loyalty.Earning;
 using Meridian.Loyalty.Ledger;
@@ -148,6 +149,7 @@ public static class LoyaltyEndpoints
         postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
         postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
         OrderEndpoints.MapOrderRoutes(postings);
+        loyalty.MapPost("/postings/earn-batch", BatchEarning.Post).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand().Produces<EarnBatchResponse>();
         loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
         loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPatch("/programmes/{id}/rewards/{rewardId}", RewardEndpoints.Update).RequireAuthorization(Permissions.LoyaltyWrite);

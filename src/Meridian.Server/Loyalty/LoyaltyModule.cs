@@ -1,3 +1,4 @@
+using Meridian.Loyalty.Batches;
 using Meridian.Loyalty.Expiry;
 using Meridian.Loyalty.Ledger;
 using Meridian.Loyalty.Members;
@@ -29,6 +30,7 @@ public static class LoyaltyModule
     public static IHostApplicationBuilder AddLoyalty(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<PointsLedger>();
+        builder.Services.AddScoped<BatchEarning>();
         builder.Services.AddSingleton<ProgrammeRules>();
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();

@@ -137,6 +137,8 @@ internal sealed class RequestShape
         _ when name == "rule" => () => "{\"identifier\":\"phone\"}",
         // A journey graph: the smallest valid one (an API trigger straight to an exit).
         _ when name == "graph" => () => "{\"trigger\":{\"type\":\"api\"},\"start\":\"end\",\"nodes\":[{\"id\":\"end\",\"type\":\"exit\"}]}",
+        // A batch of earn postings: one that names a member id (the batch answers 200, rejecting it if no such member).
+        _ when name == "postings" => () => "[{\"memberId\":1,\"points\":1,\"sourceKey\":\"corpus\"}]",
         // A pattern-constrained string gets the first candidate its pattern accepts (custom field keys, entity names...).
         FieldKind.String when property.GetCustomAttribute<RegularExpressionAttribute>() is { } pattern => () =>
         {

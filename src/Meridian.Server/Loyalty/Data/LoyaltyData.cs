@@ -296,7 +296,8 @@ public sealed class PointLot : IProgrammeShared
     public long Id { get; private set; }
     public long TenantId { get; init; }
     public long MemberId { get; init; }
-    public long EntryId { get; private set; }
+    /// <summary>Set by EF when the entry is saved with the lot; a set-based writer (the batch earn) sets it once the entry has its key.</summary>
+    public long EntryId { get; internal set; }
     public LedgerEntry? Entry { get; init; }
     public long Granted { get; init; }
     /// <summary>Always <see cref="Granted"/> less the draws on the lot.</summary>

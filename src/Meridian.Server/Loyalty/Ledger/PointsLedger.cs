@@ -129,7 +129,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     });
 
     /// <summary>The member's tier multiplier and those of the programme's campaigns running now that the member qualifies for.</summary>
-    private static List<Multiplier> Multipliers(LoyaltyMember member, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, DateTime now)
+    internal static List<Multiplier> Multipliers(LoyaltyMember member, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, DateTime now)
     {
         var multipliers = new List<Multiplier>();
         if (tiers.SingleOrDefault(t => t.Id == member.TierId) is { MultiplierPercent: not 100 } tier)

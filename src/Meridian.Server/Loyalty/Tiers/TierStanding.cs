@@ -43,15 +43,22 @@ public sealed class TierStanding(MeridianDb db, EventPublisher events, TimeProvi
         PointsLedger.Site site, CancellationToken ct)
     {
         var now = time.GetUtcNow().UtcDateTime;
-        var reached = LoyaltyTier.For(tiers, programme.TierBasis, await QualifyingAsync(programme, member, now, ct));
-        var floor = tiers.SingleOrDefault(t => t.Id == member.TierFloorId);
         var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
-        var target = Rank(floor) > Rank(reached) ? floor : reached;
-        if (!mayDowngrade && Rank(target) < Rank(current)) target = current;
+        var target = Target(programme, member, tiers, await QualifyingAsync(programme, member, now, ct), mayDowngrade);
         if (target?.Id == current?.Id) return;
         await db.Set<LoyaltyMember>().Where(m => m.Id == member.Id).ExecuteUpdateAsync(s => s.SetProperty(m => m.TierId, target?.Id), ct);
         var direction = Rank(target) > Rank(current) ? "up" : "down";
         events.Publish(programme.GroupId, site.BrandId, () => new TierChanged(member.Id, site.ProfileId, current?.Id, target?.Id, target?.Name, direction, why));
+    }
+
+    /// <summary>The tier a member with this qualifying value stands at: what it reaches, never below its floor, lower than its current tier only with <paramref name="mayDowngrade"/>.</summary>
+    public static LoyaltyTier? Target(LoyaltyProgramme programme, LoyaltyMember member, List<LoyaltyTier> tiers, long qualifying, bool mayDowngrade)
+    {
+        var reached = LoyaltyTier.For(tiers, programme.TierBasis, qualifying);
+        var floor = tiers.SingleOrDefault(t => t.Id == member.TierFloorId);
+        var current = tiers.SingleOrDefault(t => t.Id == member.TierId);
+        var target = Rank(floor) > Rank(reached) ? floor : reached;
+        return !mayDowngrade && Rank(target) < Rank(current) ? current : target;
     }
 
     private static int Rank(LoyaltyTier? tier) => tier?.Rank ?? int.MinValue;
