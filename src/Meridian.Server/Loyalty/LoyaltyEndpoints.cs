@@ -149,6 +149,7 @@ public static class LoyaltyEndpoints
         postings.MapPost("/entries/{entryId}/reverse", Reverse).Produces<EntryDto>();
         postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
         OrderEndpoints.MapOrderRoutes(postings);
+        loyalty.MapGet("/postings/rejected", RejectedPostings.List);
         loyalty.MapPost("/postings/earn-batch", BatchEarning.Post).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand().Produces<EarnBatchResponse>();
         loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
         loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);

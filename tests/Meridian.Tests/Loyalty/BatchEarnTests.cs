@@ -51,6 +51,16 @@ public abstract class BatchEarnTests(LoyaltyApp app)
         Assert.Equal(0, await foreign.BalanceAsync());
         var earned = await b.EventsAsync(app, "points.earned");
         Assert.Equal([100L, 40, 25], earned.Select(e => e.GetProperty("points").GetInt64()).Order().Reverse());
+
+        // The rejects are kept with their reasons, for the brand that sent them only.
+        var stored = (await b.Client.GetAsync("/api/v1/loyalty/postings/rejected?limit=200").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal([2, 3, 4, 5, 6, 7], stored.Select(r => r.GetProperty("index").GetInt32()));
+        Assert.Equal(results[2..8].Select(r => r.GetProperty("problem").GetProperty("type").GetString()),
+            stored.Select(r => r.GetProperty("problem").GetProperty("type").GetString()));
+        Assert.Equal(results[2..8].Select(r => r.GetProperty("problem").GetProperty("detail").GetString()),
+            stored.Select(r => r.GetProperty("problem").GetProperty("detail").GetString()));
+        Assert.Equal(("pos-3", 999_999_999L, 10L), (stored[0].GetProperty("sourceKey").GetString(), stored[0].GetProperty("memberId").GetInt64(), stored[0].GetProperty("points").GetInt64()));
+        Assert.Empty((await foreign.Client.GetAsync("/api/v1/loyalty/postings/rejected").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
         Assert.Contains(earned, e => e.GetProperty("entryId").GetInt64() == first.GetProperty("id").GetInt64() && e.GetProperty("balance").GetInt64() == 100
             && e.GetProperty("profileId").GetInt64() == b.ProfileId);
     }

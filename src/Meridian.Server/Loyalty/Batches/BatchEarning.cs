@@ -90,8 +90,22 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
         using var noSavepoints = PointsLedger.NoSavepoints(db);
         await using var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
         var results = await PostAsync(postings, ct);
+        await StoreRejectsAsync(postings, results, ct);
         if (own is not null) await own.CommitAsync(ct);
         return new EarnBatchResponse(results);
+    }
+
+    /// <summary>The rejected items, kept with their reasons in the batch's transaction (<c>GET /postings/rejected</c>).</summary>
+    private async Task StoreRejectsAsync(IReadOnlyList<EarnBatchItem> postings, EarnBatchResult[] results, CancellationToken ct)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var rejects = results.Where(r => r.Status == Rejected).Select(r => new RejectedPosting
+        {
+            TenantId = tenant.Brand, ReceivedAt = now, Position = r.Index, MemberId = postings[r.Index].MemberId, Points = postings[r.Index].Points,
+            SourceKey = postings[r.Index].SourceKey, Reference = postings[r.Index].Reference, ProblemType = r.Problem!.Type,
+            Detail = r.Problem.Detail.Length > 1000 ? r.Problem.Detail[..1000] : r.Problem.Detail,
+        }).ToList();
+        if (rejects.Count > 0) await EntityRows.InsertAsync(db, rejects, returnKeys: false, ct);
     }
 
     /// <summary>A member's postings in the batch, computed in memory, not yet written.</summary>
