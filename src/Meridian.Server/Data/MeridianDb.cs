@@ -50,8 +50,15 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     {
         if (rented)
         {
+            rented = false;
             if (Database.CurrentTransaction is { } transaction) await transaction.DisposeAsync();
-            CloseLeftOpen();
+            var connection = Database.GetDbConnection();
+            if (connection.State != System.Data.ConnectionState.Closed)
+            {
+                logger?.LogWarning("A unit of work left its database connection open; it is closed before the context goes back to the pool");
+                for (var i = 0; i < 100 && connection.State != System.Data.ConnectionState.Closed; i++) await Database.CloseConnectionAsync();
+                if (connection.State != System.Data.ConnectionState.Closed) await connection.CloseAsync();
+            }
         }
         await base.DisposeAsync();
     }
@@ -60,21 +67,17 @@ public abstract class MeridianDb(DbContextOptions options) : DbContext(options)
     {
         if (rented)
         {
+            rented = false;
             Database.CurrentTransaction?.Dispose();
-            CloseLeftOpen();
+            var connection = Database.GetDbConnection();
+            if (connection.State != System.Data.ConnectionState.Closed)
+            {
+                logger?.LogWarning("A unit of work left its database connection open; it is closed before the context goes back to the pool");
+                for (var i = 0; i < 100 && connection.State != System.Data.ConnectionState.Closed; i++) Database.CloseConnection();
+                if (connection.State != System.Data.ConnectionState.Closed) connection.Close();
+            }
         }
         base.Dispose();
-    }
-
-    /// <summary>Ends the rental: a connection still open is closed (back to the driver's pool; no I/O) with a warning.</summary>
-    private void CloseLeftOpen()
-    {
-        rented = false;
-        var connection = Database.GetDbConnection();
-        if (connection.State == System.Data.ConnectionState.Closed) return;
-        logger?.LogWarning("A unit of work left its database connection open; it is closed before the context goes back to the pool");
-        for (var i = 0; i < 100 && connection.State != System.Data.ConnectionState.Closed; i++) Database.CloseConnection();
-        if (connection.State != System.Data.ConnectionState.Closed) connection.Close();
     }
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
