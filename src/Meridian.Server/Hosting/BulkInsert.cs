@@ -9,14 +9,16 @@ namespace Meridian.Hosting;
 /// </summary>
 public static class BulkInsert
 {
-    private const int RowsPerStatement = 200;
+    /// <summary>PostgreSQL: rows a statement (as arrays, one parameter a column; as values, one a value: 200 rows then).</summary>
+    private const int RowsPerStatement = 5000;
 
     /// <summary>
     /// Inserts the rows and returns how many were written (<paramref name="suffix"/> may skip conflicting rows).
-    /// SQLite: one prepared single-row statement, rebound for every row. Binding there is by name and SQLite finds each
-    /// name by a linear search, so one statement with hundreds of parameters costs time quadratic in its rows (measured:
-    /// the largest single cost of a 200-row insert), while a rebound statement costs no round trip in an embedded
-    /// database. PostgreSQL: multi-row statements of positional parameters, one round trip per 200 rows.
+    /// SQLite: one prepared single-row statement, rebound by position for every row (<see cref="SqliteStatement"/>).
+    /// Binding by name finds each name by a linear search, so one statement with hundreds of parameters costs time
+    /// quadratic in its rows (measured: the largest single cost of a 200-row insert), while a rebound statement costs no
+    /// round trip in an embedded database. PostgreSQL: one statement per 5,000 rows, each column one typed array parameter
+    /// (<see cref="PostgresArrays"/>).
     /// </summary>
     public static async Task<int> InsertAsync(DbTransaction tx, string table, string[] columns, IEnumerable<object?[]> rows, string suffix,
         CancellationToken ct)
@@ -26,42 +28,34 @@ public static class BulkInsert
         var written = 0;
         if (connection is Microsoft.Data.Sqlite.SqliteConnection)
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = insert + "(" + string.Join(", ", columns.Select((_, c) => "@p" + c)) + ")" + suffix;
-            for (var c = 0; c < columns.Length; c++)
-            {
-                var parameter = command.CreateParameter();
-                parameter.ParameterName = "@p" + c;
-                command.Parameters.Add(parameter);
-            }
-            foreach (var row in rows)
-            {
-                for (var c = 0; c < columns.Length; c++) command.Parameters[c].Value = row[c] ?? DBNull.Value;
-                written += await command.ExecuteNonQueryAsync(ct);
-            }
+            await using var statement = new SqliteStatement(tx, insert + "(" + SqliteStatement.Parameters(columns.Length) + ")" + suffix, columns.Length);
+            foreach (var row in rows) written += (await statement.ExecuteAsync(row, ct)).Changed;
             return written;
         }
         foreach (var chunk in rows.Chunk(RowsPerStatement))
-        {
-            await using var command = connection.CreateCommand();
-            command.Transaction = tx;
-            var sql = new StringBuilder(insert);
-            for (var r = 0; r < chunk.Length; r++)
-            {
-                sql.Append(r == 0 ? "(" : ", (");
-                for (var c = 0; c < columns.Length; c++)
-                {
-                    sql.Append(c == 0 ? "$" : ", $").Append(r * columns.Length + c + 1);
-                    var parameter = command.CreateParameter();
-                    parameter.Value = chunk[r][c] ?? DBNull.Value;
-                    command.Parameters.Add(parameter);
-                }
-                sql.Append(')');
-            }
-            command.CommandText = sql.Append(suffix).ToString();
-            written += await command.ExecuteNonQueryAsync(ct);
-        }
+            written += await PostgresArrays.InsertAsync(tx, table, columns, chunk, suffix, ct) ?? await InsertValuesAsync(tx, insert, columns, chunk, suffix, ct);
         return written;
+    }
+
+    /// <summary>PostgreSQL, for a chunk <see cref="PostgresArrays"/> cannot take: one multi-row statement of positional parameters.</summary>
+    private static async Task<int> InsertValuesAsync(DbTransaction tx, string insert, string[] columns, object?[][] chunk, string suffix, CancellationToken ct)
+    {
+        await using var command = tx.Connection!.CreateCommand();
+        command.Transaction = tx;
+        var sql = new StringBuilder(insert);
+        for (var r = 0; r < chunk.Length; r++)
+        {
+            sql.Append(r == 0 ? "(" : ", (");
+            for (var c = 0; c < columns.Length; c++)
+            {
+                sql.Append(c == 0 ? "$" : ", $").Append(r * columns.Length + c + 1);
+                var parameter = command.CreateParameter();
+                parameter.Value = chunk[r][c] ?? DBNull.Value;
+                command.Parameters.Add(parameter);
+            }
+            sql.Append(')');
+        }
+        command.CommandText = sql.Append(suffix).ToString();
+        return await command.ExecuteNonQueryAsync(ct);
     }
 }

@@ -35,18 +35,11 @@ public static class EntityRows
         }
 
         var columns = type.GetProperties().Where(p => p != key).ToArray();
-        if (tx.Connection is Microsoft.Data.Sqlite.SqliteConnection connection)
+        if (tx.Connection is Microsoft.Data.Sqlite.SqliteConnection)
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = (Microsoft.Data.Sqlite.SqliteTransaction)tx;
-            command.CommandText = $"INSERT INTO {table} ({string.Join(", ", columns.Select(Column))}) VALUES ({string.Join(", ", columns.Select((_, c) => "@p" + c))}) RETURNING {Column(key)}";
-            for (var c = 0; c < columns.Length; c++) command.Parameters.Add(new Microsoft.Data.Sqlite.SqliteParameter("@p" + c, null));
-            foreach (var entity in entities)
-            {
-                var values = Values(columns, entity);
-                for (var c = 0; c < columns.Length; c++) command.Parameters[c].Value = values[c] ?? DBNull.Value;
-                key.PropertyInfo!.SetValue(entity, Convert.ToInt64(await command.ExecuteScalarAsync(ct)));
-            }
+            await using var statement = new SqliteStatement(tx,
+                $"INSERT INTO {table} ({string.Join(", ", columns.Select(Column))}) VALUES ({SqliteStatement.Parameters(columns.Length)}) RETURNING {Column(key)}", columns.Length);
+            foreach (var entity in entities) key.PropertyInfo!.SetValue(entity, (await statement.ExecuteAsync(Values(columns, entity), ct)).Returned!.Value);
             return;
         }
 
@@ -99,16 +92,9 @@ public static class EntityRows
         var stale = 0;
         if (sqlite)
         {
-            await using var command = tx.Connection!.CreateCommand();
-            command.Transaction = tx;
-            command.CommandText = sql.ToString();
-            for (var i = 0; i < parameterCount; i++) command.Parameters.Add(new Microsoft.Data.Sqlite.SqliteParameter(P(i), null));
+            await using var statement = new SqliteStatement(tx, sql.ToString(), parameterCount);
             foreach (var entity in entities)
-            {
-                var row = Row(entity);
-                for (var i = 0; i < parameterCount; i++) command.Parameters[i].Value = row[i] ?? DBNull.Value;
-                if (await command.ExecuteNonQueryAsync(ct) != 1) stale++;
-            }
+                if ((await statement.ExecuteAsync(Row(entity), ct)).Changed != 1) stale++;
         }
         else
         {
