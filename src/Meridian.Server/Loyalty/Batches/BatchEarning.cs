@@ -219,22 +219,20 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
     }
 
     /// <summary>
-    /// Takes the row locks of the members (of the caller's brands) in ascending id order, bumping their version as every
-    /// posting does. PostgreSQL: <c>SELECT ... ORDER BY id FOR UPDATE</c> locks rows as the sort returns them, so two
-    /// batches over the same members queue rather than deadlock. SQLite: the transaction already holds the write lock.
+    /// Reads the members (of the caller's brands), holding their rows until the batch commits. PostgreSQL:
+    /// <c>SELECT ... ORDER BY id FOR UPDATE</c> locks rows as the sort returns them, so two batches over the same
+    /// members queue rather than deadlock. SQLite: the transaction already holds the write lock. Their version moves
+    /// with their totals (<see cref="StoreTotalsAsync"/>), not before: one write of each row instead of two.
     /// </summary>
     private async Task<Dictionary<long, LoyaltyMember>> LockAsync(List<long> ids, CancellationToken ct)
     {
         if (ids.Count == 0) return [];
-        if (db.Database.IsNpgsql())
-        {
-            var visible = await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).Select(m => m.Id).OrderBy(id => id).ToArrayAsync(ct);
-            if (visible.Length == 0) return [];
-            await db.Database.ExecuteSqlAsync($"SELECT 1 FROM loyalty_members WHERE id = ANY({visible}) ORDER BY id FOR UPDATE", ct);
-            ids = [.. visible];
-        }
-        await db.Set<LoyaltyMember>().Where(m => ids.Contains(m.Id)).ExecuteUpdateAsync(s => s.SetProperty(m => m.Version, m => m.Version + 1), ct);
-        return await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).OrderBy(m => m.Id).ToDictionaryAsync(m => m.Id, ct);
+        if (!db.Database.IsNpgsql())
+            return await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).OrderBy(m => m.Id).ToDictionaryAsync(m => m.Id, ct);
+        long[] visible = [.. await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).Select(m => m.Id).ToListAsync(ct)];
+        if (visible.Length == 0) return [];
+        return await db.Set<LoyaltyMember>().FromSql($"SELECT * FROM loyalty_members WHERE id = ANY({visible}) ORDER BY id FOR UPDATE")
+            .IgnoreQueryFilters().AsNoTracking().ToDictionaryAsync(m => m.Id, ct);
     }
 
     /// <summary>Members of a shared programme earn under their profile at the acting brand (the enrolment profile when not linked there).</summary>
@@ -264,20 +262,24 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
                 (IDomainEvent)new PointsEarned(p.Member.Id, p.ProfileId, e.Entry.Id, e.Entry.Total, e.Entry.BalanceAfter, postings[e.Index].Reference))), ct);
     }
 
-    /// <summary>Writes each member's spendable and pending points and adds its qualifying points, in one statement (the rows are locked).</summary>
+    /// <summary>
+    /// Writes each member's spendable and pending points, adds its qualifying points and moves its version as every
+    /// posting does, in one statement (the rows are locked).
+    /// </summary>
     private Task StoreTotalsAsync(List<Plan> plans, CancellationToken ct)
     {
         long[] ids = [.. plans.Select(p => p.Member.Id)], balances = [.. plans.Select(p => p.Book.Spendable)],
             pendings = [.. plans.Select(p => p.Book.Pending)], qualifying = [.. plans.Select(p => p.Qualifying)];
         if (db.Database.IsNpgsql())
             return db.Database.ExecuteSqlAsync($"""
-                UPDATE loyalty_members AS m SET balance = t.balance, pending = t.pending, qualifying_points = m.qualifying_points + t.qualifying
+                UPDATE loyalty_members AS m SET balance = t.balance, pending = t.pending, qualifying_points = m.qualifying_points + t.qualifying,
+                    version = m.version + 1
                 FROM unnest({ids}, {balances}, {pendings}, {qualifying}) AS t(id, balance, pending, qualifying) WHERE m.id = t.id
                 """, ct);
         var rows = System.Text.Json.JsonSerializer.Serialize(plans.Select((_, i) => new[] { ids[i], balances[i], pendings[i], qualifying[i] }));
         return db.Database.ExecuteSqlAsync($"""
             UPDATE loyalty_members AS m SET balance = json_extract(t.value, '$[1]'), pending = json_extract(t.value, '$[2]'),
-                qualifying_points = m.qualifying_points + json_extract(t.value, '$[3]')
+                qualifying_points = m.qualifying_points + json_extract(t.value, '$[3]'), version = m.version + 1
             FROM json_each({rows}) AS t WHERE m.id = json_extract(t.value, '$[0]')
             """, ct);
     }
