@@ -87,6 +87,40 @@ public abstract class SegmentCampaignTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task In_a_shared_programme_a_campaign_for_brand_Bs_segment_follows_the_members_profile_at_B_wherever_the_member_earns()
+    {
+        var club = await SharedClub.CreateAsync(app);
+        var member = await club.EnrolBothAsync();
+        var vip = (await club.B.Test.Client.PostAsJsonAsync("/api/v1/segments", new { name = "B VIP", rule = new { trait = "vip", op = "eq", value = true } })
+            .ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
+        var outside = (await club.C.Test.Client.PostAsJsonAsync("/api/v1/segments", new { name = "C VIP", rule = new { trait = "vip", op = "eq", value = true } })
+            .ReadAsync<JsonElement>()).GetProperty("id").GetInt64();
+        await SetTraitAtBAsync(club, true, 2);
+        var now = app.Clock.GetUtcNow().UtcDateTime;
+        var campaigns = $"/api/v1/loyalty/programmes/{club.ProgrammeId}/campaigns";
+        var problem = await club.A.Test.Client.PostAsJsonAsync(campaigns, new { name = "C's", multiplierPercent = 200, startsAt = now.AddHours(-1), endsAt = now.AddDays(1), segmentId = outside })
+            .ProblemAsync(400, ProblemTypes.Validation);
+        Assert.True(problem.GetProperty("errors").TryGetProperty("segmentId", out _), problem.GetRawText());
+        await club.A.Test.Client.PostAsJsonAsync(campaigns, new { name = "B VIP double", multiplierPercent = 200, startsAt = now.AddHours(-1), endsAt = now.AddDays(1), segmentId = vip })
+            .ReadAsync<JsonElement>();
+
+        var atA = await SharedClub.EarnAsync(club.A, member, 100);
+        Assert.Equal(200, atA.GetProperty("points").GetInt64());
+        Assert.Contains("campaign B VIP double for segment B VIP", atA.GetProperty("rule").GetString());
+        Assert.Equal(200, (await SharedClub.EarnAsync(club.B, member, 100)).GetProperty("points").GetInt64());
+
+        await SetTraitAtBAsync(club, false, 3);
+        Assert.Equal(100, (await SharedClub.EarnAsync(club.A, member, 100)).GetProperty("points").GetInt64());
+    }
+
+    private static async Task SetTraitAtBAsync(SharedClub club, bool vip, int events)
+    {
+        await club.B.SendAsync(new { type = "identify", userId = "b-" + club.Phone, traits = new { vip } });
+        await ProfileTestBrand.LookupAsync(club.B.Test.Client, "user_id", "b-" + club.Phone, p => p.GetProperty("eventCount").GetInt64() >= events);
+        await AudiencesApp.CaughtUpAsync(club.B.Test.Client);
+    }
+
+    [Fact]
     public async Task A_campaign_segment_unknown_or_of_a_brand_outside_the_programme_is_refused_with_400_on_segmentId()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);
