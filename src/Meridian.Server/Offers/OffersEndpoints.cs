@@ -194,8 +194,11 @@ public static class OffersEndpoints
         if (r.ValidFrom is { } from && r.ValidUntil is { } until && until <= from) return Problems.Validation("validUntil", "The window must end after it starts.");
         if (r.ValidDays is not null && r.ValidFrom is not null) return Problems.Validation("validFrom", "A coupon valid N days from issue starts when it is issued; leave validFrom out.");
         if (r.Stacking != StackingMode.Named && r.StackWith is { Count: > 0 }) return Problems.Validation("stackWith", "Name templates to stack with only with stacking 'named'.");
-        var lists = new (string Name, int Count)[] { ("includedProducts", c.IncludedProducts.Count), ("excludedProducts", c.ExcludedProducts.Count),
-            ("includedCategories", c.IncludedCategories.Count), ("excludedCategories", c.ExcludedCategories.Count), ("channels", c.Channels.Count), ("tierIds", c.TierIds.Count), ("brands", c.Brands.Count) };
+        // A list sent as null reads as null despite its default: refused here, not a 500 further on.
+        var lists = new (string Name, int? Count)[] { ("includedProducts", c.IncludedProducts?.Count), ("excludedProducts", c.ExcludedProducts?.Count),
+            ("includedCategories", c.IncludedCategories?.Count), ("excludedCategories", c.ExcludedCategories?.Count), ("channels", c.Channels?.Count),
+            ("tierIds", c.TierIds?.Count), ("segmentIds", c.SegmentIds?.Count), ("brands", c.Brands?.Count) };
+        if (lists.FirstOrDefault(l => l.Count is null) is { Name: not null } absent) return Problems.Validation("conditions." + absent.Name, "A list of values, or leave it out.");
         if (lists.FirstOrDefault(l => l.Count > 1000) is { Name: not null } big) return Problems.Validation("conditions." + big.Name, "At most 1,000 values.");
         return null;
     }

@@ -144,6 +144,9 @@ public abstract class SegmentConditionTests(OffersApp app)
         var tooMany = await b.Client.PostAsJsonAsync("/api/v1/offers/templates", new { name = "Many", kind = "free_shipping",
             conditions = new { segmentIds = Enumerable.Repeat(own, 21).ToArray() } }).ProblemAsync(400, ProblemTypes.Validation);
         Assert.True(tooMany.GetProperty("errors").TryGetProperty("conditions.segmentIds", out _), tooMany.GetRawText());
+        var nulls = await b.Client.PostAsync("/api/v1/offers/templates", new StringContent("""{"name":"Null","kind":"free_shipping","conditions":{"segmentIds":null}}""",
+            System.Text.Encoding.UTF8, "application/json")).ProblemAsync(400, ProblemTypes.Validation);
+        Assert.True(nulls.GetProperty("errors").TryGetProperty("conditions.segmentIds", out _), nulls.GetRawText());
         Assert.Empty((await b.Client.GetAsync("/api/v1/offers/templates").ReadAsync<JsonElement>()).GetProperty("items").EnumerateArray());
     }
 }
