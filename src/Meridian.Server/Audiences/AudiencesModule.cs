@@ -10,6 +10,7 @@ public static class AudiencesModule
         builder.Services.AddScoped<Tagging>();
         builder.Services.AddScoped<Segments.SegmentEvaluator>();
         builder.Services.AddScoped<Segments.SegmentMembership>();
+        builder.Services.AddScoped<SegmentMembers>();
         builder.Services.AddSingleton<Segments.SegmentSignal>();
         builder.Services.AddScoped<Platform.Outbox.IEventSubscriber, Segments.SegmentInputs>();
         builder.Services.AddOptions<Segments.SegmentMaintenanceOptions>().BindConfiguration("Meridian:Audiences:Segments");

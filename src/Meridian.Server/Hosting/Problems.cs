@@ -31,6 +31,7 @@ public static class ProblemTypes
     public const string CouponLimitReached = Prefix + "coupon-limit-reached";
     public const string CouponNotApplicable = Prefix + "coupon-not-applicable";
     public const string CouponAlreadyRedeemed = Prefix + "coupon-already-redeemed";
+    public const string CouponNotEligible = Prefix + "coupon-not-eligible";
     public const string BudgetExhausted = Prefix + "budget-exhausted";
     public const string Unavailable = Prefix + "unavailable";
     public const string Internal = Prefix + "internal";
@@ -57,6 +58,7 @@ public static class ProblemTypes
             ["coupon-limit-reached"] = ("A coupon limit is reached.", "`limit` says which: `per_customer` (the customer holds as many coupons of the template as allowed) or `per_day` (the template issued its coupons for the day in the brand's time zone)."),
             ["coupon-not-applicable"] = ("The coupons do not apply to this order.", "`coupons` lists each code with the reasons (stable `code`s) it cannot be used, alone or together with the others."),
             ["coupon-already-redeemed"] = ("The coupon was already used.", "A coupon is redeemed once; a refund of its order (`/reverse`) may give it back."),
+            ["coupon-not-eligible"] = ("The customer may not receive this coupon.", "The offer is only for customers in certain segments (`conditions.segmentIds`) and the customer is in none of them now; `reason` is `segment_not_met`."),
             ["budget-exhausted"] = ("The promotion's budget is spent.", "The discount would take the template's total discount beyond its budget."),
             ["unavailable"] = ("The service is overloaded or its database is unreachable.", "Nothing was changed by this request; retry after the number of seconds in `Retry-After`."),
             ["internal"] = ("An unexpected error occurred.", "Meridian failed; the `traceId` identifies the failure in the server logs."),

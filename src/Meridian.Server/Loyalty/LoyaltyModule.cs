@@ -30,6 +30,7 @@ public static class LoyaltyModule
     public static IHostApplicationBuilder AddLoyalty(this IHostApplicationBuilder builder)
     {
         builder.Services.AddScoped<PointsLedger>();
+        builder.Services.AddScoped<Earning.CampaignSegments>();
         builder.Services.AddScoped<BatchEarning>();
         builder.Services.AddSingleton<ProgrammeRules>();
         builder.Services.AddScoped<TierStanding>();

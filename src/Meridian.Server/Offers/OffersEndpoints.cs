@@ -140,10 +140,12 @@ public static class OffersEndpoints
         await db.Set<OfferTemplate>().AsNoTracking().SingleOrDefaultAsync(t => t.Id == id, ct) is { } t ? TypedResults.Ok(TemplateDto.From(t)) : Problems.NotFound($"Template {id}");
 
     public static async Task<Results<Created<TemplateDto>, ValidationProblem>> CreateTemplate(
-        CreateTemplateRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, TimeProvider time, CancellationToken ct)
+        CreateTemplateRequest request, MeridianDb db, TenantScope tenant, AuditLog audit, SegmentConditions segments, TimeProvider time, CancellationToken ct)
     {
         var conditions = request.Conditions ?? new CouponConditions();
         if (Invalid(request, conditions) is { } invalid) return invalid;
+        if (await segments.InvalidAsync(tenant.Brand, conditions.SegmentIds, ct) is { } strangers) return strangers;
+        conditions = conditions with { SegmentIds = conditions.SegmentIds.Distinct().ToList() };
         var stackWith = (request.StackWith ?? []).Distinct().ToList();
         if (stackWith.Count > 0)
         {
@@ -192,8 +194,11 @@ public static class OffersEndpoints
         if (r.ValidFrom is { } from && r.ValidUntil is { } until && until <= from) return Problems.Validation("validUntil", "The window must end after it starts.");
         if (r.ValidDays is not null && r.ValidFrom is not null) return Problems.Validation("validFrom", "A coupon valid N days from issue starts when it is issued; leave validFrom out.");
         if (r.Stacking != StackingMode.Named && r.StackWith is { Count: > 0 }) return Problems.Validation("stackWith", "Name templates to stack with only with stacking 'named'.");
-        var lists = new (string Name, int Count)[] { ("includedProducts", c.IncludedProducts.Count), ("excludedProducts", c.ExcludedProducts.Count),
-            ("includedCategories", c.IncludedCategories.Count), ("excludedCategories", c.ExcludedCategories.Count), ("channels", c.Channels.Count), ("tierIds", c.TierIds.Count), ("brands", c.Brands.Count) };
+        // A list sent as null reads as null despite its default: refused here, not a 500 further on.
+        var lists = new (string Name, int? Count)[] { ("includedProducts", c.IncludedProducts?.Count), ("excludedProducts", c.ExcludedProducts?.Count),
+            ("includedCategories", c.IncludedCategories?.Count), ("excludedCategories", c.ExcludedCategories?.Count), ("channels", c.Channels?.Count),
+            ("tierIds", c.TierIds?.Count), ("segmentIds", c.SegmentIds?.Count), ("brands", c.Brands?.Count) };
+        if (lists.FirstOrDefault(l => l.Count is null) is { Name: not null } absent) return Problems.Validation("conditions." + absent.Name, "A list of values, or leave it out.");
         if (lists.FirstOrDefault(l => l.Count > 1000) is { Name: not null } big) return Problems.Validation("conditions." + big.Name, "At most 1,000 values.");
         return null;
     }
@@ -339,7 +344,8 @@ public static class OffersEndpoints
 
     /// <summary>A customer claims a generated or imported code (typed from a card): it becomes theirs, within the per-customer limit.</summary>
     public static async Task<IResult> ClaimCode(string code, ClaimCodeRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
-        CodeGuard guard, AuditLog audit, CouponIssuer issuer, Meridian.Platform.Outbox.EventPublisher events, TimeProvider time, CancellationToken ct)
+        CodeGuard guard, AuditLog audit, CouponIssuer issuer, SegmentConditions segments, ParsedTemplates parsed, Meridian.Platform.Outbox.EventPublisher events,
+        TimeProvider time, CancellationToken ct)
     {
         var who = CodeGuard.Subject(request.ProfileId, http);
         if (guard.RetryAfter(tenant.Brand, who) is { } wait) return CodeGuard.Blocked(wait, http);
@@ -357,6 +363,9 @@ public static class OffersEndpoints
         var plan = (await issuer.PlanAsync([coupon.TemplateId], ct))[coupon.TemplateId];
         var now = Instants.Now(time);
         if (plan.Template.Status != TemplateStatus.Active) return Problems.Conflict("The offer is paused.");
+        var conditions = parsed.Rules(plan.Template).Conditions;
+        var memberships = await segments.ReadAsync([(plan.Template.TenantId, conditions)], [profileId], ct);
+        if (conditions.SegmentIds.Count > 0 && !memberships.AnyIn(conditions.SegmentIds)) return NotEligible(CartEngine.SegmentNotMet(conditions, memberships).Message);
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var tx = Microsoft.EntityFrameworkCore.Storage.DbContextTransactionExtensions.GetDbTransaction(transaction);
         // The customer counts of a template are written under its stock row's lock (see CouponIssuer), so a claim racing
@@ -380,7 +389,7 @@ public static class OffersEndpoints
 
     /// <summary>The customer's coupons against a cart: which apply, what each takes off, the best combination, and why.</summary>
     public static async Task<IResult> Validate(long profileId, ValidateRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
-        MemberTiers tiers, CodeGuard guard, AuditLog audit, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
+        MemberTiers tiers, SegmentConditions segments, CodeGuard guard, AuditLog audit, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
     {
         if (await CustomerAsync(profiles, profileId, tenant.Brand, ct) is not { } customer) return Problems.NotFound($"Profile {profileId}");
         (profileId, var owners) = customer;
@@ -399,7 +408,7 @@ public static class OffersEndpoints
         }
         if (unknown.Count > 0) await db.SaveChangesAsync(ct);
 
-        var verdicts = await JudgeAsync(db, tiers, parsed, held, templates, profileId, cart, time, ct);
+        var verdicts = await JudgeAsync(db, tiers, segments, parsed, held, templates, profileId, cart, time, ct);
         var (best, leftOut, exhaustive) = CartEngine.Best(verdicts, cart);
         var inBest = best.Coupons.ToDictionary(c => c.Coupon.CouponId, c => c.Discount);
         var coupons = verdicts.Select(v => new CouponVerdictDto(v.Coupon.CouponId, CouponCodes.Display(v.Coupon.Code), v.Coupon.Template.Id, v.Coupon.Template.Name,
@@ -415,7 +424,8 @@ public static class OffersEndpoints
     /// gets the first answer byte for byte, the same key with another body 422.
     /// </summary>
     public static async Task<IResult> Redeem(long profileId, RedeemRequest request, HttpContext http, TenantScope tenant, ProfileDirectory profiles, MeridianDb db,
-        MemberTiers tiers, CodeGuard guard, AuditLog audit, Redemptions redemptions, GroupCoupons group, ParsedTemplates parsed, TimeProvider time, CancellationToken ct)
+        MemberTiers tiers, SegmentConditions segments, CodeGuard guard, AuditLog audit, Redemptions redemptions, GroupCoupons group, ParsedTemplates parsed, TimeProvider time,
+        CancellationToken ct)
     {
         var key = http.Request.Headers[IdempotencyHeader].ToString();
         if (string.IsNullOrWhiteSpace(key) || key.Length > 200)
@@ -455,7 +465,7 @@ public static class OffersEndpoints
         var cart = ToCart(request.Channel, request.Lines, request.Shipping);
         if (refusals.Count == 0)
         {
-            var verdicts = await JudgeAsync(db, tiers, parsed, coupons.Where(c => c.ProfileId is { } h && owners.Contains(h)).ToList(), [], profileId, cart, time, ct);
+            var verdicts = await JudgeAsync(db, tiers, segments, parsed, coupons.Where(c => c.ProfileId is { } h && owners.Contains(h)).ToList(), [], profileId, cart, time, ct);
             refusals.AddRange(verdicts.Where(v => !v.Applies).Select(v => new CodeRefusal(CouponCodes.Display(v.Coupon.Code), v.Reasons)));
             var ordered = CartEngine.InApplyOrder(verdicts);
             for (var i = 0; i < ordered.Count && refusals.Count == 0; i++)
@@ -521,7 +531,7 @@ public static class OffersEndpoints
     /// Judges coupons the customer holds (read within the brand, or as group coupons usable at it: so their templates
     /// are read past the brand), given the templates already read (<paramref name="known"/>).
     /// </summary>
-    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, ParsedTemplates parsed, List<OfferCoupon> coupons,
+    private static async Task<List<Verdict>> JudgeAsync(MeridianDb db, MemberTiers tiers, SegmentConditions segments, ParsedTemplates parsed, List<OfferCoupon> coupons,
         Dictionary<long, OfferTemplate> known, long profileId, Cart.Cart cart, TimeProvider time, CancellationToken ct)
     {
         var missing = coupons.Select(c => c.TemplateId).Where(id => !known.ContainsKey(id)).Distinct().ToList();
@@ -529,8 +539,12 @@ public static class OffersEndpoints
             : [.. known.Values, .. await db.Set<OfferTemplate>().IgnoreQueryFilters().AsNoTracking().Where(t => missing.Contains(t.Id)).ToListAsync(ct)];
         var rules = templates.ToDictionary(t => t.Id, parsed.Rules);
         var tierId = rules.Values.Any(r => r.Conditions.TierIds.Count > 0) ? await tiers.TierOfAsync(profileId, ct) : null;
+        // The customer's profile, and the holders of its coupons: a group coupon's holder is the same person's profile at
+        // the template's brand, whose segments the template names.
+        var memberships = await segments.ReadAsync(templates.Select(t => (t.TenantId, rules[t.Id].Conditions)),
+            coupons.Select(c => c.ProfileId ?? profileId).Append(profileId), ct);
         var now = time.GetUtcNow().UtcDateTime;
-        return coupons.Select(c => CartEngine.Judge(new Candidate(c.Id, c.Code, c.ValidFrom, c.ValidUntil, rules[c.TemplateId]), cart, tierId, now)).ToList();
+        return coupons.Select(c => CartEngine.Judge(new Candidate(c.Id, c.Code, c.ValidFrom, c.ValidUntil, rules[c.TemplateId]), cart, tierId, now, memberships)).ToList();
     }
 
     private static Cart.Cart ToCart(string channel, List<CartLineRequest> lines, long? shipping) =>
@@ -567,8 +581,13 @@ public static class OffersEndpoints
         IssueOutcome.OutOfStock => OutOfStock("Every coupon of this offer has been given out."),
         IssueOutcome.LimitReached => LimitReached("per_customer", "The customer holds as many coupons of this offer as it allows."),
         IssueOutcome.DailyLimitReached => LimitReached("per_day", "Today's coupons of this offer have all been given out; try again tomorrow."),
+        IssueOutcome.NotInSegment => NotEligible(result.Detail ?? "The offer is only for customers in certain segments."),
         _ => throw new InvalidOperationException($"Unknown outcome {result.Outcome}."),
     };
+
+    private static ProblemHttpResult NotEligible(string detail) =>
+        TypedResults.Problem(statusCode: 409, type: ProblemTypes.CouponNotEligible, title: "The customer may not receive this coupon.", detail: detail,
+            extensions: new Dictionary<string, object?> { ["reason"] = "segment_not_met" });
 
     private static ProblemHttpResult OutOfStock(string detail) =>
         TypedResults.Problem(statusCode: 409, type: ProblemTypes.OutOfStock, title: "The offer is out of stock.", detail: detail);

@@ -19,6 +19,7 @@ public static class OffersModule
         builder.Services.AddScoped<CodeBatches>();
         builder.Services.AddScoped<Redemptions>();
         builder.Services.AddScoped<GroupCoupons>();
+        builder.Services.AddScoped<SegmentConditions>();
         builder.Services.AddSingleton<ParsedTemplates>();
         builder.Services.TryAddScoped<MemberTiers>();
         builder.Services.AddOptions<ClaimOptions>().BindConfiguration("Meridian:Offers:Claims");

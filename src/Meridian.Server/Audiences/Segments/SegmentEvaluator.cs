@@ -28,6 +28,24 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
     }
 
     /// <summary>
+    /// Which of <paramref name="profileIds"/> the rule matches now: each id answers for itself, or for the profile it was
+    /// merged into (live, of the brand). For a segment still evaluating; ready ones are read from the table.
+    /// </summary>
+    public async Task<List<long>> MatchingAsync(long brandId, SegmentRule rule, IReadOnlyCollection<long> profileIds, CancellationToken ct)
+    {
+        if (profileIds.Count == 0) return [];
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = Command($$"""
+            SELECT asked.id FROM profiles asked JOIN profiles p ON p.id = COALESCE(asked.merged_into_id, asked.id)
+             WHERE asked.id IN ({{SegmentMembers.List(profileIds)}}) AND p.tenant_id = @brand AND p.merged_into_id IS NULL AND p.erased_at IS NULL AND {0}
+            """, brandId, rule, []);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var ids = new List<long>();
+        while (await reader.ReadAsync(ct)) ids.Add(reader.GetInt64(0));
+        return ids;
+    }
+
+    /// <summary>
     /// Whether a live profile is in a ready segment, read from the materialised table in one query: the segment (of
     /// <paramref name="brandIds"/>; null: any brand), the profile (of the segment's brand, neither merged away nor erased)
     /// and the member row. Null when that does not describe them (no such segment or profile, a segment still evaluating,

@@ -38,7 +38,8 @@ public sealed record EarnBatchResponse(IReadOnlyList<EarnBatchResult> Results);
 /// update. A member whose posting needs what the in-memory path does not do (owed points to pay back, a tier to
 /// move, a tier qualified from the entries) is posted through <see cref="PointsLedger"/> in the same transaction.
 /// </summary>
-public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublisher events, ProgrammeRules rules, TenantScope tenant, TimeProvider time)
+public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublisher events, ProgrammeRules rules, CampaignSegments campaignSegments, TenantScope tenant,
+    TimeProvider time)
 {
     public const int MaxPostings = 1000;
     public const string Posted = "posted";
@@ -136,13 +137,17 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
         var brand = tenant.Brand;
         var profiles = await ProfilesAtAsync(members.Values, brand, ct);
         var now = time.GetUtcNow().UtcDateTime;
+        // Segment campaigns: the batch's members' memberships in one read (not one per posting).
+        var running = new List<LoyaltyCampaign>();
+        foreach (var programmeId in members.Values.Select(m => m.ProgrammeId).Distinct()) running.AddRange((await rules.OfAsync(db, programmeId, ct)).Campaigns);
+        var segments = await campaignSegments.OfAsync(members.Values, running, now, ct);
 
         var plans = new List<Plan>();
         foreach (var member in members.Values)
         {
             var (programme, tiers, campaigns) = await rules.OfAsync(db, member.ProgrammeId, ct);
             var mine = items[member.Id].ToList();
-            if (PlanOf(member, programme, tiers, campaigns, mine, postings, earned, profiles.GetValueOrDefault(member.Id, member.ProfileId), now) is { } plan)
+            if (PlanOf(member, programme, tiers, campaigns, segments, mine, postings, earned, profiles.GetValueOrDefault(member.Id, member.ProfileId), now) is { } plan)
             {
                 plans.Add(plan);
                 foreach (var (_, entry) in plan.Entries) earned[(member.Id, entry.SourceKey!)] = entry;
@@ -163,11 +168,11 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
     /// the postings after it changes, and <c>tier.changed</c> goes out). Duplicates are left out; postings that credit
     /// nothing are listed with the reason.
     /// </summary>
-    private static Plan? PlanOf(LoyaltyMember member, LoyaltyProgramme programme, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, List<int> mine,
-        IReadOnlyList<EarnBatchItem> postings, Dictionary<(long, string), LedgerEntry> earned, long profileId, DateTime now)
+    private static Plan? PlanOf(LoyaltyMember member, LoyaltyProgramme programme, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, MemberSegments segments,
+        List<int> mine, IReadOnlyList<EarnBatchItem> postings, Dictionary<(long, string), LedgerEntry> earned, long profileId, DateTime now)
     {
         if (member.Owed > 0 || (tiers.Count > 0 && TierStanding.SumsEntries(programme))) return null;
-        var multipliers = PointsLedger.Multipliers(member, tiers, campaigns, now);
+        var multipliers = PointsLedger.Multipliers(member, tiers, campaigns, now, segments);
         var book = new PointsBook(member.TenantId, member.ProgrammeId, member.Id, member.Balance, member.Pending, member.Owed, []);
         var qualifying = member.QualifyingPoints;
         var entries = new List<(int, LedgerEntry)>();

@@ -43,7 +43,8 @@ public sealed class EarningRule : IProgrammeShared
 
 /// <summary>
 /// A campaign multiplier ("double points this weekend"): applies to every earning of the programme between
-/// <see cref="StartsAt"/> (inclusive) and <see cref="EndsAt"/> (exclusive), for members of <see cref="TierId"/> only when set.
+/// <see cref="StartsAt"/> (inclusive) and <see cref="EndsAt"/> (exclusive), for members of <see cref="TierId"/> only when set,
+/// and for members whose profile is in <see cref="SegmentId"/> (Audiences) at posting time only when set.
 /// </summary>
 public sealed class LoyaltyCampaign : IProgrammeShared
 {
@@ -56,9 +57,17 @@ public sealed class LoyaltyCampaign : IProgrammeShared
     public DateTime StartsAt { get; set; }
     public DateTime EndsAt { get; set; }
     public long? TierId { get; set; }
+    /// <summary>
+    /// A segment of a brand of the programme: the member's profile at that brand must be in it when the points are posted
+    /// (read then, never cached: membership follows behaviour).
+    /// </summary>
+    public long? SegmentId { get; set; }
     public DateTime CreatedAt { get; init; }
 
-    public bool AppliesTo(DateTime now, long? memberTierId) => StartsAt <= now && now < EndsAt && (TierId is null || TierId == memberTierId);
+    public bool Runs(DateTime now) => StartsAt <= now && now < EndsAt;
+
+    /// <summary>Whether the campaign multiplies an earning now; <paramref name="inSegment"/>: the member is in <see cref="SegmentId"/> (ignored without one).</summary>
+    public bool AppliesTo(DateTime now, long? memberTierId, bool inSegment) => Runs(now) && (TierId is null || TierId == memberTierId) && (SegmentId is null || inSegment);
 }
 
 internal sealed class EarningMaps : IEntityTypeConfiguration<EarningRule>, IEntityTypeConfiguration<LoyaltyCampaign>

@@ -15,9 +15,10 @@ public sealed record EarningRuleDto(long Id, long ProgrammeId, string Event, lon
     internal static EarningRuleDto From(EarningRule r) => new(r.Id, r.ProgrammeId, r.Event, r.Points, r.PerDayCap, r.PerMemberCap, r.Active, r.CreatedAt);
 }
 
-public sealed record CampaignDto(long Id, long ProgrammeId, string Name, int MultiplierPercent, DateTime StartsAt, DateTime EndsAt, long? TierId, DateTime CreatedAt)
+public sealed record CampaignDto(long Id, long ProgrammeId, string Name, int MultiplierPercent, DateTime StartsAt, DateTime EndsAt, long? TierId, long? SegmentId,
+    DateTime CreatedAt)
 {
-    internal static CampaignDto From(LoyaltyCampaign c) => new(c.Id, c.ProgrammeId, c.Name, c.MultiplierPercent, c.StartsAt, c.EndsAt, c.TierId, c.CreatedAt);
+    internal static CampaignDto From(LoyaltyCampaign c) => new(c.Id, c.ProgrammeId, c.Name, c.MultiplierPercent, c.StartsAt, c.EndsAt, c.TierId, c.SegmentId, c.CreatedAt);
 }
 
 /// <summary>
@@ -57,7 +58,8 @@ public sealed record CampaignRequest(
     [property: Required, Range(1, 10_000)] int? MultiplierPercent,
     [property: Required] DateTime? StartsAt,
     [property: Required] DateTime? EndsAt,
-    long? TierId);
+    long? TierId,
+    long? SegmentId = null);
 
 /// <summary>Setting up how members earn: the programme's earning settings, per-event earning rules, campaign multipliers.</summary>
 public static class EarningSetup
@@ -127,7 +129,7 @@ public static class EarningSetup
             : Problems.NotFound($"Programme {id}");
 
     public static async Task<Results<Created<CampaignDto>, ValidationProblem, ProblemHttpResult>> CreateCampaign(
-        long id, CampaignRequest request, MeridianDb db, AuditLog audit, TimeProvider time, ProgrammeRules rules, CancellationToken ct)
+        long id, CampaignRequest request, MeridianDb db, AuditLog audit, TimeProvider time, ProgrammeRules rules, Audiences.SegmentMembers segments, CancellationToken ct)
     {
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleOrDefaultAsync(p => p.Id == id, ct);
         if (programme is null) return Problems.NotFound($"Programme {id}");
@@ -135,10 +137,14 @@ public static class EarningSetup
         if (ends <= starts) return Problems.Validation("endsAt", "A campaign ends after it starts.");
         if (request.TierId is { } tierId && !await db.Set<LoyaltyTier>().AnyAsync(t => t.Id == tierId && t.ProgrammeId == id, ct))
             return Problems.Validation("tierId", $"Tier {tierId} is not a tier of programme {id}.");
+        // A segment of a brand the programme is open to (its own brand; for a shared programme any of the group's brands in it).
+        if (request.SegmentId is { } segmentId && (await segments.ExistAsync(await db.Set<LoyaltyProgrammeBrand>().Where(b => b.ProgrammeId == id).Select(b => b.BrandId).ToListAsync(ct),
+                [segmentId], ct)).Count == 0)
+            return Problems.Validation("segmentId", $"Segment {segmentId} is not a segment of a brand of programme {id}.");
         var campaign = new LoyaltyCampaign
         {
             TenantId = programme.TenantId, ProgrammeId = id, Name = request.Name, MultiplierPercent = request.MultiplierPercent!.Value,
-            StartsAt = starts, EndsAt = ends, TierId = request.TierId, CreatedAt = time.GetUtcNow().UtcDateTime,
+            StartsAt = starts, EndsAt = ends, TierId = request.TierId, SegmentId = request.SegmentId, CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         db.Add(campaign);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.campaign.created", "loyalty_campaign", campaign.Id, null, CampaignDto.From(campaign)));

@@ -50,7 +50,7 @@ public sealed record TierChanged(long MemberId, long ProfileId, long? FromTierId
 /// brand, naming the member's profile there.
 /// </summary>
 public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvider time, TierStanding standing, TenantScope tenant, ProgrammeRules rules,
-    ILogger<PointsLedger> logger)
+    CampaignSegments campaignSegments, ILogger<PointsLedger> logger)
 {
     private long? brand;
 
@@ -101,7 +101,8 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var (programme, tiers, campaigns) = await rules.OfAsync(db, member.ProgrammeId, ct);
         if (await decide(programme, member) is not { } earning) return null;
         var now = time.GetUtcNow().UtcDateTime;
-        var (points, explained) = EarningMath.Apply(earning.BasePoints, Multipliers(member, tiers, campaigns, now), programme.Combination, programme.Rounding);
+        var segments = await campaignSegments.OfAsync([member], campaigns, now, ct);
+        var (points, explained) = EarningMath.Apply(earning.BasePoints, Multipliers(member, tiers, campaigns, now, segments), programme.Combination, programme.Rounding);
         var rule = $"{earning.Rule}: {explained}";
         if (points <= 0) throw new BusinessRuleException($"{rule}: nothing to credit.", StatusCodes.Status422UnprocessableEntity);
 
@@ -128,13 +129,17 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         return entry;
     });
 
-    /// <summary>The member's tier multiplier and those of the programme's campaigns running now that the member qualifies for.</summary>
-    internal static List<Multiplier> Multipliers(LoyaltyMember member, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, DateTime now)
+    /// <summary>
+    /// The member's tier multiplier and those of the programme's campaigns running now that the member qualifies for (by
+    /// tier, and by segment as <paramref name="segments"/> read it for this posting); a segment's campaign names the segment.
+    /// </summary>
+    internal static List<Multiplier> Multipliers(LoyaltyMember member, List<LoyaltyTier> tiers, List<LoyaltyCampaign> campaigns, DateTime now, MemberSegments segments)
     {
         var multipliers = new List<Multiplier>();
         if (tiers.SingleOrDefault(t => t.Id == member.TierId) is { MultiplierPercent: not 100 } tier)
             multipliers.Add(new Multiplier($"tier {tier.Name}", tier.MultiplierPercent));
-        multipliers.AddRange(campaigns.Where(c => c.AppliesTo(now, member.TierId)).Select(c => new Multiplier($"campaign {c.Name}", c.MultiplierPercent)));
+        multipliers.AddRange(campaigns.Where(c => c.AppliesTo(now, member.TierId, c.SegmentId is { } s && segments.In(member.Id, s)))
+            .Select(c => new Multiplier(c.SegmentId is { } s ? $"campaign {c.Name} for segment {segments.Memberships.NameOf(s)}" : $"campaign {c.Name}", c.MultiplierPercent)));
         return multipliers;
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Meridian.Audiences;
 using Meridian.Hosting;
 using Meridian.Offers.Data;
 
@@ -64,7 +65,11 @@ public static class CartEngine
     /// <summary>Combinations examined at the most before the best found so far is returned (50 coupons have 2^50 subsets).</summary>
     public const int SearchBudget = 20_000;
 
-    public static Verdict Judge(Candidate coupon, Cart cart, long? tierId, DateTime now)
+    /// <summary>
+    /// Judges one coupon. <paramref name="segments"/>: the customer's memberships of the segments its coupons' templates
+    /// name (none given: the customer is in none of them).
+    /// </summary>
+    public static Verdict Judge(Candidate coupon, Cart cart, long? tierId, DateTime now, SegmentMemberships? segments = null)
     {
         var t = coupon.Template;
         var reasons = new List<Reason>();
@@ -75,6 +80,8 @@ public static class CartEngine
             reasons.Add(new("channel_not_allowed", $"Only for {string.Join(", ", t.Conditions.Channels)}; this order is {cart.Channel}."));
         if (t.Conditions.TierIds.Count > 0 && (tierId is null || !t.Conditions.TierIds.Contains(tierId.Value)))
             reasons.Add(new("tier_not_met", tierId is null ? "Only for loyalty members of certain tiers; the customer has no tier." : "Only for other loyalty tiers than the customer's."));
+        if (t.Conditions.SegmentIds.Count > 0 && !(segments ?? SegmentMemberships.None).AnyIn(t.Conditions.SegmentIds))
+            reasons.Add(SegmentNotMet(t.Conditions, segments ?? SegmentMemberships.None));
         var lines = Eligible(t, cart);
         var eligible = 0L;
         foreach (var i in lines) eligible += cart.Lines[i].Amount;
@@ -93,6 +100,10 @@ public static class CartEngine
         var applies = reasons is [{ Code: "applies" }];
         return new Verdict(coupon, applies, applies ? discount : 0, reasons);
     }
+
+    /// <summary>Why a customer outside every segment the conditions name may not use (or claim) the coupon.</summary>
+    public static Reason SegmentNotMet(CouponConditions conditions, SegmentMemberships segments) => new("segment_not_met",
+        $"Only for customers in {string.Join(" or ", conditions.SegmentIds.Select(id => $"'{segments.NameOf(id)}'"))}; the customer is in none of them.");
 
     /// <summary>
     /// Applies the template to what is left of each line (and of the shipping), lowering those amounts; returns the

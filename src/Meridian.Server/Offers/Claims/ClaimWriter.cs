@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Meridian.Data;
 using Meridian.Hosting;
+using Meridian.Offers.Cart;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
 using Microsoft.Extensions.Options;
@@ -91,6 +92,11 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
         // The customers are looked up here, in one query, not in each request: thousands of claims waiting at once would
         // otherwise queue for the connection pool ahead of the writer that serves them.
         var live = await scope.ServiceProvider.GetRequiredService<ProfileDirectory>().FindLiveManyAsync(orders.Select(o => o.ProfileId).Distinct().ToList(), CancellationToken.None);
+        // Segment conditions: the group's customers' memberships in one read, before the transaction (none without a condition).
+        var parsed = scope.ServiceProvider.GetRequiredService<ParsedTemplates>();
+        var conditions = plans.ToDictionary(p => p.Key, p => parsed.Rules(p.Value.Template).Conditions);
+        var memberships = await scope.ServiceProvider.GetRequiredService<SegmentConditions>().ReadAsync(
+            plans.Select(p => (p.Value.Template.TenantId, conditions[p.Key])), live.Values.Select(p => p.ProfileId), CancellationToken.None);
         var results = new IssueResult[orders.Count];
         await using var transaction = await db.Database.BeginTransactionAsync(CancellationToken.None);
         var now = Instants.Now(time);
@@ -100,8 +106,10 @@ public sealed class ClaimWriter(IServiceScopeFactory scopes, IOptions<ClaimOptio
             var claims = new List<int>();
             foreach (var i in template)
             {
-                if (live.TryGetValue(orders[i].ProfileId, out var p) && p.BrandId == orders[i].TenantId) claims.Add(i);
-                else results[i] = new IssueResult(IssueOutcome.ProfileNotFound);
+                if (!live.TryGetValue(orders[i].ProfileId, out var p) || p.BrandId != orders[i].TenantId) results[i] = new IssueResult(IssueOutcome.ProfileNotFound);
+                else if (conditions.TryGetValue(template.Key, out var c) && c.SegmentIds.Count > 0 && !memberships.InAny(c.SegmentIds, p.ProfileId))
+                    results[i] = new IssueResult(IssueOutcome.NotInSegment, Detail: CartEngine.SegmentNotMet(c, memberships).Message);
+                else claims.Add(i);
             }
             if (claims.Count == 0) continue;
             var issued = await issuer.IssueManyAsync(claims.Select(i => orders[i] with { ProfileId = live[orders[i].ProfileId].ProfileId }).ToList(),

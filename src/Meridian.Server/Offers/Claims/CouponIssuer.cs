@@ -32,12 +32,15 @@ public enum IssueOutcome
     OutOfStock,
     LimitReached,
     DailyLimitReached,
+    /// <summary>The template names segments and the customer is in none of them (claims only).</summary>
+    NotInSegment,
 }
 
 /// <summary>One coupon to issue to one customer (a live profile of the brand, checked before the writing transaction).</summary>
 public sealed record IssueOrder(long TenantId, long TemplateId, long ProfileId, string Source, string? Key, string? Hash);
 
-public sealed record IssueResult(IssueOutcome Outcome, IssuedCouponDto? Coupon = null);
+/// <summary>What became of one issue; <paramref name="Detail"/> explains a refusal where the outcome alone does not.</summary>
+public sealed record IssueResult(IssueOutcome Outcome, IssuedCouponDto? Coupon = null, string? Detail = null);
 
 /// <summary>What an issue needs of a template and its brand, read before the writing transaction begins.</summary>
 public sealed record IssuePlan(OfferTemplate Template, long GroupId, TimeZoneInfo Zone);

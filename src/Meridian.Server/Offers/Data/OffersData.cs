@@ -103,6 +103,8 @@ public sealed record CouponConditions
     public List<string> Channels { get; init; } = [];
     /// <summary>Loyalty tiers whose members may use the coupon.</summary>
     public List<long> TierIds { get; init; } = [];
+    /// <summary>Segments of the template's brand (Audiences): the customer must be in at least one of them now.</summary>
+    public List<long> SegmentIds { get; init; } = [];
     /// <summary>
     /// Other brands of the group where the coupon may be used too (a group coupon): a coupon held by the customer's
     /// profile at the template's brand is offered and redeemable at these brands for the same person. Empty: only at

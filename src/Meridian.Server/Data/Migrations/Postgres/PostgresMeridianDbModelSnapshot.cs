@@ -1828,6 +1828,10 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("programme_id");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("segment_id");
+
                     b.Property<DateTime>("StartsAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("starts_at");

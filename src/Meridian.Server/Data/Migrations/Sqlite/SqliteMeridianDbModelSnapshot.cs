@@ -1770,6 +1770,10 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("programme_id");
 
+                    b.Property<long?>("SegmentId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("segment_id");
+
                     b.Property<DateTime>("StartsAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("starts_at");
