@@ -77,6 +77,7 @@ public static class DatabaseExtensions
         services.AddScoped<TenantScope>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<OutboxSignalInterceptor>();
+        services.AddHostedService<SqliteCheckpointer>();
         services.AddPooledDbContextFactory<SqliteMeridianDb>((sp, o) => o
             .UseSqlite(sp.GetRequiredService<DatabaseSettings>().ConnectionString, sqlite => sqlite.UseParameterizedCollectionMode(CollectionMode))
             .UseSnakeCaseNamingConvention()
@@ -132,7 +133,11 @@ public static class DatabaseExtensions
 internal sealed class SqliteBusyTimeout : DbConnectionInterceptor
 {
     public static readonly SqliteBusyTimeout Instance = new();
-    private const string Pragma = "PRAGMA busy_timeout = 30000;";
+    /// <summary>
+    /// Also: a commit checkpoints the log itself only once it is past 10,000 pages (40 MB); <see cref="SqliteCheckpointer"/>
+    /// does it every second beside the writers.
+    /// </summary>
+    private const string Pragma = "PRAGMA busy_timeout = 30000; PRAGMA wal_autocheckpoint = 10000;";
 
     public override void ConnectionOpened(DbConnection connection, ConnectionEndEventData eventData)
     {

@@ -53,10 +53,12 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
     /// ones kept. An <c>Idempotency-Key</c> is optional (the source keys already make a resend safe); with one, a retry
     /// gets the first response byte for byte.
     /// </summary>
-    public static async Task<IResult> Post(EarnBatchRequest request, HttpContext http, IdempotentPosting once, BatchEarning batch, CancellationToken ct)
+    public static async Task<IResult> Post(EarnBatchRequest request, HttpContext http, IdempotentPosting once, BatchEarning batch, MeridianDb db,
+        CancellationToken ct)
     {
         if (Invalid(request) is { } errors) return Problems.Validation(errors);
         var postings = request.Postings!.Select(p => p!).ToList();
+        using var turn = await db.Database.WriterTurnAsync(ct);
         if (!http.Request.Headers.ContainsKey(IdempotentPosting.Header)) return TypedResults.Ok(await batch.EarnAsync(postings, ct));
         return await once.RunAsync(http, request, async () => await batch.EarnAsync(postings, ct), "The batch", ct);
     }
