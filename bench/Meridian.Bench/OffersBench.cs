@@ -184,7 +184,7 @@ internal static class OffersBench
         }, ct);
 
     /// <summary>Events not yet fanned out, plus deliveries not yet made.</summary>
-    private static async Task<long> OutboxBacklogAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
+    internal static async Task<long> OutboxBacklogAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
     {
         await using var db = await open("");
         await using var count = db.CreateCommand();
@@ -192,7 +192,7 @@ internal static class OffersBench
         return Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 
-    private static async Task OutboxIdleAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
+    internal static async Task OutboxIdleAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         while (await OutboxBacklogAsync(open, ct) > 0)
