@@ -54,6 +54,13 @@ status=${PIPESTATUS[0]}
 # "Total tests: N" followed by "     Passed: N", "     Failed: N" and "     Skipped: N" (a zero count may be left out).
 totals=$(awk '/^ +Passed: +[0-9]+ *$/ {p+=$2} /^ +Failed: +[0-9]+ *$/ {f+=$2} /^ +Skipped: +[0-9]+ *$/ {s+=$2}
               END {printf "%d passed, %d failed, %d skipped", p, f, s}' "$log")
+# The failed tests again, with their messages, just above the totals (CI shows the end of the output).
+failures=$(awk '/^  Failed [^ ]/ {n=16} n>0 {print; n--}' "$log" | head -c 20000)
+if [ -n "$failures" ]; then
+  echo "----- failed tests -----"
+  echo "$failures"
+  echo "------------------------"
+fi
 rm -f "$log"
 [ -n "$totals" ] || totals="0 passed, 0 failed, 0 skipped"
 echo "$totals"
