@@ -9,8 +9,11 @@ namespace Meridian.Hosting;
 /// </summary>
 public static class BulkInsert
 {
-    /// <summary>PostgreSQL: rows a statement (as arrays, one parameter a column; as values, one a value: 200 rows then).</summary>
+    /// <summary>PostgreSQL: rows a statement as arrays (one parameter a column).</summary>
     private const int RowsPerStatement = 5000;
+
+    /// <summary>PostgreSQL: rows a statement as values (one parameter a value; a statement takes at most 65,535).</summary>
+    private const int RowsPerValuesStatement = 200;
 
     /// <summary>
     /// Inserts the rows and returns how many were written (<paramref name="suffix"/> may skip conflicting rows).
@@ -37,25 +40,30 @@ public static class BulkInsert
         return written;
     }
 
-    /// <summary>PostgreSQL, for a chunk <see cref="PostgresArrays"/> cannot take: one multi-row statement of positional parameters.</summary>
+    /// <summary>PostgreSQL, for a chunk <see cref="PostgresArrays"/> cannot take: multi-row statements of positional parameters.</summary>
     private static async Task<int> InsertValuesAsync(DbTransaction tx, string insert, string[] columns, object?[][] chunk, string suffix, CancellationToken ct)
     {
-        await using var command = tx.Connection!.CreateCommand();
-        command.Transaction = tx;
-        var sql = new StringBuilder(insert);
-        for (var r = 0; r < chunk.Length; r++)
+        var written = 0;
+        foreach (var rows in chunk.Chunk(Math.Min(RowsPerValuesStatement, ushort.MaxValue / columns.Length)))
         {
-            sql.Append(r == 0 ? "(" : ", (");
-            for (var c = 0; c < columns.Length; c++)
+            await using var command = tx.Connection!.CreateCommand();
+            command.Transaction = tx;
+            var sql = new StringBuilder(insert);
+            for (var r = 0; r < rows.Length; r++)
             {
-                sql.Append(c == 0 ? "$" : ", $").Append(r * columns.Length + c + 1);
-                var parameter = command.CreateParameter();
-                parameter.Value = chunk[r][c] ?? DBNull.Value;
-                command.Parameters.Add(parameter);
+                sql.Append(r == 0 ? "(" : ", (");
+                for (var c = 0; c < columns.Length; c++)
+                {
+                    sql.Append(c == 0 ? "$" : ", $").Append(r * columns.Length + c + 1);
+                    var parameter = command.CreateParameter();
+                    parameter.Value = rows[r][c] ?? DBNull.Value;
+                    command.Parameters.Add(parameter);
+                }
+                sql.Append(')');
             }
-            sql.Append(')');
+            command.CommandText = sql.Append(suffix).ToString();
+            written += await command.ExecuteNonQueryAsync(ct);
         }
-        command.CommandText = sql.Append(suffix).ToString();
-        return await command.ExecuteNonQueryAsync(ct);
+        return written;
     }
 }

@@ -83,6 +83,30 @@ public abstract class BulkWriteTests(MeridianAppFixture app)
         await tx.RollbackAsync();
     }
 
+    [Fact]
+    public async Task BulkInsert_writes_thousands_of_wide_rows_the_driver_binds_value_by_value()
+    {
+        await using var scope = app.Services.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        await using var tx = await db.Database.BeginTransactionAsync();
+        var sqlite = db.Database.IsSqlite();
+        // 20 columns, one mixing decimals and integers (so PostgreSQL takes values, not arrays): 6,000 rows are 120,000
+        // values, past the 65,535 parameters a PostgreSQL statement takes.
+        var columns = new[] { "k", "amount" }.Concat(Enumerable.Range(1, 18).Select(i => "c" + i)).ToArray();
+        await db.Database.ExecuteSqlRawAsync(sqlite
+            ? $"CREATE TEMP TABLE bulk_wide (k INTEGER PRIMARY KEY, amount NUMERIC, {string.Join(", ", columns[2..].Select(c => c + " TEXT"))})"
+            : $"CREATE TEMP TABLE bulk_wide (k bigint PRIMARY KEY, amount numeric, {string.Join(", ", columns[2..].Select(c => c + " text"))}) ON COMMIT DROP");
+        var rows = Enumerable.Range(1, 6000)
+            .Select(k => new object?[] { (long)k, k % 2 == 0 ? k + 0.5m : (object)k }.Concat(columns[2..].Select(c => (object?)$"{c}-{k}")).ToArray());
+        var written = await BulkInsert.InsertAsync(tx.GetDbTransaction(), "bulk_wide", columns, rows, "", default);
+        Assert.Equal(6000, written);
+        var stored = await db.Database.SqlQueryRaw<string>(
+            "SELECT CAST(count(*) AS TEXT) || '|' || CAST(sum(amount) AS TEXT) || '|' || max(c18) AS \"Value\" FROM bulk_wide").SingleAsync();
+        Assert.Equal($"6000|{Enumerable.Range(1, 6000).Sum(k => k % 2 == 0 ? k + 0.5m : k)}|c18-999", stored);
+        await tx.RollbackAsync();
+    }
+
     /// <summary>Every column of the row but those named, as its storage class and text (SQLite) or its text (PostgreSQL).</summary>
     private static async Task<List<string>> StoredAsync(MeridianDb db, string table, long id, params string[] except)
     {
