@@ -212,8 +212,11 @@ public static class SegmentEndpoints
         var resolved = await profiles.ResolvedUpToAsync(ct);
         var behind = job is null ? 0 : await log.BacklogAsync(new Ingestion.Tracking.EventLogPosition(job.PositionTx, job.PositionId), ct)
             - await log.BacklogAsync(resolved, ct);
+        // Upstream first (input events not yet delivered, then the profiles they queued): a profile moving downstream
+        // between the two counts is then counted in the second; counted the other way round it could be in neither.
+        var inputs = await SegmentInputs.PendingAsync(db, ct);
         return TypedResults.Ok(new MaintenanceDto(Math.Max(0, behind) + (ids.Count > 0 && job is null ? 1 : 0),
-            await db.Set<SegmentDirtyProfile>().LongCountAsync(ct) + await SegmentInputs.PendingAsync(db, ct),
+            inputs + await db.Set<SegmentDirtyProfile>().LongCountAsync(ct),
             await db.Set<SegmentRecheck>().LongCountAsync(r => ids.Contains(r.SegmentId) && r.DueAt <= now, ct),
             await db.Set<Segment>().LongCountAsync(s => s.Status == SegmentStatus.Evaluating, ct)));
     }

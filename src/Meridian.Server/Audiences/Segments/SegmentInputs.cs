@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Meridian.Audiences.Data;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Platform.Outbox;
 using Microsoft.EntityFrameworkCore;
 
@@ -12,7 +13,7 @@ namespace Meridian.Audiences.Segments;
 /// <c>profile.changed</c>): their outbox events, each naming the profile, queue that profile to be
 /// evaluated against its brand's segments. Delivery is at least once; evaluating a profile twice changes nothing.
 /// </summary>
-internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IEventSubscriber
+internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IBatchEventSubscriber
 {
     private static readonly HashSet<string> Types =
     [
@@ -45,12 +46,24 @@ internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IEven
     private async ValueTask<bool> SegmentedAsync(long brand, CancellationToken ct) =>
         segmented.TryGetValue(brand, out var known) ? known : segmented[brand] = await db.Set<Segment>().AnyAsync(s => s.TenantId == brand, ct);
 
-    public async Task HandleAsync(OutboxMessage message, string target, CancellationToken ct)
+    public Task HandleAsync(OutboxMessage message, string target, CancellationToken ct) => HandleManyAsync([(message, target)], ct);
+
+    /// <summary>Queues the events' profiles, each for the event's brand, with one insert.</summary>
+    public async Task HandleManyAsync(IReadOnlyList<(OutboxMessage Message, string Target)> deliveries, CancellationToken ct)
     {
-        using var payload = JsonDocument.Parse(message.Payload);
-        if (!payload.RootElement.TryGetProperty("profileId", out var id) || id.ValueKind != JsonValueKind.Number) return;
-        db.Add(new SegmentDirtyProfile { TenantId = message.BrandId!.Value, ProfileId = id.GetInt64() });
-        await db.SaveChangesAsync(ct);
+        var dirty = new List<SegmentDirtyProfile>();
+        foreach (var (message, _) in deliveries)
+        {
+            using var payload = JsonDocument.Parse(message.Payload);
+            if (payload.RootElement.TryGetProperty("profileId", out var id) && id.ValueKind == JsonValueKind.Number && message.BrandId is { } brand)
+                dirty.Add(new SegmentDirtyProfile { TenantId = brand, ProfileId = id.GetInt64() });
+        }
+        if (dirty.Count == 0) return;
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            await EntityRows.InsertAsync(db, dirty, returnKeys: false, ct);
+            await tx.CommitAsync(ct);
+        }
         signal.Notify();
     }
 }

@@ -179,7 +179,10 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
                     if (upTo == long.MaxValue) break;
                     after = upTo;
                 }
-                await db.Set<Segment>().Where(s => s.Id == segment.Id && s.RuleVersion == segment.RuleVersion)
+                // Ready only while this node still holds the lease, checked in the same statement: a round that lost it
+                // meanwhile leaves the segment to the lease's new holder.
+                await db.Set<Segment>().Where(s => s.Id == segment.Id && s.RuleVersion == segment.RuleVersion
+                        && db.Set<AudienceJob>().Any(j => j.Name == Name && j.LeaseOwner == job.node))
                     .ExecuteUpdateAsync(s => s.SetProperty(x => x.Status, SegmentStatus.Ready).SetProperty(x => x.EvaluatedAt, job.time.GetUtcNow().UtcDateTime), ct);
             }
             return pending.Count;

@@ -69,3 +69,13 @@ public interface IEventSubscriber
 
     Task HandleAsync(OutboxMessage message, string target, CancellationToken ct);
 }
+
+/// <summary>
+/// A subscriber that handles many deliveries at once (e.g. one insert for a batch of events). It runs as the system
+/// (the events may be of several brands), so it must scope what it writes by each event's brand itself. If it throws,
+/// the dispatcher delivers the batch again one by one through <see cref="IEventSubscriber.HandleAsync"/>.
+/// </summary>
+public interface IBatchEventSubscriber : IEventSubscriber
+{
+    Task HandleManyAsync(IReadOnlyList<(OutboxMessage Message, string Target)> deliveries, CancellationToken ct);
+}

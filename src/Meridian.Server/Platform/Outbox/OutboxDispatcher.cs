@@ -3,6 +3,7 @@ using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Platform.Tenancy;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Platform.Outbox;
@@ -13,7 +14,10 @@ public sealed class OutboxOptions
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(1);
     /// <summary>How long a claimed delivery stays with its node before another node may take it over.</summary>
     public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
-    public int BatchSize { get; set; } = 50;
+    /// <summary>Deliveries claimed a round (each may wait on a webhook endpoint, so fewer than the messages fanned out).</summary>
+    public int BatchSize { get; set; } = 100;
+    /// <summary>Messages fanned out a round: one statement writes all their deliveries, one marks them all.</summary>
+    public int FanOutBatchSize { get; set; } = 500;
     public int MaxAttempts { get; set; } = 10;
     /// <summary>Identifies this process in leases and in <c>delivered_by</c>; defaults to host name and process id.</summary>
     public string? NodeName { get; set; }
@@ -71,37 +75,37 @@ internal sealed class OutboxDispatcher(
     {
         var fannedOut = await FanOutAsync(ct);
         var claimed = await ClaimAsync(ct);
-        foreach (var delivery in claimed) await DeliverAsync(delivery, ct);
+        if (claimed.Count > 0) await DeliverAllAsync(claimed, ct);
         return fannedOut > 0 || claimed.Count > 0;
     }
 
+    /// <summary>
+    /// Creates one delivery per interested subscriber and target for a batch of messages, in one transaction: one
+    /// statement writes the deliveries, one marks the messages.
+    /// </summary>
     private async Task<int> FanOutAsync(CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        var messages = await db.Set<OutboxMessage>().Where(m => !m.FannedOut).OrderBy(m => m.Id).Take(opts.BatchSize).ToListAsync(ct);
+        var messages = await db.Set<OutboxMessage>().AsNoTracking().Where(m => !m.FannedOut).OrderBy(m => m.Id).Take(opts.FanOutBatchSize).ToListAsync(ct);
         if (messages.Count == 0) return 0;
 
         var subscribers = scope.ServiceProvider.GetServices<IEventSubscriber>().ToList();
         var now = time.GetUtcNow().UtcDateTime;
+        var deliveries = new List<object?[]>();
         foreach (var message in messages)
-        {
             foreach (var subscriber in subscribers)
-            {
                 foreach (var target in await subscriber.TargetsAsync(message, ct))
-                {
-                    // Two nodes may fan out the same message at once: the unique key makes the second insert a no-op.
-                    await db.Database.ExecuteSqlAsync($"""
-                        INSERT INTO outbox_deliveries (message_id, subscriber, target, status, attempts, next_attempt_at)
-                        VALUES ({message.Id}, {subscriber.Name}, {target}, 0, 0, {now})
-                        ON CONFLICT (message_id, subscriber, target) DO NOTHING
-                        """, ct);
-                }
-            }
-            message.FannedOut = true;
-        }
-        await db.SaveChangesAsync(ct);
+                    deliveries.Add([message.Id, subscriber.Name, target, (int)DeliveryStatus.Pending, 0, now]);
+
+        var ids = messages.Select(m => m.Id).ToList();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        // Two nodes may fan out the same messages at once: the unique key makes the second node's rows no-ops.
+        await BulkInsert.InsertAsync(tx.GetDbTransaction(), "outbox_deliveries", ["message_id", "subscriber", "target", "status", "attempts", "next_attempt_at"],
+            deliveries, " ON CONFLICT (message_id, subscriber, target) DO NOTHING", ct);
+        await db.Set<OutboxMessage>().Where(m => ids.Contains(m.Id)).ExecuteUpdateAsync(s => s.SetProperty(m => m.FannedOut, true), ct);
+        await tx.CommitAsync(ct);
         return messages.Count;
     }
 
@@ -144,54 +148,99 @@ internal sealed class OutboxDispatcher(
         command.Parameters.Add(p);
     }
 
-    private async Task DeliverAsync(Claimed delivery, CancellationToken ct)
+    /// <summary>
+    /// Delivers a round's claims: their messages read in one query; a subscriber that takes batches
+    /// (<see cref="IBatchEventSubscriber"/>) gets all of its deliveries at once, and the others one by one, each in a
+    /// scope of its own; the delivered are marked in one statement.
+    /// </summary>
+    private async Task DeliverAllAsync(List<Claimed> claimed, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        var messageIds = claimed.Select(c => c.MessageId).Distinct().ToList();
+        var messages = await db.Set<OutboxMessage>().AsNoTracking().Where(m => messageIds.Contains(m.Id)).ToDictionaryAsync(m => m.Id, ct);
+
+        var delivered = new List<long>();
+        foreach (var group in claimed.GroupBy(c => c.Subscriber))
+        {
+            var deliveries = group.ToList();
+            if (deliveries.Count > 1 && await DeliverBatchAsync(deliveries, messages, ct))
+            {
+                delivered.AddRange(deliveries.Select(d => d.Id));
+                continue;
+            }
+            foreach (var delivery in deliveries)
+                if (await DeliverAsync(delivery, messages[delivery.MessageId], ct) is { } error) await FailAsync(db, delivery, error, ct);
+                else delivered.Add(delivery.Id);
+        }
+
+        var now = time.GetUtcNow().UtcDateTime;
+        await db.Set<OutboxDelivery>().Where(d => delivered.Contains(d.Id) && d.LeaseOwner == node).ExecuteUpdateAsync(s => s
+            .SetProperty(d => d.Status, DeliveryStatus.Delivered)
+            .SetProperty(d => d.DeliveredAt, now)
+            .SetProperty(d => d.DeliveredBy, node)
+            .SetProperty(d => d.LeaseUntil, (DateTime?)null), ct);
+    }
+
+    /// <summary>
+    /// All of one subscriber's deliveries at once, when it takes batches. False when it does not, or when the batch
+    /// failed: the caller then delivers them one by one, so each failure is kept with its own delivery.
+    /// </summary>
+    private async Task<bool> DeliverBatchAsync(List<Claimed> deliveries, Dictionary<long, OutboxMessage> messages, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        if (scope.ServiceProvider.GetServices<IEventSubscriber>().FirstOrDefault(s => s.Name == deliveries[0].Subscriber) is not IBatchEventSubscriber subscriber)
+            return false;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(opts.Lease / 2);
+            await subscriber.HandleManyAsync([.. deliveries.Select(d => (messages[d.MessageId], d.Target))], timeout.Token);
+            return true;
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            logger.LogWarning("A batch of {Count} deliveries to {Subscriber} failed, delivering them one by one: {Error}",
+                deliveries.Count, deliveries[0].Subscriber, ex.GetType().Name);
+            return false;
+        }
+    }
+
+    /// <summary>One delivery in a scope of its own; the error, or null when delivered.</summary>
+    private async Task<string?> DeliverAsync(Claimed delivery, OutboxMessage message, CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         var tenant = scope.ServiceProvider.GetRequiredService<TenantScope>();
         tenant.RunAsSystem();
-        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        var message = await db.Set<OutboxMessage>().AsNoTracking().SingleAsync(m => m.Id == delivery.MessageId, ct);
         var subscriber = scope.ServiceProvider.GetServices<IEventSubscriber>().FirstOrDefault(s => s.Name == delivery.Subscriber);
-
-        string? error = subscriber is null ? $"No subscriber named '{delivery.Subscriber}' in this build." : null;
-        if (subscriber is not null)
+        if (subscriber is null) return $"No subscriber named '{delivery.Subscriber}' in this build.";
+        try
         {
-            try
-            {
-                // Subscribers see only the event's brand, as a request from that brand would.
-                if (message.BrandId is { } brand) tenant.Restrict(message.GroupId, [brand], brand);
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(opts.Lease / 2);
-                await subscriber.HandleAsync(message, delivery.Target, timeout.Token);
-            }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
-            {
-                error = $"{ex.GetType().Name}: {ex.Message}";
-                logger.LogWarning("Delivery {DeliveryId} of event {MessageId} to {Subscriber} failed (attempt {Attempt}): {Error}",
-                    delivery.Id, delivery.MessageId, delivery.Subscriber, delivery.Attempts, ex.GetType().Name);
-            }
-            finally
-            {
-                tenant.RunAsSystem();
-            }
+            // Subscribers see only the event's brand, as a request from that brand would.
+            if (message.BrandId is { } brand) tenant.Restrict(message.GroupId, [brand], brand);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(opts.Lease / 2);
+            await subscriber.HandleAsync(message, delivery.Target, timeout.Token);
+            return null;
         }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            logger.LogWarning("Delivery {DeliveryId} of event {MessageId} to {Subscriber} failed (attempt {Attempt}): {Error}",
+                delivery.Id, delivery.MessageId, delivery.Subscriber, delivery.Attempts, ex.GetType().Name);
+            return $"{ex.GetType().Name}: {ex.Message}";
+        }
+    }
 
+    /// <summary>A failed delivery waits to be tried again (backing off exponentially), or is dead after the last attempt.</summary>
+    private async Task FailAsync(MeridianDb db, Claimed delivery, string error, CancellationToken ct)
+    {
         var now = time.GetUtcNow().UtcDateTime;
-        var mine = db.Set<OutboxDelivery>().Where(d => d.Id == delivery.Id && d.LeaseOwner == node);
-        if (error is null)
-        {
-            await mine.ExecuteUpdateAsync(s => s
-                .SetProperty(d => d.Status, DeliveryStatus.Delivered)
-                .SetProperty(d => d.DeliveredAt, now)
-                .SetProperty(d => d.DeliveredBy, node)
-                .SetProperty(d => d.LeaseUntil, (DateTime?)null), ct);
-            return;
-        }
-
         var dead = delivery.Attempts >= opts.MaxAttempts;
         var backoff = TimeSpan.FromSeconds(Math.Min(3600, Math.Pow(2, delivery.Attempts)));
         var truncated = error.Length > 1000 ? error[..1000] : error;
-        await mine.ExecuteUpdateAsync(s => s
+        await db.Set<OutboxDelivery>().Where(d => d.Id == delivery.Id && d.LeaseOwner == node).ExecuteUpdateAsync(s => s
             .SetProperty(d => d.Status, dead ? DeliveryStatus.Dead : DeliveryStatus.Pending)
             .SetProperty(d => d.NextAttemptAt, now + backoff)
             .SetProperty(d => d.LastError, truncated)
