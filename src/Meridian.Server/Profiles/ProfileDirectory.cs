@@ -36,6 +36,18 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
         return live;
     }
 
+    /// <summary><see cref="ProfileOfEventAsync"/> for many events in two queries: the events resolved to a live profile, each with that profile.</summary>
+    public async Task<Dictionary<long, (long ProfileId, long BrandId)>> ProfilesOfEventsAsync(IReadOnlyCollection<long> eventIds, CancellationToken ct)
+    {
+        var found = new Dictionary<long, (long, long)>();
+        if (eventIds.Count == 0) return found;
+        var pairs = await db.Set<ProfileEvent>().AsNoTracking().Where(e => eventIds.Contains(e.EventId)).Select(e => new { e.EventId, e.ProfileId }).ToListAsync(ct);
+        var live = await FindLiveManyAsync(pairs.Select(p => p.ProfileId).Distinct().ToList(), ct);
+        foreach (var pair in pairs)
+            if (live.TryGetValue(pair.ProfileId, out var profile)) found[pair.EventId] = profile;
+        return found;
+    }
+
     /// <summary>The live profile an event of the log was resolved to (null: not resolved yet, or the profile is gone).</summary>
     public async Task<(long ProfileId, long BrandId)?> ProfileOfEventAsync(long eventId, CancellationToken ct)
     {

@@ -87,12 +87,13 @@ public sealed class EventTrigger(IServiceScopeFactory scopes, IOptions<JourneyOp
         var awaited = (await db.Set<JourneyInstance>().AsNoTracking().Where(x => x.State == InstanceState.Waiting && x.WaitEvent != null)
             .Select(x => x.WaitEvent!).Distinct().ToListAsync(ct)).ToHashSet(StringComparer.Ordinal);
         var entries = services.GetRequiredService<JourneyEntries>();
-        foreach (var e in events.Where(e => e.Type == "track" && e.Name is not null))
+        var moving = events.Where(e => e.Type == "track" && e.Name is not null)
+            .Select(e => (Event: e, Starting: journeys.Where(j => j.Journey.TenantId == e.TenantId && j.Graph.Trigger.Event == e.Name).ToList(), Waking: awaited.Contains(e.Name!)))
+            .Where(m => m.Starting.Count > 0 || m.Waking).ToList();
+        var profiles = await directory.ProfilesOfEventsAsync([.. moving.Select(m => m.Event.Id)], ct);
+        foreach (var (e, starting, waking) in moving)
         {
-            var starting = journeys.Where(j => j.Journey.TenantId == e.TenantId && j.Graph.Trigger.Event == e.Name).ToList();
-            var waking = awaited.Contains(e.Name!);
-            if (starting.Count == 0 && !waking) continue;
-            if (await directory.ProfileOfEventAsync(e.Id, ct) is not { } profile) continue;
+            if (!profiles.TryGetValue(e.Id, out var profile)) continue;
             using var message = JsonDocument.Parse(e.Payload);
             var properties = message.RootElement.TryGetProperty("properties", out var p) ? p : default;
             foreach (var (journey, graph) in starting.Where(j => JourneyEntries.Matches(j.Graph.Trigger.Where, properties)))

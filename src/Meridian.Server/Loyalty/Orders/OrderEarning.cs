@@ -60,12 +60,14 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         var ruled = (await db.Set<EarningRule>().AsNoTracking().Where(r => r.Active).Select(r => r.Event).Distinct().ToListAsync(ct)).ToHashSet();
         // Brands without a programme have no members: their events need no profile lookup (one query a batch, not one an event).
         var loyal = (await db.Set<LoyaltyProgrammeBrand>().AsNoTracking().Select(b => b.BrandId).ToListAsync(ct)).ToHashSet();
-        foreach (var e in events.Where(e => e.Type == "track" && loyal.Contains(e.TenantId) && e.Name is { } name
-                     && (name is OrderFacts.Completed or OrderFacts.Refunded || ruled.Contains(name))))
+        var earning = events.Where(e => e.Type == "track" && loyal.Contains(e.TenantId) && e.Name is { } name
+            && (name is OrderFacts.Completed or OrderFacts.Refunded || ruled.Contains(name))).ToList();
+        var profiles = await services.GetRequiredService<ProfileDirectory>().ProfilesOfEventsAsync([.. earning.Select(e => e.Id)], ct);
+        foreach (var e in earning)
         {
             // Most orders are not members': find out before taking a transaction, which on SQLite holds the one write lock
             // from its start. A transaction per order, members or not, stalled ingestion and resolution for seconds at a time.
-            if (await WorkAsync(services, e, ct) is not { } work) continue;
+            if (!profiles.TryGetValue(e.Id, out var profile) || await WorkAsync(services, e, profile.ProfileId, ct) is not { } work) continue;
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             await PostAsync(services, e, work, ct);
             if (!await AdvanceAsync(db, e, ct)) return 0;
@@ -79,7 +81,7 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
     private sealed record Work(LoyaltyMember Member, LoyaltyProgramme Programme, (string OrderId, decimal Amount)? Order, EarningRule? Rule);
 
     /// <summary>What the event earns and for whom, or null when it earns nothing.</summary>
-    private static async Task<Work?> WorkAsync(IServiceProvider services, LoggedEvent e, CancellationToken ct)
+    private static async Task<Work?> WorkAsync(IServiceProvider services, LoggedEvent e, long profileId, CancellationToken ct)
     {
         (string, decimal)? order = null;
         if (e.Name is OrderFacts.Completed or OrderFacts.Refunded)
@@ -88,9 +90,8 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
             if (OrderFacts.Order(message.RootElement) is not { } found) return null;
             order = found;
         }
-        if (await services.GetRequiredService<ProfileDirectory>().ProfileOfEventAsync(e.Id, ct) is not { } profile) return null;
         var db = services.GetRequiredService<MeridianDb>();
-        if (await services.GetRequiredService<MemberLinks>().AtBrandAsync(e.TenantId, profile.ProfileId, ct) is not { } member) return null;
+        if (await services.GetRequiredService<MemberLinks>().AtBrandAsync(e.TenantId, profileId, ct) is not { } member) return null;
         var programme = await db.Set<LoyaltyProgramme>().AsNoTracking().SingleAsync(p => p.Id == member.ProgrammeId, ct);
         if (order is not null) return new Work(member, programme, order, null);
         var rule = await db.Set<EarningRule>().AsNoTracking().SingleOrDefaultAsync(r => r.ProgrammeId == programme.Id && r.Event == e.Name && r.Active, ct);
