@@ -452,7 +452,8 @@ internal sealed class LoyaltyMaps : IEntityTypeConfiguration<LoyaltyProgramme>, 
     {
         b.ToTable("loyalty_entries");
         b.HasIndex(x => new { x.MemberId, x.Id });
-        b.HasIndex(x => x.ReversesEntryId);
+        // Most entries reverse nothing: only reversals are indexed (a lookup by the reversed entry implies not null).
+        b.HasIndex(x => x.ReversesEntryId).HasFilter("reverses_entry_id IS NOT NULL");
         b.HasIndex(x => new { x.MemberId, x.SourceKey }).IsUnique();
         b.HasIndex(x => new { x.MemberId, x.EarningRuleId, x.CreatedAt }).HasFilter("earning_rule_id IS NOT NULL");
         b.HasIndex(x => new { x.ProgrammeId, x.CreatedAt, x.BrandId });

@@ -1741,7 +1741,8 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasName("pk_loyalty_entries");
 
                     b.HasIndex("ReversesEntryId")
-                        .HasDatabaseName("ix_loyalty_entries_reverses_entry_id");
+                        .HasDatabaseName("ix_loyalty_entries_reverses_entry_id")
+                        .HasFilter("reverses_entry_id IS NOT NULL");
 
                     b.HasIndex("MemberId", "Id")
                         .HasDatabaseName("ix_loyalty_entries_member_id_id");
