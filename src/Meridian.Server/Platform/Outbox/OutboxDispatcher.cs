@@ -175,6 +175,7 @@ internal sealed class OutboxDispatcher(
                 else delivered.Add(delivery.Id);
         }
 
+        if (delivered.Count == 0) return;
         var now = time.GetUtcNow().UtcDateTime;
         await db.Set<OutboxDelivery>().Where(d => delivered.Contains(d.Id) && d.LeaseOwner == node).ExecuteUpdateAsync(s => s
             .SetProperty(d => d.Status, DeliveryStatus.Delivered)
