@@ -40,25 +40,14 @@ public sealed record DatabaseSettings(DatabaseProvider Provider, string Connecti
         }
         try
         {
-            DbConnectionStringBuilder parsed = provider == DatabaseProvider.Sqlite ? new SqliteConnectionStringBuilder(connectionString) : WithAutoPrepare(new NpgsqlConnectionStringBuilder(connectionString));
-            connectionString = parsed.ConnectionString;
+            DbConnectionStringBuilder parsed = provider == DatabaseProvider.Sqlite ? new SqliteConnectionStringBuilder(connectionString) : new NpgsqlConnectionStringBuilder(connectionString);
+            _ = parsed.ConnectionString;
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException)
         {
             throw new StartupException($"Meridian:Database:ConnectionString is not a valid {provider} connection string: {ex.Message}");
         }
         return new DatabaseSettings(provider, connectionString);
-    }
-
-    /// <summary>
-    /// PostgreSQL: statements run often are prepared on each pooled connection (Npgsql's automatic preparation), so
-    /// PostgreSQL parses and plans a hot read once per connection instead of on every call. Off in Npgsql by default;
-    /// a connection string that sets <c>Max Auto Prepare</c> itself keeps its value.
-    /// </summary>
-    private static NpgsqlConnectionStringBuilder WithAutoPrepare(NpgsqlConnectionStringBuilder builder)
-    {
-        if (!builder.ContainsKey("Max Auto Prepare")) builder.MaxAutoPrepare = 100;
-        return builder;
     }
 
     /// <summary>Where the database is, for messages: never the password.</summary>
