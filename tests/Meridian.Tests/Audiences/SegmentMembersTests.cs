@@ -5,6 +5,7 @@ using Meridian.Audiences.Data;
 using Meridian.Audiences.Segments;
 using Meridian.Data;
 using Meridian.Platform.Tenancy;
+using Meridian.Profiles;
 using Meridian.Tests.Infrastructure;
 using Meridian.Tests.Profiles;
 using Microsoft.EntityFrameworkCore;
@@ -59,9 +60,20 @@ public abstract class SegmentMembersTests(AudiencesApp app)
         var b = await ProfileTestBrand.CreateAsync(app);
         var (ann, bo) = (await IdentifyAsync(b, "ann", new { vip = true }), await IdentifyAsync(b, "bo", new { vip = false }));
         await AudiencesApp.CaughtUpAsync(b.Test.Client);
-        // Another node holds maintenance's lease: the new segment stays unevaluated, its table empty.
-        await WithMembersAsync((_, db) => db.Set<AudienceJob>().Where(j => j.Name == SegmentMaintenance.Name)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, "another-node").SetProperty(j => j.LeaseUntil, new DateTime(2100, 1, 1, 0, 0, 0, DateTimeKind.Utc))));
+        // Another node holds maintenance's lease: the new segment stays unevaluated, its table empty. Maintenance writes its
+        // job row with its first segment, so on a fresh database (this test first) the row is written here, at the
+        // position maintenance would start from.
+        await using (var scope = app.Services.CreateAsyncScope())
+        {
+            scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+            var resolved = await scope.ServiceProvider.GetRequiredService<ProfileDirectory>().ResolvedUpToAsync(default);
+            var until = new DateTime(2100, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+            await scope.ServiceProvider.GetRequiredService<MeridianDb>().Database.ExecuteSqlAsync($"""
+                INSERT INTO audience_jobs (name, position_tx, position_id, lease_owner, lease_until)
+                VALUES ({SegmentMaintenance.Name}, {resolved.TxId}, {resolved.Id}, 'another-node', {until})
+                ON CONFLICT (name) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+                """);
+        }
         try
         {
             var vip = await SaveAsync(b, "VIP now");
