@@ -49,11 +49,8 @@ public sealed class ProfileDirectory(MeridianDb db, Identity.IdentifierRules rul
     }
 
     /// <summary>The live profile an event of the log was resolved to (null: not resolved yet, or the profile is gone).</summary>
-    public async Task<(long ProfileId, long BrandId)?> ProfileOfEventAsync(long eventId, CancellationToken ct)
-    {
-        var profileId = await db.Set<ProfileEvent>().AsNoTracking().Where(e => e.EventId == eventId).Select(e => (long?)e.ProfileId).SingleOrDefaultAsync(ct);
-        return profileId is { } id ? await FindLiveAsync(id, ct) : null;
-    }
+    public async Task<(long ProfileId, long BrandId)?> ProfileOfEventAsync(long eventId, CancellationToken ct) =>
+        (await ProfilesOfEventsAsync([eventId], ct)).TryGetValue(eventId, out var profile) ? profile : null;
 
     /// <summary>
     /// The profiles a brand's identifiers of one type belong to, each value normalised as incoming data is (a phone in

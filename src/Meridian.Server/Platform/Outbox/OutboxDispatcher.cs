@@ -190,14 +190,11 @@ internal sealed class OutboxDispatcher(
     /// </summary>
     private async Task<bool> DeliverBatchAsync(List<Claimed> deliveries, Dictionary<long, OutboxMessage> messages, CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
-        if (scope.ServiceProvider.GetServices<IEventSubscriber>().FirstOrDefault(s => s.Name == deliveries[0].Subscriber) is not IBatchEventSubscriber subscriber)
-            return false;
+        await using var scope = SystemScope(deliveries[0].Subscriber, out _, out var found);
+        if (found is not IBatchEventSubscriber subscriber) return false;
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(opts.Lease / 2);
+            using var timeout = HandlerTimeout(ct);
             await subscriber.HandleManyAsync([.. deliveries.Select(d => (messages[d.MessageId], d.Target))], timeout.Token);
             return true;
         }
@@ -212,17 +209,13 @@ internal sealed class OutboxDispatcher(
     /// <summary>One delivery in a scope of its own; the error, or null when delivered.</summary>
     private async Task<string?> DeliverAsync(Claimed delivery, OutboxMessage message, CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        var tenant = scope.ServiceProvider.GetRequiredService<TenantScope>();
-        tenant.RunAsSystem();
-        var subscriber = scope.ServiceProvider.GetServices<IEventSubscriber>().FirstOrDefault(s => s.Name == delivery.Subscriber);
+        await using var scope = SystemScope(delivery.Subscriber, out var tenant, out var subscriber);
         if (subscriber is null) return $"No subscriber named '{delivery.Subscriber}' in this build.";
         try
         {
             // Subscribers see only the event's brand, as a request from that brand would.
             if (message.BrandId is { } brand) tenant.Restrict(message.GroupId, [brand], brand);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(opts.Lease / 2);
+            using var timeout = HandlerTimeout(ct);
             await subscriber.HandleAsync(message, delivery.Target, timeout.Token);
             return null;
         }
@@ -232,6 +225,24 @@ internal sealed class OutboxDispatcher(
                 delivery.Id, delivery.MessageId, delivery.Subscriber, delivery.Attempts, ex.GetType().Name);
             return $"{ex.GetType().Name}: {ex.Message}";
         }
+    }
+
+    /// <summary>A scope of its own running as the system, with the subscriber of that name in it (null when this build has none).</summary>
+    private AsyncServiceScope SystemScope(string subscriberName, out TenantScope tenant, out IEventSubscriber? subscriber)
+    {
+        var scope = scopes.CreateAsyncScope();
+        tenant = scope.ServiceProvider.GetRequiredService<TenantScope>();
+        tenant.RunAsSystem();
+        subscriber = scope.ServiceProvider.GetServices<IEventSubscriber>().FirstOrDefault(s => s.Name == subscriberName);
+        return scope;
+    }
+
+    /// <summary>Cancelled after half the lease, so that a handler that hangs gives its deliveries up before another node may claim them.</summary>
+    private CancellationTokenSource HandlerTimeout(CancellationToken ct)
+    {
+        var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(opts.Lease / 2);
+        return timeout;
     }
 
     /// <summary>A failed delivery waits to be tried again (backing off exponentially), or is dead after the last attempt.</summary>
