@@ -10,7 +10,7 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
     private const string LiveProfiles = "FROM profiles p WHERE p.tenant_id = @brand AND p.merged_into_id IS NULL AND p.erased_at IS NULL";
 
     public async Task<long> CountAsync(long brandId, SegmentRule rule, CancellationToken ct) =>
-        Convert.ToInt64(await ScalarAsync($"SELECT COUNT(*) {LiveProfiles} AND {{0}}", brandId, rule, [], ct, everyProfile: true));
+        Convert.ToInt64(await ScalarAsync($"SELECT COUNT(*) {LiveProfiles} AND {{0}}", brandId, rule, [], ct, wholeBrand: true));
 
     public async Task<bool> ContainsAsync(long brandId, SegmentRule rule, long profileId, CancellationToken ct) =>
         await ScalarAsync($"SELECT p.id {LiveProfiles} AND p.id = @profile AND {{0}}", brandId, rule, [("@profile", profileId)], ct) is not null;
@@ -67,18 +67,19 @@ public sealed class SegmentEvaluator(MeridianDb db, TimeProvider time, Microsoft
         return await command.ExecuteScalarAsync(ct) is { } found and not DBNull ? Convert.ToInt64(found, System.Globalization.CultureInfo.InvariantCulture) == 1 : null;
     }
 
-    private async Task<object?> ScalarAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct, bool everyProfile = false)
+    private async Task<object?> ScalarAsync(string sql, long brandId, SegmentRule rule, (string, object)[] extra, CancellationToken ct, bool wholeBrand = false)
     {
         await using var open = await db.Database.OpenedAsync(ct);
-        await using var command = Command(sql, brandId, rule, extra, everyProfile);
+        await using var command = Command(sql, brandId, rule, extra, wholeBrand);
         var value = await command.ExecuteScalarAsync(ct);
         return value is DBNull ? null : value;
     }
 
     /// <summary>The rule's query on the context's connection, which the caller has opened.</summary>
-    private System.Data.Common.DbCommand Command(string sql, long brandId, SegmentRule rule, (string, object)[] extra, bool everyProfile = false)
+    private System.Data.Common.DbCommand Command(string sql, long brandId, SegmentRule rule, (string, object)[] extra, bool wholeBrand = false)
     {
-        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value, everyProfile);
+        var (condition, parameters) = SegmentSql.Compile(rule, db.Database.IsNpgsql(), time.GetUtcNow().UtcDateTime, lifecycle.Value,
+            wholeBrand ? brandId : null);
         var command = db.Database.GetDbConnection().CreateCommand();
         command.CommandText = sql.Replace("{0}", condition, StringComparison.Ordinal);
         SegmentSql.Bind(command, [("@brand", brandId), .. extra, .. parameters]);
