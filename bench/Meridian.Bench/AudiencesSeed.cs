@@ -91,8 +91,8 @@ internal static class AudiencesSeed
         """;
 
     private const string ProfileEvents = """
-        INSERT INTO profile_events (event_id, tenant_id, profile_id, attributed_profile_id, timestamp)
-        SELECT id, tenant_id, @p0 + 1 + (id - @e0 - 1) / @k, @p0 + 1 + (id - @e0 - 1) / @k, timestamp FROM events WHERE id > @e0 + @from AND id <= @e0 + @to
+        INSERT INTO profile_events (event_id, tenant_id, profile_id, attributed_profile_id, timestamp, name)
+        SELECT id, tenant_id, @p0 + 1 + (id - @e0 - 1) / @k, @p0 + 1 + (id - @e0 - 1) / @k, timestamp, name FROM events WHERE id > @e0 + @from AND id <= @e0 + @to
         """;
 
     private const string Tags = """

@@ -48,6 +48,10 @@ public abstract class SegmentReferenceTests(AudiencesApp app)
         {
             var rule = RandomRule(random, 0);
             var expected = customers.Where(rule.Holds).Select(c => ids[c.UserId]).Order().ToList();
+            // The estimate counts over the whole brand, with conditions written as sets (a tag as the list of its profiles).
+            var estimate = await b.Test.Client.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = rule.Json }).ReadAsync<JsonElement>();
+            Assert.True(expected.Count == estimate.GetProperty("size").GetInt64(),
+                $"seed {seed}, rule {n}: {rule.Json.ToJsonString()}\nestimated {estimate.GetProperty("size").GetInt64()}, expected {expected.Count}");
             var created = await b.Test.Client.PostAsJsonAsync("/api/v1/segments", new { name = $"r{n}", rule = rule.Json }).ReadAsync<JsonElement>();
             var members = await b.Test.Client.GetAsync($"/api/v1/segments/{created.GetProperty("id").GetInt64()}/members?limit=200").ReadAsync<JsonElement>();
             var actual = members.GetProperty("items").EnumerateArray().Select(i => i.GetInt64()).Order().ToList();

@@ -137,6 +137,9 @@ public abstract class TagTests(MeridianAppFixture app)
         await ProfileTestBrand.LookupAsync(b.Test.Client, "phone", "13900000401", p => p.GetProperty("id").GetInt64() == known);
 
         Assert.Equal("Store regular", Assert.Single(await TagsOfAsync(b.Test.Client, known)).GetProperty("name").GetString());
+        // A segment's estimate counts the survivor as tagged (the brand-wide count reads the tag as a set of profiles).
+        Assert.Equal(1, (await b.Test.Client.PostAsJsonAsync("/api/v1/segments/estimate", new { rule = new { tag = "Store regular" } }).ReadAsync<JsonElement>())
+            .GetProperty("size").GetInt64());
         Assert.Equal([known], (await b.Test.Client.GetAsync($"/api/v1/tags/{tagId}/profiles").ReadAsync<JsonElement>())
             .GetProperty("items").EnumerateArray().Select(i => i.GetInt64()));
         Assert.Equal(HttpStatusCode.NoContent, (await b.Test.Client.DeleteAsync($"/api/v1/tags/{tagId}/profiles/{known}")).StatusCode);

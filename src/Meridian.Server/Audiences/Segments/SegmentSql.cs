@@ -56,7 +56,7 @@ public sealed class SegmentSql
             case AnyOf any: foreach (var r in any.Rules) TimePoints(r, points); break;
             case NotRule not: TimePoints(not.Rule, points); break;
             case EventCondition { WithinDays: { } days } e:
-                points.Add(($"(SELECT MIN(pe.timestamp) FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", EventFilters(e))})",
+                points.Add(($"(SELECT MIN(pe.timestamp) {EventRows(e)})",
                     TimeSpan.FromDays(days)));
                 break;
             case ComputedCondition { Compare.Op: "within_days" or "not_within_days" } c:
@@ -249,22 +249,27 @@ public sealed class SegmentSql
             + " ELSE 'active' END)";
     }
 
-    private List<string> EventFilters(EventCondition e)
+    /// <summary>
+    /// The FROM and WHERE of the profile's events a condition reads: by the event name copied onto the timeline, so that
+    /// "an event of this name in a window" is one probe of the (profile, name, time) index; the events themselves are
+    /// joined only when a property is read (a filter, a sum).
+    /// </summary>
+    private string EventRows(EventCondition e)
     {
-        var where = new List<string> { "pe.profile_id = p.id", $"e.name = {Param(e.Event)}" };
+        var where = new List<string> { "pe.profile_id = p.id", $"pe.name = {Param(e.Event)}" };
         if (e.WithinDays is { } days) where.Add($"pe.timestamp >= {Param(now.AddDays(-days))}");
         where.AddRange(e.Where.Select(f => Compare(Property(f.Property), f.Compare)));
-        return where;
+        var properties = e.Where.Any() || e.SumOf is not null;
+        return $"FROM profile_events pe{(properties ? " JOIN events e ON e.id = pe.event_id" : "")} WHERE {string.Join(" AND ", where)}";
     }
 
     private string Event(EventCondition e)
     {
-        var where = EventFilters(e);
         // "At least once" and "never" are existence: the database stops at the first matching event instead of counting all.
         if (e.SumOf is null && ((e.Op == "gte" && e.Threshold == 1) || (e.Op == "gt" && e.Threshold == 0)))
-            return $"EXISTS (SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)})";
+            return $"EXISTS (SELECT 1 {EventRows(e)})";
         if (e.SumOf is null && ((e.Op == "eq" && e.Threshold == 0) || (e.Op == "lt" && e.Threshold == 1) || (e.Op == "lte" && e.Threshold == 0)))
-            return $"NOT EXISTS (SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)})";
+            return $"NOT EXISTS (SELECT 1 {EventRows(e)})";
         string measure;
         if (e.SumOf is { } summed)
         {
@@ -273,7 +278,7 @@ public sealed class SegmentSql
         }
         else measure = "COUNT(*)";
         var threshold = postgres ? (object)e.Threshold : (double)e.Threshold;
-        return $"((SELECT {measure} FROM profile_events pe JOIN events e ON e.id = pe.event_id WHERE {string.Join(" AND ", where)}) {Symbol(e.Op)} {Param(threshold)})";
+        return $"((SELECT {measure} {EventRows(e)}) {Symbol(e.Op)} {Param(threshold)})";
     }
 
     // Loyalty's and Offers' tables, read here only as read-only segment SQL (like events): Audiences writes nothing there.

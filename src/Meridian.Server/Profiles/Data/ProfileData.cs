@@ -83,6 +83,8 @@ public sealed class ProfileEvent : ITenantOwned
     public Profile? Profile { get; set; }
     public long AttributedProfileId { get; set; }
     public DateTime Timestamp { get; init; }
+    /// <summary>The event's name (a copy of <c>events.name</c>): "an event of this name in a window" is one probe of the (profile, name, time) index.</summary>
+    public string? Name { get; init; }
 }
 
 /// <summary>Every merge: the event and identifier that caused it, and what each side held before.</summary>
@@ -172,6 +174,8 @@ internal sealed class ProfileMaps :
         b.Property(x => x.EventId).ValueGeneratedNever();
         b.HasOne(x => x.Profile).WithMany().HasForeignKey(x => x.ProfileId);
         b.HasIndex(x => new { x.ProfileId, x.Timestamp });
+        b.HasIndex(x => new { x.ProfileId, x.Name, x.Timestamp });
+        b.Property(x => x.Name).HasMaxLength(500);
     }
 
     public void Configure(EntityTypeBuilder<IdentityMerge> b)

@@ -143,8 +143,8 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         await EntityRows.InsertAsync(db, consentChanges, returnKeys: false, ct);
 
         var tx = db.Database.CurrentTransaction!.GetDbTransaction();
-        await BulkInsert.InsertAsync(tx, "profile_events", ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp"],
-            attributed.Select(a => new object?[] { a.Event.Id, a.Event.TenantId, a.Profile.Id, a.Profile.Id, a.Event.Timestamp }), "", ct);
+        await BulkInsert.InsertAsync(tx, "profile_events", ["event_id", "tenant_id", "profile_id", "attributed_profile_id", "timestamp", "name"],
+            attributed.Select(a => new object?[] { a.Event.Id, a.Event.TenantId, a.Profile.Id, a.Profile.Id, a.Event.Timestamp, a.Event.Name }), "", ct);
         await EventStore.CountIdentifierFailuresAsync(tx, identifierFailures, ct);
         foreach (var (from, to) in pendingMoves)
         {

@@ -3947,6 +3947,11 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("attributed_profile_id");
 
+                    b.Property<string>("Name")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("name");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("bigint")
                         .HasColumnName("profile_id");
@@ -3964,6 +3969,9 @@ namespace Meridian.Data.Migrations.Postgres
 
                     b.HasIndex("ProfileId", "Timestamp")
                         .HasDatabaseName("ix_profile_events_profile_id_timestamp");
+
+                    b.HasIndex("ProfileId", "Name", "Timestamp")
+                        .HasDatabaseName("ix_profile_events_profile_id_name_timestamp");
 
                     b.ToTable("profile_events", (string)null);
                 });

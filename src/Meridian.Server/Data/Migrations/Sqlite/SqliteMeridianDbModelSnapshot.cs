@@ -3834,6 +3834,11 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("attributed_profile_id");
 
+                    b.Property<string>("Name")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
                     b.Property<long>("ProfileId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("profile_id");
@@ -3851,6 +3856,9 @@ namespace Meridian.Data.Migrations.Sqlite
 
                     b.HasIndex("ProfileId", "Timestamp")
                         .HasDatabaseName("ix_profile_events_profile_id_timestamp");
+
+                    b.HasIndex("ProfileId", "Name", "Timestamp")
+                        .HasDatabaseName("ix_profile_events_profile_id_name_timestamp");
 
                     b.ToTable("profile_events", (string)null);
                 });
