@@ -55,7 +55,9 @@ internal static class AudiencesBench
         finally
         {
             SqliteConnection.ClearAllPools();
-            Directory.Delete(dir, recursive: true);
+            // MERIDIAN_BENCH_KEEP=1 keeps the database for a look at its query plans afterwards (it takes gigabytes at full size).
+            if (Environment.GetEnvironmentVariable("MERIDIAN_BENCH_KEEP") is null) Directory.Delete(dir, recursive: true);
+            else Console.WriteLine($"SQLite: audiences: kept {dir}");
         }
     }
 
@@ -276,8 +278,9 @@ internal static class AudiencesBench
         {
             using var segment = await http.GetAsync($"/api/v1/segments/{id}", ct);
             if (JsonDocument.Parse(await segment.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("status").GetString() == "ready") return id;
-            if (waited > 36_000) throw new TimeoutException("the segment was not evaluated within an hour");
-            await Task.Delay(100, ct);
+            if (waited > 3_600) throw new TimeoutException("the segment was not evaluated within an hour");
+            // Once a second, as a console would: until it is ready, each GET counts the rule over the whole brand.
+            await Task.Delay(1000, ct);
         }
     }
 
@@ -309,18 +312,24 @@ internal static class AudiencesBench
         return await HandWrittenAsync(db, provider, ct);
     }
 
-    /// <summary>The rule as one would write it by hand for this schema: the brand's live profiles, the city, an order in 30 days, the tag.</summary>
+    /// <summary>
+    /// The rule as one would write it by hand for this schema: the brand's live profiles, the city, an order in 30 days,
+    /// the tag. On SQLite the tag is a list of row ids (<c>p.id IN</c>), which its planner starts from; as an EXISTS it
+    /// reads every profile of the brand (3x slower at 1,000,000). PostgreSQL starts from the tag either way.
+    /// </summary>
     private static async Task<long> HandWrittenAsync(DbConnection db, Provider provider, CancellationToken ct)
     {
         await using var command = db.CreateCommand();
         var city = provider == Provider.Postgres ? "CAST(p.traits AS jsonb) -> 'city' ->> 'v'" : "json_extract(p.traits, '$.city.v')";
+        var tagged = provider == Provider.Postgres
+            ? "EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = p.id AND t.name = 'VIP')"
+            : "p.id IN (SELECT pt.profile_id FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.tenant_id = (SELECT id FROM brands WHERE slug = 'demo') AND t.name = 'VIP')";
         command.CommandText = $"""
             SELECT COUNT(*) FROM profiles p
              WHERE p.tenant_id = (SELECT id FROM brands WHERE slug = 'demo') AND p.merged_into_id IS NULL AND p.erased_at IS NULL
                AND {city} = 'Hangzhou'
-               AND EXISTS (SELECT 1 FROM profile_events pe JOIN events e ON e.id = pe.event_id
-                            WHERE pe.profile_id = p.id AND e.name = 'Order Completed' AND pe.timestamp >= @since)
-               AND EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = p.id AND t.name = 'VIP')
+               AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.profile_id = p.id AND pe.name = 'Order Completed' AND pe.timestamp >= @since)
+               AND {tagged}
             """;
         var since = command.CreateParameter();
         since.ParameterName = "since";
