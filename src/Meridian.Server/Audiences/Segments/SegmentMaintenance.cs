@@ -97,14 +97,17 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
 
         public async Task<bool> TakeLeaseAsync(CancellationToken ct)
         {
-            if (!await db.Set<AudienceJob>().AnyAsync(j => j.Name == Name, ct))
+            var now = job.time.GetUtcNow().UtcDateTime;
+            var held = await db.Set<AudienceJob>().AsNoTracking().Where(j => j.Name == Name).Select(j => new { j.LeaseOwner, j.LeaseUntil }).SingleOrDefaultAsync(ct);
+            // Held with more than half of it left: no write needed (rounds renew it as they write), so an idle round writes nothing.
+            if (held is not null && held.LeaseOwner == job.node && held.LeaseUntil > now + job.opts.Lease / 2) return true;
+            if (held is null)
             {
                 // Start at the present: segments saved later are evaluated in full, so older events need no replay.
                 var resolved = await services.GetRequiredService<ProfileDirectory>().ResolvedUpToAsync(ct);
                 await db.Database.ExecuteSqlAsync(
                     $"INSERT INTO audience_jobs (name, position_tx, position_id) VALUES ({Name}, {resolved.TxId}, {resolved.Id}) ON CONFLICT (name) DO NOTHING", ct);
             }
-            var now = job.time.GetUtcNow().UtcDateTime;
             return await db.Set<AudienceJob>().Where(j => j.Name == Name && (j.LeaseOwner == job.node || j.LeaseUntil == null || j.LeaseUntil < now))
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, job.node).SetProperty(j => j.LeaseUntil, now + job.opts.Lease), ct) == 1;
         }

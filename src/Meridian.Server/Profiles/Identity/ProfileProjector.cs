@@ -63,9 +63,14 @@ public sealed class ProfileProjector(
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var now = time.GetUtcNow().UtcDateTime;
-        if (!await TakeLeaseAsync(db, now, ct)) return 0;
-
-        var state = await db.Set<ProjectorState>().AsNoTracking().SingleAsync(s => s.Name == Name, ct);
+        // Holding the lease with more than half of it left, this node needs no write to go on (each batch's commit renews
+        // it); otherwise it takes or renews it, then reads the position again, which the last holder may have moved.
+        var state = await db.Set<ProjectorState>().AsNoTracking().SingleOrDefaultAsync(s => s.Name == Name, ct);
+        if (state is null || state.LeaseOwner != node || state.LeaseUntil is not { } until || until < now + opts.Lease / 2)
+        {
+            if (!await TakeLeaseAsync(db, now, ct)) return 0;
+            state = await db.Set<ProjectorState>().AsNoTracking().SingleAsync(s => s.Name == Name, ct);
+        }
         var events = await scope.ServiceProvider.GetRequiredService<EventLog>()
             .ReadAfterAsync(new EventLogPosition(state.PositionTx, state.PositionId), opts.BatchSize, ct);
         if (events.Count == 0) return 0;
