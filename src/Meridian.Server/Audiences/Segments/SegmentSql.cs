@@ -137,9 +137,12 @@ public sealed class SegmentSql
             return $"((p.id, p.tenant_id) IN (SELECT pt.profile_id, t.tenant_id FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.name = {name}"
                 + $" UNION ALL SELECT m.merged_into_id, m.tenant_id FROM profiles m JOIN profile_tags pt ON pt.profile_id = m.id JOIN tags t ON t.id = pt.tag_id"
                 + $" WHERE m.merged_into_id IS NOT NULL AND t.name = {name}))";
+        // The merged few are found through their index: the unary + keeps SQLite from walking the brand's index instead
+        // (with m.tenant_id = ... it read every profile of the brand to find them, a third of the count's time at 1 M),
+        // and a range (> 0: ids start at 1) it costs lower than IS NOT NULL, which with the + made it scan the table.
         var of = Param(brand);
         return $"p.id IN (SELECT pt.profile_id FROM tags t JOIN profile_tags pt ON pt.tag_id = t.id WHERE t.tenant_id = {of} AND t.name = {name}"
-            + $" UNION ALL SELECT m.merged_into_id FROM profiles m WHERE m.merged_into_id IS NOT NULL AND m.tenant_id = {of}"
+            + $" UNION ALL SELECT m.merged_into_id FROM profiles m WHERE m.merged_into_id > 0 AND +m.tenant_id = {of}"
             + $" AND EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = m.id AND t.name = {name}))";
     }
 
