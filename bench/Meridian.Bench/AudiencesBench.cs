@@ -185,6 +185,9 @@ internal static class AudiencesBench
                     await Task.Delay(20, ct);
                 }
                 lags.Add(Stopwatch.GetElapsedTime(accepted).TotalMilliseconds);
+                // With the server's log kept, each probe's time lines it up with the log's lines.
+                if (Environment.GetEnvironmentVariable("MERIDIAN_BENCH_SERVER_LOG") is not null)
+                    Console.WriteLine($"  probe {p}: accepted {DateTime.UtcNow - TimeSpan.FromMilliseconds(lags[^1]):HH:mm:ss.fff}, entered after {lags[^1]:0} ms");
                 await Task.Delay(250, ct);
             }
         }

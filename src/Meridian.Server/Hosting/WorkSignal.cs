@@ -23,3 +23,19 @@ public class WorkSignal
     /// <summary>Returns when signalled or after <paramref name="timeout"/>, whichever comes first.</summary>
     public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => signal.WaitAsync(timeout, ct);
 }
+
+/// <summary>
+/// Wakes every worker that follows another worker's output when that one committed some; each follower waits on its
+/// own <see cref="WorkSignal"/> (one signal wakes one waiter).
+/// </summary>
+public class FanOutSignal
+{
+    private System.Collections.Immutable.ImmutableArray<WorkSignal> followers = [];
+
+    public void Follow(WorkSignal follower) => System.Collections.Immutable.ImmutableInterlocked.Update(ref followers, f => f.Add(follower));
+
+    public void Notify()
+    {
+        foreach (var follower in followers) follower.Notify();
+    }
+}

@@ -234,7 +234,12 @@ public static class ProfilesEndpoints
                 detail: "Customers belong to a brand: a group-level key names it with the 'Meridian-Brand' header.");
         var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
         var candidates = new[] { Normalizers.PhoneToE164(q, region), Normalizers.EmailAddress(q), q.Trim() }.OfType<string>().Distinct().ToArray();
-        var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && candidates.Contains(i.Value)).Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
+        // The brand's identifier types name the middle column of the (brand, type, value) index: without them the
+        // database reads every identifier of the brand.
+        var types = DefaultIdentifierTypes.Effective(await db.Set<IdentifierType>().AsNoTracking().Where(t => t.TenantId == brandId).ToListAsync(ct), brandId)
+            .Select(t => t.Name).ToArray();
+        var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && types.Contains(i.Type) && candidates.Contains(i.Value))
+            .Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
         var pii = CanReadPii(http);
         if (ids.Count == 0 && pii && ProfileNames.Fold(q) is { } prefix)
         {

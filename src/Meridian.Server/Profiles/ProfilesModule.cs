@@ -14,6 +14,7 @@ public static class ProfilesModule
         builder.Services.AddScoped<ProfileDirectory>();
         builder.Services.AddOptions<LifecycleThresholds>().BindConfiguration("Meridian:Profiles:Lifecycle");
         builder.Services.AddOptions<ProjectorOptions>().BindConfiguration("Meridian:Profiles:Projector");
+        builder.Services.AddSingleton<ProfilesResolvedSignal>();
         builder.Services.AddSingleton<ProfileProjector>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());
         builder.Services.AddOptions<ScoringOptions>().BindConfiguration("Meridian:Profiles:Scoring");

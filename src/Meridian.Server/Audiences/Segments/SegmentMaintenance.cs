@@ -1,3 +1,4 @@
+using Stopwatch = System.Diagnostics.Stopwatch;
 using System.Globalization;
 using System.Text.Json;
 using Meridian.Audiences.Data;
@@ -6,6 +7,7 @@ using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles;
+using Meridian.Profiles.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -38,7 +40,7 @@ public sealed class SegmentSignal : Hosting.WorkSignal;
 /// change by the clock (a window lapsing) are evaluated when their recheck falls due; and segments saved since are
 /// evaluated in full, a chunk of profiles at a time, then marked ready.
 /// </summary>
-public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<SegmentMaintenanceOptions> options, SegmentSignal signal, TimeProvider time,
+public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<SegmentMaintenanceOptions> options, SegmentSignal signal, ProfilesResolvedSignal resolved, TimeProvider time,
     ILogger<SegmentMaintenance> logger) : BackgroundService
 {
     public const string Name = "segment-membership";
@@ -49,6 +51,8 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!opts.Enabled) return;
+        // Events are read once resolved: a batch resolved in this process wakes the round at once instead of at the next poll.
+        resolved.Follow(signal);
         while (!stoppingToken.IsCancellationRequested)
         {
             var busy = false;
@@ -85,7 +89,15 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
         if (!await scope.ServiceProvider.GetRequiredService<MeridianDb>().Set<Segment>().AnyAsync(ct)) return 0;
         var round = new Round(scope.ServiceProvider, this);
         if (!await round.TakeLeaseAsync(ct)) return 0;
-        return await round.DirtyAsync(ct) + await round.EventsAsync(ct) + await round.DueAsync(ct) + await round.FullAsync(ct);
+        var started = Stopwatch.GetTimestamp();
+        var dirty = await round.DirtyAsync(ct);
+        var events = await round.EventsAsync(ct);
+        var handled = dirty + events + await round.DueAsync(ct) + await round.FullAsync(ct);
+        // Debug: what a round did and how long it took, to see where the lag from an event to its segment.entered goes.
+        if (handled > 0 && logger.IsEnabled(LogLevel.Debug))
+            logger.LogDebug("Segment maintenance round: {Dirty} queued profiles, {Events} events, {Handled} items in all, {Ms:0} ms",
+                dirty, events, handled, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return handled;
     }
 
     /// <summary>The work of one round, in one scope.</summary>
