@@ -112,7 +112,7 @@ public sealed class SegmentMaintenance(IServiceScopeFactory scopes, IOptions<Seg
             var now = job.time.GetUtcNow().UtcDateTime;
             var held = await db.Set<AudienceJob>().AsNoTracking().Where(j => j.Name == Name).Select(j => new { j.LeaseOwner, j.LeaseUntil }).SingleOrDefaultAsync(ct);
             // Held with more than half of it left: no write needed (rounds renew it as they write), so an idle round writes nothing.
-            if (held is not null && held.LeaseOwner == job.node && held.LeaseUntil > now + job.opts.Lease / 2) return true;
+            if (!Leases.NeedsWrite(held?.LeaseOwner, held?.LeaseUntil, job.node, now, job.opts.Lease)) return true;
             if (held is null)
             {
                 // Start at the present: segments saved later are evaluated in full, so older events need no replay.

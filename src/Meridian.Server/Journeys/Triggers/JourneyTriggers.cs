@@ -73,9 +73,16 @@ public sealed class EventTrigger(IServiceScopeFactory scopes, IOptions<JourneyOp
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var services = scope.ServiceProvider;
         var db = services.GetRequiredService<MeridianDb>();
-        if (!await JourneyJob.TakeLeaseAsync(db, Name, opts.Node, opts.Lease, time.GetUtcNow().UtcDateTime, ct)) return 0;
-
-        var job = await db.Set<JourneyJob>().AsNoTracking().SingleAsync(j => j.Name == Name, ct);
+        // An idle poll writes nothing while this node holds the lease with more than half of it left: the batch's end moves
+        // the position only while this node holds the lease, and renews it; what a batch does before (entries keyed by the
+        // event, wakes of instances still waiting) is the same when done twice.
+        var polled = time.GetUtcNow().UtcDateTime;
+        var job = await db.Set<JourneyJob>().AsNoTracking().SingleOrDefaultAsync(j => j.Name == Name, ct);
+        if (job is null || Leases.NeedsWrite(job.LeaseOwner, job.LeaseUntil, opts.Node, polled, opts.Lease))
+        {
+            if (!await JourneyJob.TakeLeaseAsync(db, Name, opts.Node, opts.Lease, polled, ct)) return 0;
+            job = await db.Set<JourneyJob>().AsNoTracking().SingleAsync(j => j.Name == Name, ct);
+        }
         var directory = services.GetRequiredService<ProfileDirectory>();
         var resolved = await directory.ResolvedUpToAsync(ct);
         var events = (await services.GetRequiredService<EventLog>().ReadAfterAsync(new EventLogPosition(job.PositionTx, job.PositionId), opts.BatchSize, ct))

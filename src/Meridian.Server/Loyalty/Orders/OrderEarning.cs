@@ -49,9 +49,15 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var services = scope.ServiceProvider;
         var db = services.GetRequiredService<MeridianDb>();
-        if (!await LoyaltyJob.TakeLeaseAsync(db, Name, node, opts.Lease, time.GetUtcNow().UtcDateTime, ct)) return 0;
-
-        var job = await db.Set<LoyaltyJob>().AsNoTracking().SingleAsync(j => j.Name == Name, ct);
+        // An idle poll writes nothing while this node holds the lease with more than half of it left: every posting, and
+        // the batch's end, commit with the position moved only while this node holds the lease, and renew it.
+        var now = time.GetUtcNow().UtcDateTime;
+        var job = await db.Set<LoyaltyJob>().AsNoTracking().SingleOrDefaultAsync(j => j.Name == Name, ct);
+        if (job is null || Leases.NeedsWrite(job.LeaseOwner, job.LeaseUntil, node, now, opts.Lease))
+        {
+            if (!await LoyaltyJob.TakeLeaseAsync(db, Name, node, opts.Lease, now, ct)) return 0;
+            job = await db.Set<LoyaltyJob>().AsNoTracking().SingleAsync(j => j.Name == Name, ct);
+        }
         var resolved = await services.GetRequiredService<ProfileDirectory>().ResolvedUpToAsync(ct);
         var events = (await services.GetRequiredService<EventLog>().ReadAfterAsync(new EventLogPosition(job.PositionTx, job.PositionId), opts.BatchSize, ct))
             .TakeWhile(e => e.TxId < resolved.TxId || (e.TxId == resolved.TxId && e.Id <= resolved.Id)).ToList();

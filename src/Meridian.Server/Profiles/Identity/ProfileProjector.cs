@@ -1,5 +1,6 @@
 using Stopwatch = System.Diagnostics.Stopwatch;
 using Meridian.Data;
+using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Data;
@@ -71,7 +72,7 @@ public sealed class ProfileProjector(
         // Holding the lease with more than half of it left, this node needs no write to go on (each batch's commit renews
         // it); otherwise it takes or renews it, then reads the position again, which the last holder may have moved.
         var state = await db.Set<ProjectorState>().AsNoTracking().SingleOrDefaultAsync(s => s.Name == Name, ct);
-        if (state is null || state.LeaseOwner != node || state.LeaseUntil is not { } until || until < now + opts.Lease / 2)
+        if (state is null || Leases.NeedsWrite(state.LeaseOwner, state.LeaseUntil, node, now, opts.Lease))
         {
             if (!await TakeLeaseAsync(db, now, ct)) return 0;
             state = await db.Set<ProjectorState>().AsNoTracking().SingleAsync(s => s.Name == Name, ct);
