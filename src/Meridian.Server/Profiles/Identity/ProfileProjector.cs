@@ -19,7 +19,7 @@ public sealed class ProjectorOptions
 }
 
 /// <summary>Notified when identity resolution committed a batch: wakes the workers that follow it (segment maintenance).</summary>
-public sealed class ProfilesResolvedSignal : Hosting.FanOutSignal;
+public sealed class ProfilesResolvedSignal : FanOutSignal;
 
 /// <summary>
 /// Follows the event log and resolves identities, one batch per transaction: the profile changes and the new log
