@@ -218,17 +218,24 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         };
     }
 
+    /// <summary>
+    /// The identifiers among the keys' brands, types and values (a superset of the keys themselves), through all three
+    /// columns of the unique (tenant, type, value) index: without the type the database read every identifier of the
+    /// brand (45 ms at 200,000 profiles on PostgreSQL, for one key as for 100; 300 ms a batch at 1,000,000).
+    /// </summary>
+    internal static IQueryable<ProfileIdentifier> Holders(MeridianDb db, IReadOnlyCollection<(long Tenant, string Type, string Value)> keys)
+    {
+        var tenants = keys.Select(k => k.Tenant).Distinct().ToArray();
+        var types = keys.Select(k => k.Type).Distinct().ToArray();
+        var values = keys.Select(k => k.Value).Distinct().ToArray();
+        return db.Set<ProfileIdentifier>().AsNoTracking().Where(i => tenants.Contains(i.TenantId) && types.Contains(i.Type) && values.Contains(i.Value));
+    }
+
     private async Task LoadOwnersAsync(List<(long Tenant, string Type, string Value)> keys, CancellationToken ct)
     {
         foreach (var chunk in keys.Where(k => !owners.ContainsKey(k)).Distinct().Chunk(500))
         {
-            var tenants = chunk.Select(k => k.Tenant).Distinct().ToArray();
-            var types = chunk.Select(k => k.Type).Distinct().ToArray();
-            var values = chunk.Select(k => k.Value).Distinct().ToArray();
-            // All three columns of the unique (tenant, type, value) index: without the type the database read every
-            // identifier of the brand (45 ms at 200,000 profiles on PostgreSQL, for one key as for 100).
-            var rows = await db.Set<ProfileIdentifier>().AsNoTracking()
-                .Where(i => tenants.Contains(i.TenantId) && types.Contains(i.Type) && values.Contains(i.Value)).ToListAsync(ct);
+            var rows = await Holders(db, chunk).ToListAsync(ct);
             foreach (var row in rows) owners.TryAdd((row.TenantId, row.Type, row.Value), row);
         }
         var profileIds = owners.Values.Select(o => o.ProfileId).Where(id => !profilesById.ContainsKey(id)).Distinct().ToArray();
