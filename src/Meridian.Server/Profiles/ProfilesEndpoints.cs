@@ -227,17 +227,17 @@ public static class ProfilesEndpoints
     /// the name as written, folded as <see cref="ProfileNames"/> does; in name order). Name search needs pii.read: the result would otherwise confirm a name masked elsewhere.
     /// </summary>
     public static async Task<Results<Ok<List<ProfileDto>>, ValidationProblem, ProblemHttpResult>> Search(
-        [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views, CancellationToken ct)
+        [FromQuery, Required, StringLength(200, MinimumLength = 1)] string q, HttpContext http, MeridianDb db, TenantScope tenant, ProfileViews views,
+        IdentifierRules rules, CancellationToken ct)
     {
         if (tenant.ReadableBrandIds is not [var brandId])
             return TypedResults.Problem(statusCode: 400, type: ProblemTypes.BrandRequired, title: "A brand must be named.",
                 detail: "Customers belong to a brand: a group-level key names it with the 'Meridian-Brand' header.");
-        var region = await db.Set<Brand>().Where(b => b.Id == brandId).Select(b => b.DefaultPhoneRegion).SingleAsync(ct);
+        var (brandTypes, region) = await rules.ForAsync(db, brandId, ct);
         var candidates = new[] { Normalizers.PhoneToE164(q, region), Normalizers.EmailAddress(q), q.Trim() }.OfType<string>().Distinct().ToArray();
         // The brand's identifier types name the middle column of the (brand, type, value) index: without them the
         // database reads every identifier of the brand.
-        var types = DefaultIdentifierTypes.Effective(await db.Set<IdentifierType>().AsNoTracking().Where(t => t.TenantId == brandId).ToListAsync(ct), brandId)
-            .Select(t => t.Name).ToArray();
+        var types = brandTypes.Select(t => t.Name).ToArray();
         var ids = await db.Set<ProfileIdentifier>().Where(i => i.TenantId == brandId && types.Contains(i.Type) && candidates.Contains(i.Value))
             .Select(i => i.ProfileId).Distinct().Take(50).ToListAsync(ct);
         var pii = CanReadPii(http);

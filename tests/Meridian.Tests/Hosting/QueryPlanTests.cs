@@ -1,7 +1,6 @@
 using System.Data.Common;
 using Meridian.Audiences.Segments;
 using Meridian.Data;
-using Meridian.Hosting;
 using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Identity;
 using Meridian.Tests.Infrastructure;
@@ -23,9 +22,7 @@ public sealed class QueryPlanTestsOnSqlite(SqliteApp app) : IClassFixture<Sqlite
     public async Task Identity_resolution_looks_identifiers_up_by_all_three_columns_of_the_unique_index()
     {
         await using var scope = app.Services.CreateAsyncScope();
-        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
-        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        await using var open = await db.Database.OpenedAsync(CancellationToken.None);
+        var db = await OpenAsync(scope);
         await using var command = IdentityResolver.Holders(db, [(1, "user_id", "u1"), (1, "email", "a@example.com"), (2, "phone", "+8613800000000")]).CreateDbCommand();
 
         Assert.Contains(await PlanAsync(command), line => line.Contains("USING INDEX ix_profile_identifiers_tenant_id_type_value (tenant_id=? AND type=? AND value=?)"));
@@ -41,9 +38,7 @@ public sealed class QueryPlanTestsOnSqlite(SqliteApp app) : IClassFixture<Sqlite
     public async Task A_brand_wide_tag_count_finds_merged_profiles_through_their_index()
     {
         await using var scope = app.Services.CreateAsyncScope();
-        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
-        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        await using var open = await db.Database.OpenedAsync(CancellationToken.None);
+        var db = await OpenAsync(scope);
         var (condition, parameters) = SegmentSql.Compile(new TagCondition("VIP"), postgres: false, DateTime.UtcNow, new LifecycleThresholds(), wholeBrand: 1);
         await using var command = db.Database.GetDbConnection().CreateCommand();
         command.CommandText = $"SELECT count(*) FROM profiles p WHERE p.tenant_id = @brand AND p.merged_into_id IS NULL AND p.erased_at IS NULL AND {condition}";
@@ -52,6 +47,15 @@ public sealed class QueryPlanTestsOnSqlite(SqliteApp app) : IClassFixture<Sqlite
         var plan = await PlanAsync(command);
 
         Assert.Contains(plan, line => line.Contains("SEARCH m USING INDEX ix_profiles_merged_into_id (merged_into_id>?)"));
+    }
+
+    /// <summary>The scope's context, as the system, on its opened connection (closed with the scope).</summary>
+    private static async Task<MeridianDb> OpenAsync(AsyncServiceScope scope)
+    {
+        scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
+        var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
+        await db.Database.OpenConnectionAsync();
+        return db;
     }
 
     /// <summary>SQLite's EXPLAIN QUERY PLAN: one line per step.</summary>

@@ -1,4 +1,3 @@
-using Stopwatch = System.Diagnostics.Stopwatch;
 using System.Globalization;
 using System.Text.Json;
 using Meridian.Audiences.Data;
@@ -10,6 +9,7 @@ using Meridian.Profiles;
 using Meridian.Profiles.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Meridian.Audiences.Segments;
 

@@ -1,4 +1,3 @@
-using Stopwatch = System.Diagnostics.Stopwatch;
 using Meridian.Data;
 using Meridian.Hosting;
 using Meridian.Ingestion.Tracking;
@@ -6,6 +5,7 @@ using Meridian.Platform.Tenancy;
 using Meridian.Profiles.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Stopwatch = System.Diagnostics.Stopwatch;
 
 namespace Meridian.Profiles.Identity;
 
