@@ -17,6 +17,7 @@ public static class ProfilesModule
         builder.Services.AddSingleton<ProfilesResolvedSignal>();
         builder.Services.AddSingleton<ProfileProjector>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileProjector>());
+        builder.Services.AddSingleton<Ingestion.Tracking.IPacedFollower, ResolutionPace>();
         builder.Services.AddOptions<ScoringOptions>().BindConfiguration("Meridian:Profiles:Scoring");
         builder.Services.AddSingleton<ProfileScorer>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ProfileScorer>());

@@ -64,6 +64,14 @@ public abstract class MeridianAppFixture : WebApplicationFactory<Program>, IAsyn
         return client;
     }
 
+    /// <summary>A client of the tracking API: the source's write key as the HTTP Basic user name, as Segment's SDKs send it.</summary>
+    public HttpClient WriteKeyClient(string writeKey)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(writeKey + ":")));
+        return client;
+    }
+
     /// <summary>A brand of its own for the calling test, with a brand-scoped key of the given role.</summary>
     public async Task<TestBrand> NewBrandAsync(string role = "admin")
     {

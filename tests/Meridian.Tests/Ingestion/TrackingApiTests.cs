@@ -23,9 +23,7 @@ public abstract class TrackingApiTests(MeridianAppFixture app)
     {
         var brand = await app.NewBrandAsync();
         var created = await brand.Client.PostAsJsonAsync("/api/v1/sources", new { name = "app", channel = "app" }).ReadAsync<JsonElement>();
-        var client = app.CreateClient();
-        var writeKey = created.GetProperty("writeKey").GetString()!;
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(writeKey + ":")));
+        var client = app.WriteKeyClient(created.GetProperty("writeKey").GetString()!);
         return new Tracker(brand, created.GetProperty("source").GetProperty("id").GetInt64(), client);
     }
 

@@ -54,15 +54,16 @@ public sealed class EventLog(MeridianDb db)
         return events;
     }
 
-    /// <summary>How many events lie after a position: a consumer's backlog.</summary>
-    public async Task<long> BacklogAsync(EventLogPosition after, CancellationToken ct)
+    /// <summary>How many events lie after a position (a consumer's backlog), counting no further than <paramref name="limit"/> when given.</summary>
+    public async Task<long> BacklogAsync(EventLogPosition after, CancellationToken ct, long? limit = null)
     {
         await using var open = await db.Database.OpenedAsync(ct);
         await using var command = open.Connection.CreateCommand();
         command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-        command.CommandText = db.Database.IsNpgsql()
-            ? "SELECT count(*) FROM events WHERE (tx_id, id) > (@tx, @id)"
-            : "SELECT count(*) FROM events WHERE id > @id";
+        var newer = db.Database.IsNpgsql() ? "(tx_id, id) > (@tx, @id)" : "id > @id";
+        command.CommandText = limit is null
+            ? $"SELECT count(*) FROM events WHERE {newer}"
+            : $"SELECT count(*) FROM (SELECT 1 FROM events WHERE {newer} LIMIT {limit.Value}) b";
         Add(command, "tx", after.TxId);
         Add(command, "id", after.Id);
         return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);

@@ -35,6 +35,9 @@ public sealed class EventStore(MeridianDb db, EventLogSignal appended)
         Func<DbTransaction, StoreResult[], CancellationToken, Task>? alsoInTransaction, CancellationToken ct)
     {
         await using var open = await db.Database.OpenedAsync(ct);
+        // In turn with identity resolution (SQLite): group commits follow each other at once, and left to SQLite's
+        // sleep-and-retry the projector lost nearly every race for the lock (100-300 ms a batch, measured).
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var tx = transaction.GetDbTransaction();
         var results = new StoreResult[batches.Count];

@@ -1,13 +1,38 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Meridian.Platform.Tenancy;
 using Microsoft.Extensions.Options;
 
 namespace Meridian.Ingestion.Tracking;
 
-/// <summary><c>Meridian:Ingestion</c>: how many rows one group commit may carry.</summary>
+/// <summary><c>Meridian:Ingestion</c>: how many rows one group commit may carry, and how far resolution may fall behind.</summary>
 public sealed class IngestOptions
 {
     public int MaxRowsPerCommit { get; set; } = 5_000;
+
+    /// <summary>
+    /// Events stored but not yet resolved into profiles beyond which the next commit waits for resolution to catch up
+    /// (0: no bound). Clients then get their answer later, not an error, and nothing is dropped: intake slows to what
+    /// identity resolution keeps up with, so that a profile (and the journeys and segments that follow it) stays
+    /// within about a second of what was accepted.
+    /// </summary>
+    public int MaxUnresolvedEvents { get; set; } = 2_000;
+
+    /// <summary>The longest one commit waits for resolution; past it, the commit goes ahead (a stalled resolver must not stop intake).</summary>
+    public TimeSpan MaxPaceWait { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// A follower of the event log that ingestion keeps pace with (identity resolution): while it is more than
+/// <see cref="IngestOptions.MaxUnresolvedEvents"/> events behind, the next group commit waits.
+/// </summary>
+public interface IPacedFollower
+{
+    /// <summary>Whether the follower runs (some node holds its lease) and lies more than <paramref name="bound"/> events behind.</summary>
+    Task<bool> IsBehindAsync(int bound, CancellationToken ct);
+
+    /// <summary>Returns when the follower committed progress in this process, or after <paramref name="timeout"/>.</summary>
+    Task WaitAsync(TimeSpan timeout, CancellationToken ct);
 }
 
 /// <summary>
@@ -17,8 +42,12 @@ public sealed class IngestOptions
 /// requests on SQLite waited out each other's write lock, and on PostgreSQL they queued on the row lock of their
 /// source's daily counter; one writer per node with grouped commits removes both waits and pays one fsync per group.
 /// </summary>
-public sealed class IngestWriter(IServiceScopeFactory scopes, IOptions<IngestOptions> options, ILogger<IngestWriter> logger) : BackgroundService
+public sealed class IngestWriter(
+    IServiceScopeFactory scopes, IOptions<IngestOptions> options, IEnumerable<IPacedFollower> followers, ILogger<IngestWriter> logger) : BackgroundService
 {
+    /// <summary>How often a waiting commit looks again when no progress was signalled in this process (resolution on another node).</summary>
+    private static readonly TimeSpan PaceRecheck = TimeSpan.FromMilliseconds(100);
+
     private sealed record Pending(IngestBatch Batch, TaskCompletionSource<StoreResult> Done);
 
     private readonly Channel<Pending> queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
@@ -44,6 +73,7 @@ public sealed class IngestWriter(IServiceScopeFactory scopes, IOptions<IngestOpt
         var group = new List<Pending>();
         while (await queue.Reader.WaitToReadAsync(CancellationToken.None))
         {
+            await KeepPaceAsync();
             var rows = 0;
             while (rows < options.Value.MaxRowsPerCommit && queue.Reader.TryRead(out var next))
             {
@@ -52,6 +82,32 @@ public sealed class IngestWriter(IServiceScopeFactory scopes, IOptions<IngestOpt
             }
             await CommitAsync(group);
             group.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Waits while a follower (identity resolution) is more than <see cref="IngestOptions.MaxUnresolvedEvents"/> behind,
+    /// at most <see cref="IngestOptions.MaxPaceWait"/>. Requests arriving meanwhile queue and go in the next group.
+    /// Measured on 2 cores: ingestion took ~16,000 events/s while resolution kept ~8,000, and the lag from 200 OK to the
+    /// profile grew to a minute.
+    /// </summary>
+    private async Task KeepPaceAsync()
+    {
+        var bound = options.Value.MaxUnresolvedEvents;
+        if (bound <= 0) return;
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            foreach (var follower in followers)
+            {
+                while (Stopwatch.GetElapsedTime(started) < options.Value.MaxPaceWait && await follower.IsBehindAsync(bound, CancellationToken.None))
+                    await follower.WaitAsync(PaceRecheck, CancellationToken.None);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Not knowing the backlog is no reason to hold the events: the commit says whether the database is there.
+            logger.LogWarning(ex, "Could not read identity resolution's backlog; committing without waiting");
         }
     }
 

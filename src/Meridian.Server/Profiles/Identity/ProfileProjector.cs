@@ -88,6 +88,8 @@ public sealed class ProfileProjector(
         var resolver = new IdentityResolver(db, scope.ServiceProvider.GetRequiredService<Platform.CustomFields.CustomFieldCatalog>(), time);
         await resolver.ResolveAsync(events, ct);
         var resolved = Stopwatch.GetTimestamp();
+        // In turn with ingestion's group commits (SQLite), see EventStore.StoreAsync.
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await resolver.WriteAsync(ct);
         var last = events[^1];
