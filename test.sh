@@ -31,19 +31,6 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) || { echo "test.sh: npm ci failed in tests/sdk" >&2; exit 1; }
 
-# Throwaway clusters of test runs that were killed (their ProcessExit never ran) stay under the temp folder, ~1.4 GB
-# each: remove those whose test process is gone (the folder is named meridian-pg-<pid>-<guid>).
-for dir in "${TMPDIR:-/tmp}"/meridian-pg-*; do
-  [ -d "$dir" ] || continue
-  pid=$(basename "$dir" | cut -d- -f3)
-  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-    for ctl in /usr/lib/postgresql/*/bin/pg_ctl; do
-      if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; else "$ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1; fi
-    done
-    rm -rf "$dir"
-  fi
-done
-
 log=$(mktemp)
 # A test that hangs fails after 12 minutes (the slowest test takes under 4 on a loaded 2-core machine) instead of
 # stalling the run; the test host's output then names it.

@@ -44,6 +44,9 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
     /// <summary>The steady rates (events/s) at which <see cref="PacedLag"/> measures the lag, one after the other.</summary>
     public IReadOnlyList<int> PacedRates { get; init; } = [1_000];
 
+    /// <summary>The steady rates (lookups/s) at which the identity run measures the lookup's latency, open loop.</summary>
+    public IReadOnlyList<int> LookupRates { get; init; } = [500, 1_000];
+
     /// <summary>Only the reads: the raw baselines, the GET and the OpenID Connect provider (no events, no identity, loyalty or offers runs).</summary>
     public bool ReadsOnly { get; init; }
 
@@ -119,6 +122,7 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
           --audience-events N     events seeded among them (default 20 a profile), e.g. 1000000 and 20000000
           --messaging-only    only messaging: messages queued over HTTP, then sent per second through an SMS gateway listener
           --paced-rates R,... the steady rates (events/s) at which the identity run measures the lag (default 1000)
+          --lookup-rates R,.. the steady rates (lookups/s, open loop) at which the identity run measures the lookup's latency (default 500,1000)
           --reads-only        only the raw baselines, the GET and the OpenID Connect provider (refresh grant, userinfo)
           --quick             a smoke run: 20000 rows, 2 s, 20000 events from 2000 customers
         """;
@@ -186,9 +190,11 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
                 case "--ingest-events" when int.TryParse(value, out var e) && e >= 0:
                     options = options with { IngestEvents = e };
                     break;
-                case "--paced-rates" when value?.Split(',').Select(r => int.TryParse(r, out var rate) && rate is > 0 and <= 100_000 ? rate : 0).ToList() is { } rates
-                                          && rates.All(r => r > 0):
+                case "--paced-rates" when Rates(value) is { } rates:
                     options = options with { PacedRates = rates };
+                    break;
+                case "--lookup-rates" when Rates(value) is { } rates:
+                    options = options with { LookupRates = rates };
                     break;
                 case "--customers" when int.TryParse(value, out var people) && people is > 0 and <= 10_000_000:
                     options = options with { Customers = people };
@@ -225,4 +231,8 @@ internal sealed record BenchOptions(int Rows, int Seconds, int Concurrency, Prov
         }
         return options;
     }
+
+    /// <summary>A comma-separated list of rates, each 1 to 100,000 a second; null when any is not.</summary>
+    private static List<int>? Rates(string? value) =>
+        value?.Split(',').Select(r => int.TryParse(r, out var rate) && rate is > 0 and <= 100_000 ? rate : 0).ToList() is { } rates && rates.All(r => r > 0) ? rates : null;
 }

@@ -11,7 +11,8 @@ namespace Meridian.Bench;
 
 /// <summary>What the identity run measured: quality against the truth, lag under load, lookups, and the server's memory.</summary>
 internal sealed record IdentityResult(
-    IdentityScore Score, LagResult Lag, IReadOnlyList<(int Rate, LagResult Lag)> PacedLag, LoadResult Lookup, LoadResult SingleLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
+    IdentityScore Score, LagResult Lag, IReadOnlyList<(int Rate, LagResult Lag)> PacedLag, LoadResult Lookup, LoadResult SingleLookup,
+    IReadOnlyList<(int Rate, LoadResult Load)> PacedLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
     TimeSpan Resolved, long IdleRssBytes, long PeakRssBytes);
 
 /// <summary>
@@ -106,7 +107,13 @@ internal static class IdentityBench
         var lookup = await LookupBench.RunAsync(server, Brands[0], sample, options.Concurrency, options, ct);
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker");
         var single = await LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct);
-        return new IdentityResult(score, lag, paced, lookup, single, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
+        var pacedLookups = new List<(int, LoadResult)>();
+        foreach (var rate in options.LookupRates)
+        {
+            Console.WriteLine($"  lookups: {LookupBench.Path}, a steady {rate:N0}/s");
+            pacedLookups.Add((rate, await LookupBench.RunPacedAsync(server, Brands[0], sample, rate, options, ct)));
+        }
+        return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
     }
 
     /// <summary>Uploads a store export and waits for the import worker to finish it; returns the rows it accepted.</summary>

@@ -15,7 +15,7 @@ internal static class LookupBench
         BenchOptions options, CancellationToken ct)
     {
         if (identifiers.Count == 0) throw new InvalidOperationException("no identifiers to look up: identity resolution stored none.");
-        var urls = identifiers.Select(i => $"{Path}?type={i.Type}&value={Uri.EscapeDataString(i.Value)}").ToArray();
+        var urls = Urls(identifiers);
         using var http = server.AdminClient(brand, workers);
         using (var first = await http.GetAsync(urls[0], ct))
         {
@@ -24,11 +24,29 @@ internal static class LookupBench
         }
 
         var randoms = Enumerable.Range(0, workers).Select(w => new Random(w)).ToArray();
-        return await ClosedLoop.RunAsync(workers, options.WarmUp, options.Measured, async w =>
-        {
-            using var response = await http.GetAsync(urls[randoms[w].Next(urls.Length)], ct);
-            await response.Content.ReadAsByteArrayAsync(ct);
-            return response.StatusCode == HttpStatusCode.OK;
-        }, ct);
+        return await ClosedLoop.RunAsync(workers, options.WarmUp, options.Measured, w => LookUpAsync(http, urls[randoms[w].Next(urls.Length)], ct), ct);
+    }
+
+    /// <summary>
+    /// Lookups at a steady rate (<see cref="OpenLoop"/>): the latency a front end sees at a known load, where the closed
+    /// loop's 16 workers on the server's own 2 cores measure the queue at saturation.
+    /// </summary>
+    public static async Task<LoadResult> RunPacedAsync(ServerProcess server, string brand, IReadOnlyList<(string Type, string Value)> identifiers, int perSecond,
+        BenchOptions options, CancellationToken ct)
+    {
+        var urls = Urls(identifiers);
+        new Random(DemoEvents.Seed).Shuffle(urls);
+        using var http = server.AdminClient(brand);
+        return await OpenLoop.RunAsync(perSecond, options.WarmUp, options.Measured, n => LookUpAsync(http, urls[n % urls.Length], ct), ct);
+    }
+
+    private static string[] Urls(IReadOnlyList<(string Type, string Value)> identifiers) =>
+        [.. identifiers.Select(i => $"{Path}?type={i.Type}&value={Uri.EscapeDataString(i.Value)}")];
+
+    private static async ValueTask<bool> LookUpAsync(HttpClient http, string url, CancellationToken ct)
+    {
+        using var response = await http.GetAsync(url, ct);
+        await response.Content.ReadAsByteArrayAsync(ct);
+        return response.StatusCode == HttpStatusCode.OK;
     }
 }

@@ -39,9 +39,10 @@ public static class PostgresServer
         if (bin is null)
             throw new InvalidOperationException("PostgreSQL is not installed: run ./test.sh (it installs it) or set MERIDIAN_TEST_PG to a server's connection string.");
 
+        var asRoot = Environment.UserName == "root";
+        await SweepAsync(asRoot, bin);
         clusterDir = Path.Combine(Path.GetTempPath(), $"meridian-pg-{Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
         Directory.CreateDirectory(clusterDir);
-        var asRoot = Environment.UserName == "root";
         if (asRoot) await RunAsync("chown", ["-R", "postgres:postgres", clusterDir]);
         var port = FreePort();
         var data = Path.Combine(clusterDir, "data");
@@ -50,6 +51,29 @@ public static class PostgresServer
             $"-p {port} -k {clusterDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=128MB"]);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Stop(asRoot, bin, data);
         return $"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres;Pooling=false;Timeout=30";
+    }
+
+    /// <summary>
+    /// Stops and removes the clusters of earlier runs whose test process is gone (the folder is named
+    /// meridian-pg-&lt;pid&gt;-&lt;guid&gt;): a test host that was killed, or ended before its exit handler finished, leaves its
+    /// cluster behind, and <c>dotnet test</c> run by hand (not through test.sh) would otherwise pile them up.
+    /// </summary>
+    private static async Task SweepAsync(bool asRoot, string bin)
+    {
+        foreach (var dir in Directory.GetDirectories(Path.GetTempPath(), "meridian-pg-*"))
+        {
+            if (Path.GetFileName(dir).Split('-') is not [_, _, var pidText, ..] || !int.TryParse(pidText, out var pid) || Directory.Exists($"/proc/{pid}")) continue;
+            try
+            {
+                if (File.Exists(Path.Combine(dir, "data", "postmaster.pid")))
+                    await RunPgAsync(asRoot, Path.Combine(bin, "pg_ctl"), ["-D", Path.Combine(dir, "data"), "-m", "immediate", "stop"]);
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                // another run may be sweeping the same folder, or its server already stopped: leave it for the next sweep
+            }
+        }
     }
 
     private static void Stop(bool asRoot, string bin, string data)
@@ -61,7 +85,7 @@ public static class PostgresServer
         }
         catch
         {
-            // best effort at exit: the cluster lives under /tmp and test.sh sweeps leftovers
+            // best effort at exit: the next run's SweepAsync removes what is left
         }
     }
 

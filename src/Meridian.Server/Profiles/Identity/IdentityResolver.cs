@@ -38,8 +38,11 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
     private readonly List<ConsentChange> consentChanges = [];
     private readonly List<Profile> newProfiles = [];
     private readonly HashSet<Profile> touched = new(ReferenceEqualityComparer.Instance);
-    /// <summary>Each stored profile's version as read: its update must find the row still at that version.</summary>
-    private readonly Dictionary<Profile, long> versionRead = new(ReferenceEqualityComparer.Instance);
+    /// <summary>
+    /// Each stored profile as read: its update must find the row still at that version, and its indexed columns are
+    /// written only when they changed.
+    /// </summary>
+    private readonly Dictionary<Profile, (long Version, string? SearchName, long? MergedIntoId)> read = new(ReferenceEqualityComparer.Instance);
     private readonly List<ProfileIdentifier> newIdentifiers = [];
     private readonly HashSet<ProfileIdentifier> changedIdentifiers = new(ReferenceEqualityComparer.Instance);
     private readonly List<IdentityMerge> merges = [];
@@ -108,13 +111,19 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         foreach (var profile in touched) profile.Version++;
     }
 
-    /// <summary>The profile columns resolution changes; the rest (scores, erasure) belong to other writers.</summary>
+    /// <summary>
+    /// The profile columns resolution changes; the rest (scores, erasure) belong to other writers. The indexed ones
+    /// (<see cref="IndexedColumns"/>) are written only for the profiles whose name or merge changed: SQLite rewrites an
+    /// index entry for every indexed column an UPDATE sets, changed or not, and most events change neither.
+    /// </summary>
     private static readonly string[] ResolvedColumns =
     [
-        nameof(Profile.Traits), nameof(Profile.SearchName), nameof(Profile.UpdatedAt), nameof(Profile.FirstSeenAt), nameof(Profile.LastSeenAt),
+        nameof(Profile.Traits), nameof(Profile.UpdatedAt), nameof(Profile.FirstSeenAt), nameof(Profile.LastSeenAt),
         nameof(Profile.EventCount), nameof(Profile.OrderCount), nameof(Profile.TotalSpendMinor), nameof(Profile.FirstOrderAt),
-        nameof(Profile.LastOrderAt), nameof(Profile.PreviousOrderAt), nameof(Profile.MergedIntoId), nameof(Profile.Version),
+        nameof(Profile.LastOrderAt), nameof(Profile.PreviousOrderAt), nameof(Profile.Version),
     ];
+
+    private static readonly string[] IndexedColumns = [.. ResolvedColumns, nameof(Profile.SearchName), nameof(Profile.MergedIntoId)];
 
     /// <summary>
     /// Writes what <see cref="ResolveAsync"/> decided, in the current transaction: new profiles first (everything else
@@ -129,8 +138,11 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
         await EntityRows.InsertAsync(db, newProfiles, returnKeys: true, ct);
         foreach (var profile in touched) profile.MergedIntoId = profile.MergedInto?.Id ?? profile.MergedIntoId;
         // A new profile merged away in its own batch got its row before the one it points to had an id.
-        var changed = touched.Where(p => versionRead.ContainsKey(p) || p.MergedIntoId is not null).ToList();
-        await EntityRows.UpdateAsync(db, changed, ResolvedColumns, p => versionRead.TryGetValue(p, out var read) ? read : p.Version, ct);
+        var changed = touched.Where(p => read.ContainsKey(p) || p.MergedIntoId is not null).ToLookup(p =>
+            !read.TryGetValue(p, out var was) || was.SearchName != p.SearchName || was.MergedIntoId != p.MergedIntoId);
+        object VersionRead(Profile p) => read.TryGetValue(p, out var was) ? was.Version : p.Version;
+        await EntityRows.UpdateAsync(db, changed[false].ToList(), ResolvedColumns, VersionRead, ct);
+        await EntityRows.UpdateAsync(db, changed[true].ToList(), IndexedColumns, VersionRead, ct);
 
         foreach (var identifier in newIdentifiers.Concat(changedIdentifiers)) identifier.ProfileId = identifier.Profile!.Id;
         await EntityRows.InsertAsync(db, newIdentifiers, returnKeys: false, ct);
@@ -244,7 +256,7 @@ public sealed class IdentityResolver(MeridianDb db, CustomFieldCatalog fields, T
             foreach (var profile in await db.Set<Profile>().AsNoTracking().Where(p => chunk.Contains(p.Id)).ToListAsync(ct))
             {
                 profilesById[profile.Id] = profile;
-                versionRead[profile] = profile.Version;
+                read[profile] = (profile.Version, profile.SearchName, profile.MergedIntoId);
             }
             // Untracked, a row read twice is two objects: keep the one already known, so that a change reaches every list.
             var all = (await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => chunk.Contains(i.ProfileId)).ToListAsync(ct))
