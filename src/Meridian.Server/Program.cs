@@ -16,7 +16,10 @@ if (args is ["serve", ..]) args = args[1..];
 
 try
 {
-    var builder = WebApplication.CreateBuilder(args);
+    // No reloading of appsettings.json on change: its watcher covers the content root and everything under it, which
+    // by default holds the SQLite database, so every write to the database's log woke it (traced: a tenth of the
+    // server's CPU under write load). `--hostBuilder:reloadConfigOnChange=true` turns reloading back on.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
     builder.AddMeridianHosting();
     builder.AddPlatform();
     builder.AddIngestion();
