@@ -67,6 +67,22 @@ public abstract class IngestPaceTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task A_batch_waits_when_storing_it_would_take_resolution_past_the_bound()
+    {
+        using var client = await NewWriteKeyClientAsync();
+        await SetResolverAsync(TimeSpan.FromMinutes(10), caughtUp: true);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(client, IngestPaceApp.Bound - 1)).StatusCode);
+
+        // Bound - 1 events behind, within the bound; 3 more would leave it Bound + 2 behind: the batch waits.
+        var waiting = SendAsync(client, 3);
+        var first = await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromSeconds(1.5)));
+        Assert.NotSame(waiting, first);
+
+        await SetResolverAsync(TimeSpan.FromMinutes(10), caughtUp: true);
+        Assert.Equal(HttpStatusCode.OK, (await waiting.WaitAsync(TimeSpan.FromSeconds(10))).StatusCode);
+    }
+
+    [Fact]
     public async Task Ingestion_does_not_wait_for_a_resolver_whose_lease_has_lapsed()
     {
         using var client = await NewWriteKeyClientAsync();

@@ -23,13 +23,13 @@ public sealed class IngestOptions
 }
 
 /// <summary>
-/// A follower of the event log that ingestion keeps pace with (identity resolution): while it is more than
-/// <see cref="IngestOptions.MaxUnresolvedEvents"/> events behind, the next group commit waits.
+/// A follower of the event log that ingestion keeps pace with (identity resolution): a group commit waits while it
+/// would leave the follower more than <see cref="IngestOptions.MaxUnresolvedEvents"/> events behind.
 /// </summary>
 public interface IPacedFollower
 {
-    /// <summary>Whether the follower runs (some node holds its lease) and lies more than <paramref name="bound"/> events behind.</summary>
-    Task<bool> IsBehindAsync(int bound, CancellationToken ct);
+    /// <summary>Events stored after the follower's position, counted up to <paramref name="limit"/>; 0 when no node runs it (no live lease).</summary>
+    Task<long> BacklogAsync(long limit, CancellationToken ct);
 
     /// <summary>Returns when the follower committed progress in this process, or after <paramref name="timeout"/>.</summary>
     Task WaitAsync(TimeSpan timeout, CancellationToken ct);
@@ -73,9 +73,10 @@ public sealed class IngestWriter(
         var group = new List<Pending>();
         while (await queue.Reader.WaitToReadAsync(CancellationToken.None))
         {
-            await KeepPaceAsync();
+            var room = Math.Min(await KeepPaceAsync(), options.Value.MaxRowsPerCommit);
             var rows = 0;
-            while (rows < options.Value.MaxRowsPerCommit && queue.Reader.TryRead(out var next))
+            // The first request always goes; the next ones while the group fits the room.
+            while (queue.Reader.TryPeek(out var next) && (rows == 0 || rows + next.Batch.Rows <= room) && queue.Reader.TryRead(out next))
             {
                 group.Add(next);
                 rows += next.Batch.Rows;
@@ -86,28 +87,38 @@ public sealed class IngestWriter(
     }
 
     /// <summary>
-    /// Waits while a follower (identity resolution) is more than <see cref="IngestOptions.MaxUnresolvedEvents"/> behind,
-    /// at most <see cref="IngestOptions.MaxPaceWait"/>. Requests arriving meanwhile queue and go in the next group.
-    /// Measured on 2 cores: ingestion took ~16,000 events/s while resolution kept ~8,000, and the lag from 200 OK to the
-    /// profile grew to a minute.
+    /// Waits while committing the next request would leave a follower (identity resolution) more than
+    /// <see cref="IngestOptions.MaxUnresolvedEvents"/> behind, at most <see cref="IngestOptions.MaxPaceWait"/>; returns
+    /// the rows the commit may then carry. A request larger than the bound goes once the follower has caught up.
+    /// Requests arriving meanwhile queue and go in the next group. Measured on 2 cores: ingestion took ~16,000 events/s
+    /// while resolution kept ~8,000, and the lag from 200 OK to the profile grew to a minute; with the bound checked
+    /// before the commit only (a group of up to 800 rows on top of it), PostgreSQL's lag p99 was 0.9-1.05 s.
     /// </summary>
-    private async Task KeepPaceAsync()
+    private async Task<long> KeepPaceAsync()
     {
         var bound = options.Value.MaxUnresolvedEvents;
-        if (bound <= 0) return;
+        if (bound <= 0 || !queue.Reader.TryPeek(out var next)) return long.MaxValue;
         var started = Stopwatch.GetTimestamp();
+        var room = (long)bound;
         try
         {
             foreach (var follower in followers)
             {
-                while (Stopwatch.GetElapsedTime(started) < options.Value.MaxPaceWait && await follower.IsBehindAsync(bound, CancellationToken.None))
+                long behind;
+                while ((behind = await follower.BacklogAsync(bound, CancellationToken.None)) > 0 && behind + next.Batch.Rows > bound)
+                {
+                    if (Stopwatch.GetElapsedTime(started) >= options.Value.MaxPaceWait) return long.MaxValue;
                     await follower.WaitAsync(PaceRecheck, CancellationToken.None);
+                }
+                room = Math.Min(room, bound - behind);
             }
+            return room;
         }
         catch (Exception ex)
         {
             // Not knowing the backlog is no reason to hold the events: the commit says whether the database is there.
             logger.LogWarning(ex, "Could not read identity resolution's backlog; committing without waiting");
+            return long.MaxValue;
         }
     }
 

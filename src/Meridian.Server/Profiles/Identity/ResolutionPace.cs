@@ -9,8 +9,8 @@ namespace Meridian.Profiles.Identity;
 
 /// <summary>
 /// Identity resolution as the follower ingestion keeps pace with (<see cref="IngestOptions.MaxUnresolvedEvents"/>):
-/// behind while a node holds the projector's lease and more events than the bound lie after its position. With no live
-/// lease (resolution switched off, or every node down) there is nothing to wait for.
+/// its backlog counts while a node holds the projector's lease. With no live lease (resolution switched off, or every node
+/// down) there is nothing to wait for.
 /// </summary>
 public sealed class ResolutionPace : IPacedFollower
 {
@@ -25,15 +25,15 @@ public sealed class ResolutionPace : IPacedFollower
         resolved.Follow(progressed);
     }
 
-    public async Task<bool> IsBehindAsync(int bound, CancellationToken ct)
+    public async Task<long> BacklogAsync(long limit, CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         var state = await db.Set<ProjectorState>().AsNoTracking().SingleOrDefaultAsync(s => s.Name == ProfileProjector.Name, ct);
-        if (state?.LeaseUntil is not { } until || until < time.GetUtcNow().UtcDateTime) return false;
+        if (state?.LeaseUntil is not { } until || until < time.GetUtcNow().UtcDateTime) return 0;
         var log = scope.ServiceProvider.GetRequiredService<EventLog>();
-        return await log.BacklogAsync(new EventLogPosition(state.PositionTx, state.PositionId), ct, limit: bound + 1L) > bound;
+        return await log.BacklogAsync(new EventLogPosition(state.PositionTx, state.PositionId), ct, limit: limit);
     }
 
     public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => progressed.WaitAsync(timeout, ct);
