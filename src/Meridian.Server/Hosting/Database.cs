@@ -42,6 +42,10 @@ public sealed record DatabaseSettings(DatabaseProvider Provider, string Connecti
         {
             DbConnectionStringBuilder parsed = provider == DatabaseProvider.Sqlite ? new SqliteConnectionStringBuilder(connectionString) : new NpgsqlConnectionStringBuilder(connectionString);
             _ = parsed.ConnectionString;
+            // Meridian keeps no state in a PostgreSQL session (its locks are transaction locks): a pooled connection
+            // needs no DISCARD ALL each time EF opens it again, which is before every query outside a transaction.
+            if (parsed is NpgsqlConnectionStringBuilder npgsql && !npgsql.ContainsKey("No Reset On Close"))
+                connectionString = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException)
         {

@@ -125,11 +125,8 @@ public static class ProfilesEndpoints
         var normalized = Normalizers.Normalize(rule.Normalizer, value, region);
         if (normalized is null) return Problems.Validation("value", $"The value is not a valid {type}.");
 
-        var profile = await (from i in db.Set<ProfileIdentifier>()
-                             where i.TenantId == brandId && i.Type == type && i.Value == normalized
-                             join p in db.Set<Profile>() on i.ProfileId equals p.Id
-                             select p).AsNoTracking().SingleOrDefaultAsync(ct);
-        return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(await views.ToDtoAsync(profile, CanReadPii(http), ct));
+        var profile = await views.ByIdentifierAsync(brandId, type, normalized, CanReadPii(http), ct);
+        return profile is null ? Problems.NotFound("A profile with that identifier") : TypedResults.Ok(profile);
     }
 
     /// <summary>The profile's events, newest first. Traits inside events are personal data: shown only with pii.read.</summary>
@@ -379,6 +376,30 @@ public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider
     public async Task<ProfileDto> ToDtoAsync(Profile profile, bool pii, CancellationToken ct)
     {
         var identifiers = await db.Set<ProfileIdentifier>().AsNoTracking().Where(i => i.ProfileId == profile.Id).OrderBy(i => i.Type).ThenBy(i => i.Id).ToListAsync(ct);
+        var scoredAt = await db.Set<ProfileScoring>().Where(s => s.TenantId == profile.TenantId).Select(s => s.ScoredAt).SingleOrDefaultAsync(ct);
+        return await ToDtoAsync(profile, identifiers, scoredAt, pii, ct);
+    }
+
+    /// <summary>
+    /// The profile holding a (normalised) identifier of the brand, with its identifiers and the brand's last scoring
+    /// read in the same query: a front end's lookup is one round trip to the database, not three.
+    /// </summary>
+    public async Task<ProfileDto?> ByIdentifierAsync(long brandId, string type, string value, bool pii, CancellationToken ct)
+    {
+        var found = await (from i in db.Set<ProfileIdentifier>()
+                           where i.TenantId == brandId && i.Type == type && i.Value == value
+                           join p in db.Set<Profile>() on i.ProfileId equals p.Id
+                           select new
+                           {
+                               Profile = p,
+                               Identifiers = db.Set<ProfileIdentifier>().Where(x => x.ProfileId == p.Id).OrderBy(x => x.Type).ThenBy(x => x.Id).ToList(),
+                               ScoredAt = db.Set<ProfileScoring>().Where(s => s.TenantId == p.TenantId).Select(s => s.ScoredAt).FirstOrDefault(),
+                           }).AsNoTracking().SingleOrDefaultAsync(ct);
+        return found is null ? null : await ToDtoAsync(found.Profile, found.Identifiers, found.ScoredAt, pii, ct);
+    }
+
+    private async Task<ProfileDto> ToDtoAsync(Profile profile, List<ProfileIdentifier> identifiers, DateTime? scoredAt, bool pii, CancellationToken ct)
+    {
         var traits = new Dictionary<string, JsonNode?>();
         var sources = new Dictionary<string, TraitSourceDto>();
         foreach (var (name, node) in JsonNode.Parse(profile.Traits)!.AsObject())
@@ -387,7 +408,6 @@ public sealed class ProfileViews(MeridianDb db, TenantScope tenant, TimeProvider
             traits[name] = pii || !ProfilesEndpoints.PiiTraits.Contains(name) ? node["v"]?.DeepClone() : JsonValue.Create(ProfilesEndpoints.Mask(name, node["v"]));
             sources[name] = new TraitSourceDto(node["s"]!.GetValue<long>(), node["t"]!.GetValue<DateTime>());
         }
-        var scoredAt = await db.Set<ProfileScoring>().Where(s => s.TenantId == profile.TenantId).Select(s => s.ScoredAt).SingleOrDefaultAsync(ct);
         var rfm = profile is { RecencyScore: { } r, FrequencyScore: { } f, MonetaryScore: { } m, RfmSegment: { } segment } ? new RfmDto(r, f, m, segment) : null;
         return new ProfileDto(profile.Id, profile.TenantId,
             identifiers.Select(i => new IdentifierDto(i.Type, pii ? i.Value : ProfilesEndpoints.MaskIdentifier(i.Type, i.Value), i.FirstSeenAt, i.LastSeenAt)).ToList(),
