@@ -58,9 +58,11 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
     {
         if (Invalid(request) is { } errors) return Problems.Validation(errors);
         var postings = request.Postings!.Select(p => p!).ToList();
+        // With a key, the idempotent runner takes SQLite's writer turn itself.
+        if (http.Request.Headers.ContainsKey(IdempotentPosting.Header))
+            return await once.RunAsync(http, request, async () => await batch.EarnAsync(postings, ct), "The batch", ct);
         using var turn = await db.Database.WriterTurnAsync(ct);
-        if (!http.Request.Headers.ContainsKey(IdempotentPosting.Header)) return TypedResults.Ok(await batch.EarnAsync(postings, ct));
-        return await once.RunAsync(http, request, async () => await batch.EarnAsync(postings, ct), "The batch", ct);
+        return TypedResults.Ok(await batch.EarnAsync(postings, ct));
     }
 
     /// <summary>What makes the body unreadable as a batch (a 400 with field errors); what makes one item unpostable rejects that item only.</summary>

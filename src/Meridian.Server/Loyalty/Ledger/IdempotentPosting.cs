@@ -31,6 +31,9 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
 
         try
         {
+            // SQLite: the postings of this process write in turn (a FIFO) rather than in SQLite's sleep-and-retry on its
+            // one write lock, where 16 concurrent earns idled most of the time (single earns 186-284/s).
+            using var turn = await db.Database.WriterTurnAsync(ct);
             using var noSavepoints = PointsLedger.NoSavepoints(db);
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             if (await post() is not { } response) return Problems.NotFound(notFound);
