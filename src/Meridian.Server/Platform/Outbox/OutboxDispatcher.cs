@@ -100,6 +100,8 @@ internal sealed class OutboxDispatcher(
                     deliveries.Add([message.Id, subscriber.Name, target, (int)DeliveryStatus.Pending, 0, now]);
 
         var ids = messages.Select(m => m.Id).ToList();
+        // SQLite: in turn with this process's postings and batches (WriterTurnAsync), not in SQLite's sleep-and-retry.
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         // Two nodes may fan out the same messages at once: the unique key makes the second node's rows no-ops.
         await BulkInsert.InsertAsync(tx.GetDbTransaction(), "outbox_deliveries", ["message_id", "subscriber", "target", "status", "attempts", "next_attempt_at"],
@@ -134,6 +136,7 @@ internal sealed class OutboxDispatcher(
         Add(command, "now", now);
         Add(command, "limit", opts.BatchSize);
         var claimed = new List<Claimed>();
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
             claimed.Add(new Claimed(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
@@ -177,6 +180,7 @@ internal sealed class OutboxDispatcher(
 
         if (delivered.Count == 0) return;
         var now = time.GetUtcNow().UtcDateTime;
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await db.Set<OutboxDelivery>().Where(d => delivered.Contains(d.Id) && d.LeaseOwner == node).ExecuteUpdateAsync(s => s
             .SetProperty(d => d.Status, DeliveryStatus.Delivered)
             .SetProperty(d => d.DeliveredAt, now)
@@ -252,6 +256,7 @@ internal sealed class OutboxDispatcher(
         var dead = delivery.Attempts >= opts.MaxAttempts;
         var backoff = TimeSpan.FromSeconds(Math.Min(3600, Math.Pow(2, delivery.Attempts)));
         var truncated = error.Length > 1000 ? error[..1000] : error;
+        using var turn = await db.Database.WriterTurnAsync(ct);
         await db.Set<OutboxDelivery>().Where(d => d.Id == delivery.Id && d.LeaseOwner == node).ExecuteUpdateAsync(s => s
             .SetProperty(d => d.Status, dead ? DeliveryStatus.Dead : DeliveryStatus.Pending)
             .SetProperty(d => d.NextAttemptAt, now + backoff)
