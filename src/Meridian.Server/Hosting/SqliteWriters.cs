@@ -5,10 +5,12 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 namespace Meridian.Hosting;
 
 /// <summary>
-/// Hands SQLite's one write lock from one large writer of this process to the next as soon as it is free. SQLite makes
-/// a writer that meets the lock taken sleep and retry (1, 2, 5, 10 ... then 25-100 ms at a time): with several large
-/// batches in flight the lock stood idle between them while their writers slept. Waiting here in turn, a batch starts
-/// the moment the one before commits. PostgreSQL locks rows, not the database: there is no turn to take.
+/// Hands SQLite's one write lock from one writer of this process to the next as soon as it is free. SQLite makes a
+/// writer that meets the lock taken sleep and retry (1, 2, 5, 10 ... then 25-100 ms at a time): with several writers
+/// in flight the lock stood idle between them while they slept. Waiting here in turn, a writer starts the moment the
+/// one before commits. Taken by ingestion's group commits, the projector, earn batches, point postings
+/// (<c>IdempotentPosting</c>) and the outbox dispatcher's writes; never nested (a semaphore, not re-entrant).
+/// PostgreSQL locks rows, not the database: there is no turn to take.
 /// </summary>
 public static class SqliteWriters
 {
