@@ -45,7 +45,10 @@ public sealed record DatabaseSettings(DatabaseProvider Provider, string Connecti
             // Meridian keeps no state in a PostgreSQL session (its locks are transaction locks): a pooled connection
             // needs no DISCARD ALL each time EF opens it again, which is before every query outside a transaction.
             if (parsed is NpgsqlConnectionStringBuilder npgsql && !npgsql.ContainsKey("No Reset On Close"))
-                connectionString = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
+            {
+                npgsql.NoResetOnClose = true;
+                connectionString = npgsql.ConnectionString;
+            }
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or KeyNotFoundException)
         {
