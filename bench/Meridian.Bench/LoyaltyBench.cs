@@ -23,6 +23,10 @@ internal static class LoyaltyBench
     public const string BatchEarn = "loyalty earn postings/s through earn-batch (independent members, batches of 500)";
     public const string BatchEarnRatio = "… earn-batch ratio to raw insert (target ≥ 0.20)";
     public const string BatchEarnLatency = "earn-batch p50 ms / p99 ms per batch of 500";
+    public const string LedgerRows = "the same postings' rows written straight into the ledger's tables, postings/s";
+    public const string LedgerRowsRatio = "… their ratio to raw insert (the highest earn-batch ratio the schema allows)";
+    public const string BatchEarnToLedgerRows = "… earn-batch ratio to them (the server's share)";
+    public const string LedgerRowsLatency = "ledger rows p50 ms / p99 ms per batch of 500";
     public const string Spend = "loyalty spends/s on one hot member";
     public const string SpendLatency = "spend p50 ms / p99 ms";
     public const string Balance = "GET balance req/s";
@@ -147,6 +151,13 @@ internal static class LoyaltyBench
         }, ct);
         report.Load(BatchEarn, BatchEarnLatency, provider, batches with { Calls = batches.Calls * BatchSize }, (BatchEarnRatio, insertBaseline));
         report.Note($"{provider.Title()}: earn-batch: {workers} workers, {batches.Calls:N0} batches of {BatchSize} in {batches.Window.TotalSeconds:N1} s (load average {LoadAverage()}).");
+
+        Console.WriteLine($"{provider.Title()}: the same rows straight into the ledger's tables");
+        long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => Base + w * BatchSize + i).ToArray())];
+        var rows = await LedgerRowsBaseline.RunAsync(provider, database, brandId, programmeId, members, warmUp, measured, ct);
+        rows = rows with { Calls = rows.Calls * BatchSize };
+        report.Load(LedgerRows, LedgerRowsLatency, provider, rows, (LedgerRowsRatio, insertBaseline));
+        report.Set(BatchEarnToLedgerRows, provider, Report.Ratio(batches.Calls * BatchSize / batches.Window.TotalSeconds, rows.PerSecond));
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3]) : "unknown";

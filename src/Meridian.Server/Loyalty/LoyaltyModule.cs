@@ -32,6 +32,7 @@ public static class LoyaltyModule
         builder.Services.AddScoped<PointsLedger>();
         builder.Services.AddScoped<Earning.CampaignSegments>();
         builder.Services.AddScoped<BatchEarning>();
+        builder.Services.AddScoped<BatchExpiry>();
         builder.Services.AddSingleton<ProgrammeRules>();
         builder.Services.AddScoped<TierStanding>();
         builder.Services.AddScoped<MemberBenefits>();

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Text.Json;
 using Meridian.Tests.Infrastructure;
 using Meridian.Loyalty;
@@ -37,6 +38,48 @@ public abstract class PointsExpiryTests(LoyaltyApp app)
         var entries = await b.EntriesAsync();
         Assert.Equal(0, entries.Sum(e => e.GetProperty("points").GetInt64()));
         Assert.Equal(2, (await b.EventsAsync(app, "points.expired")).Count);
+    }
+
+    [Fact]
+    public async Task One_run_expires_the_due_lots_of_many_members_each_lot_once_and_leaves_their_later_lots()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app, new { name = "Club", expiry = "after_days", expiryDays = 30 });
+        var members = new List<long> { b.MemberId };
+        for (var i = 2; i <= 5; i++)
+        {
+            var profileId = await LoyaltyTestBrand.NewProfileAsync(b.Brand, $"member-{i}");
+            members.Add((await b.Client.PostAsJsonAsync($"/api/v1/loyalty/programmes/{b.ProgrammeId}/members", new { profileId }).ReadAsync<JsonElement>())
+                .GetProperty("id").GetInt64());
+        }
+        Task<JsonElement> Post(long member, string action, long points) =>
+            b.PostAsync($"/api/v1/loyalty/members/{member}/{action}", new { points }).ReadAsync<JsonElement>();
+        foreach (var (member, i) in members.Select((m, i) => (m, i)))
+        {
+            await Post(member, "earn", 100 + i);
+            await Post(member, "earn", 50);
+            await Post(member, "spend", 30);
+        }
+        app.Clock.Advance(TimeSpan.FromDays(10));
+        foreach (var member in members) await Post(member, "earn", 20);
+
+        app.Clock.Advance(TimeSpan.FromDays(21));
+        await Job.RunOnceAsync(default);
+        await Job.RunOnceAsync(default);
+
+        foreach (var (member, i) in members.Select((m, i) => (m, i)))
+        {
+            var entries = (await b.Client.GetAsync($"/api/v1/loyalty/members/{member}/entries?limit=200").ReadAsync<JsonElement>()).GetProperty("items")
+                .EnumerateArray().ToList();
+            var expiries = entries.Where(e => e.GetProperty("kind").GetString() == "expire").Select(e => e.GetProperty("points").GetInt64()).Order().ToList();
+            // The spend drew 30 from the first lot (soonest to expire); what was left in both due lots expired, the later lot stays.
+            Assert.Equal([-(70 + i), -50], expiries);
+            var balance = (await b.Client.GetAsync($"/api/v1/loyalty/members/{member}/balance").ReadAsync<JsonElement>()).GetProperty("balance").GetInt64();
+            Assert.Equal(20, balance);
+            Assert.Equal(balance, entries.Sum(e => e.GetProperty("points").GetInt64()));
+        }
+        var expired = await b.EventsAsync(app, "points.expired");
+        Assert.Equal(2 * members.Count, expired.Count);
+        Assert.Equal(members.Order(), expired.Select(e => e.GetProperty("memberId").GetInt64()).Distinct().Order());
     }
 
     [Fact]

@@ -32,9 +32,8 @@ public sealed record EarnBatchResponse(IReadOnlyList<EarnBatchResult> Results);
 /// <summary>
 /// Earn postings in bulk (a till's end-of-day file, a campaign's grant, a migration), by the single earn's rules
 /// (tier and campaign multipliers, rounding, lot expiry, held points, the entry's explanation, <c>points.earned</c>),
-/// written set-based in one transaction: the batch's members are locked in one statement in ascending id order (two
-/// batches over the same members queue, never deadlock), their earlier source keys read in one query, every entry and
-/// lot computed in memory (<see cref="PointsBook"/>) and written with <see cref="EntityRows"/>, the balances in one
+/// written set-based in one transaction: the batch's members are locked in one statement (<see cref="MemberRows"/>),
+/// their earlier source keys read in one query, every entry and lot computed in memory (<see cref="PointsBook"/>) and written with <see cref="EntityRows"/>, the balances in one
 /// update. A member whose posting needs what the in-memory path does not do (owed points to pay back, a tier to
 /// move, a tier qualified from the entries) is posted through <see cref="PointsLedger"/> in the same transaction.
 /// </summary>
@@ -127,7 +126,7 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
             else if (string.IsNullOrWhiteSpace(postings[i].SourceKey)) Reject(i, ProblemTypes.Validation, "sourceKey: name what produced the points, so that a resent batch credits once.");
         }
 
-        var members = await LockAsync([.. Enumerable.Range(0, postings.Count).Where(i => results[i] is null).Select(i => postings[i].MemberId!.Value).Distinct().Order()], ct);
+        var members = await MemberRows.LockAsync(db, [.. Enumerable.Range(0, postings.Count).Where(i => results[i] is null).Select(i => postings[i].MemberId!.Value).Distinct().Order()], ct);
         for (var i = 0; i < postings.Count; i++)
             if (results[i] is null && !members.ContainsKey(postings[i].MemberId!.Value))
                 Reject(i, ProblemTypes.NotFound, $"Member {postings[i].MemberId} was not found.");
@@ -227,23 +226,6 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
         }
     }
 
-    /// <summary>
-    /// Reads the members (of the caller's brands), holding their rows until the batch commits. PostgreSQL:
-    /// <c>SELECT ... ORDER BY id FOR UPDATE</c> locks rows as the sort returns them, so two batches over the same
-    /// members queue rather than deadlock. SQLite: the transaction already holds the write lock. Their version moves
-    /// with their totals (<see cref="StoreTotalsAsync"/>), not before: one write of each row instead of two.
-    /// </summary>
-    private async Task<Dictionary<long, LoyaltyMember>> LockAsync(List<long> ids, CancellationToken ct)
-    {
-        if (ids.Count == 0) return [];
-        if (!db.Database.IsNpgsql())
-            return await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).OrderBy(m => m.Id).ToDictionaryAsync(m => m.Id, ct);
-        long[] visible = [.. await db.Set<LoyaltyMember>().AsNoTracking().Where(m => ids.Contains(m.Id)).Select(m => m.Id).ToListAsync(ct)];
-        if (visible.Length == 0) return [];
-        return await db.Set<LoyaltyMember>().FromSql($"SELECT * FROM loyalty_members WHERE id = ANY({visible}) ORDER BY id FOR UPDATE")
-            .IgnoreQueryFilters().AsNoTracking().ToDictionaryAsync(m => m.Id, ct);
-    }
-
     /// <summary>Members of a shared programme earn under their profile at the acting brand (the enrolment profile when not linked there).</summary>
     private async Task<Dictionary<long, long>> ProfilesAtAsync(IEnumerable<LoyaltyMember> members, long brand, CancellationToken ct)
     {
@@ -264,32 +246,10 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
         await EntityRows.InsertAsync(db, entries, returnKeys: true, ct);
         foreach (var entry in entries) entry.Lot!.EntryId = entry.Id;
         await EntityRows.InsertAsync(db, [.. entries.Select(e => e.Lot!)], returnKeys: true, ct);
-        await StoreTotalsAsync([.. plans.Where(p => p.Entries.Count > 0)], ct);
+        await MemberRows.StoreTotalsAsync(db, [.. plans.Where(p => p.Entries.Count > 0).Select(p => new MemberRows.Totals(p.Member.Id, p.Book.Spendable, p.Book.Pending, p.Qualifying))], ct);
         var tx = db.Database.CurrentTransaction!.GetDbTransaction();
         foreach (var group in plans.GroupBy(p => p.Programme.GroupId))
             await events.PublishManyAsync(tx, group.Key, brand, group.SelectMany(p => p.Entries.Select(e =>
                 (IDomainEvent)new PointsEarned(p.Member.Id, p.ProfileId, e.Entry.Id, e.Entry.Total, e.Entry.BalanceAfter, postings[e.Index].Reference))), ct);
-    }
-
-    /// <summary>
-    /// Writes each member's spendable and pending points, adds its qualifying points and moves its version as every
-    /// posting does, in one statement (the rows are locked).
-    /// </summary>
-    private Task StoreTotalsAsync(List<Plan> plans, CancellationToken ct)
-    {
-        long[] ids = [.. plans.Select(p => p.Member.Id)], balances = [.. plans.Select(p => p.Book.Spendable)],
-            pendings = [.. plans.Select(p => p.Book.Pending)], qualifying = [.. plans.Select(p => p.Qualifying)];
-        if (db.Database.IsNpgsql())
-            return db.Database.ExecuteSqlAsync($"""
-                UPDATE loyalty_members AS m SET balance = t.balance, pending = t.pending, qualifying_points = m.qualifying_points + t.qualifying,
-                    version = m.version + 1
-                FROM unnest({ids}, {balances}, {pendings}, {qualifying}) AS t(id, balance, pending, qualifying) WHERE m.id = t.id
-                """, ct);
-        var rows = System.Text.Json.JsonSerializer.Serialize(plans.Select((_, i) => new[] { ids[i], balances[i], pendings[i], qualifying[i] }));
-        return db.Database.ExecuteSqlAsync($"""
-            UPDATE loyalty_members AS m SET balance = json_extract(t.value, '$[1]'), pending = json_extract(t.value, '$[2]'),
-                qualifying_points = m.qualifying_points + json_extract(t.value, '$[3]'), version = m.version + 1
-            FROM json_each({rows}) AS t WHERE m.id = json_extract(t.value, '$[0]')
-            """, ct);
     }
 }

@@ -350,7 +350,8 @@ public sealed class LotDraw : IProgrammeShared
 {
     public long Id { get; private set; }
     public long TenantId { get; init; }
-    public long EntryId { get; private set; }
+    /// <summary>Set by EF when the entry is saved with the draw; a set-based writer (the expiry job) sets it once the entry has its key.</summary>
+    public long EntryId { get; internal set; }
     public long LotId { get; init; }
     public PointLot? Lot { get; init; }
     public long Points { get; init; }

@@ -9,7 +9,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Meridian.Loyalty.Expiry;
 
 /// <summary>
-/// Expires the points left in due lots, one expiry entry per lot (a member's due lots in one transaction), and sends <c>points.expiring</c> the programme's
+/// Expires the points left in due lots, one expiry entry per lot (many members' due lots in one transaction), and sends <c>points.expiring</c> the programme's
 /// notice days before a lot's date. Exactly once across nodes and restarts (see <see cref="LedgerSweep"/>): each lot
 /// expires under the member's balance row like any posting, so expiry never takes points a concurrent spend has drawn,
 /// and a lot's notice is marked on the lot in the transaction that sends it.
@@ -28,13 +28,12 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
     protected override async Task<bool> HandleAsync(PointsLedger ledger, DueItem member, CancellationToken ct) =>
         await ledger.ExpireDueAsync(member.MemberId, ct) > 0;
 
-    /// <summary>Members expired together in one transaction (one commit, one WAL sync on SQLite, instead of one per member).</summary>
-    internal const int MembersPerTransaction = 100;
+    /// <summary>Members expired together in one transaction (<see cref="BatchExpiry"/>: one commit, a statement a table, instead of a transaction and ~10 statements a lot).</summary>
+    internal const int MembersPerTransaction = 200;
 
     /// <summary>
-    /// Expires the due members <see cref="MembersPerTransaction"/> at a time, each group in one transaction (each member
-    /// still under its row lock, in id order); a group that fails is rolled back and done again member by member, so one
-    /// member's failure holds back no other.
+    /// Expires the due members <see cref="MembersPerTransaction"/> at a time, each group set-based in one transaction;
+    /// a group that fails is rolled back and done again member by member, so one member's failure holds back no other.
     /// </summary>
     protected override async Task<int> HandleDueAsync(List<DueItem> due, CancellationToken ct)
     {
@@ -43,20 +42,7 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
         {
             try
             {
-                handled += await InScopeAsync(async (db, services) =>
-                {
-                    var ledger = services.GetRequiredService<PointsLedger>();
-                    using var noSavepoints = PointsLedger.NoSavepoints(db);
-                    await using var transaction = await db.Database.BeginTransactionAsync(ct);
-                    var expired = 0;
-                    foreach (var member in group)
-                    {
-                        if (await ledger.ExpireDueAsync(member.MemberId, ct) > 0) expired++;
-                        db.ChangeTracker.Clear();
-                    }
-                    await transaction.CommitAsync(ct);
-                    return expired;
-                });
+                handled += await InScopeAsync((_, services) => services.GetRequiredService<BatchExpiry>().ExpireAsync([.. group.Select(m => m.MemberId)], ct));
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
