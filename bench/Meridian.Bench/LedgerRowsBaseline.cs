@@ -153,7 +153,7 @@ internal static class LedgerRowsBaseline
             await Run($"""
                 INSERT INTO outbox_messages (group_id, brand_id, type, payload, occurred_at, fanned_out)
                 SELECT {groupId}, {brandId}, 'points.earned', p, now(), false FROM unnest($1::text[]) AS t(p)
-                """, payloads);
+                """, (object)payloads);
             await tx.CommitAsync(ct);
         };
     }

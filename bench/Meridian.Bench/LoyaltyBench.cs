@@ -40,9 +40,19 @@ internal static class LoyaltyBench
     /// <summary>Few workers: one batch keeps a core busy, more of them only queue (2 cores here).</summary>
     private const int BatchWorkers = 4;
     private const int LotsPerMember = 10;
+    /// <summary>The earn-batch's members' ids start here (seeded straight into the table).</summary>
+    private const long BatchBase = 2_000_000_000;
 
     public static async Task RunAsync(string serverDll, Provider provider, string database, string workDir, double insertBaseline, BenchOptions options,
         Report report, CancellationToken ct)
+    {
+        var (brandId, programmeId, batchEarn) = await OnServerAsync(serverDll, provider, database, workDir, insertBaseline, options, report, ct);
+        await LedgerRowsAsync(provider, database, brandId, programmeId, batchEarn, options, insertBaseline, report, ct);
+    }
+
+    /// <summary>Everything measured through the server; returns the batch earn's programme and postings per second.</summary>
+    private static async Task<(long BrandId, long ProgrammeId, double BatchEarn)> OnServerAsync(string serverDll, Provider provider, string database, string workDir,
+        double insertBaseline, BenchOptions options, Report report, CancellationToken ct)
     {
         Environment.SetEnvironmentVariable("Meridian__Loyalty__Expiry__PollInterval", "00:00:01");
         Environment.SetEnvironmentVariable("Meridian__Loyalty__Expiry__BatchSize", "1000");
@@ -60,7 +70,7 @@ internal static class LoyaltyBench
                 new { points = 10, reference = "bench" }, ct), ct);
         report.Load(Earn, EarnLatency, provider, earn, (EarnRatio, insertBaseline));
 
-        await BatchEarnAsync(http, provider, database, brandId, programmeId, options, insertBaseline, report, ct);
+        var batchEarn = await BatchEarnAsync(http, provider, database, brandId, programmeId, options, insertBaseline, report, ct);
 
         var hot = members[0];
         await PostAsync(http, $"/api/v1/loyalty/members/{hot}/earn", new { points = 1_000_000_000 }, ct);
@@ -109,6 +119,7 @@ internal static class LoyaltyBench
             report.Note($"{provider.Title()}: expiry stopped after {deadline.TotalMinutes:N0} min with {left:N0} of {lots:N0} lots left; at that rate all would take {lots / (expired / elapsed.TotalSeconds):N0} s.");
         var unbalanced = await ScalarAsync(db, $"SELECT count(*) FROM loyalty_members m WHERE m.programme_id = {programmeId} AND m.balance <> (SELECT coalesce(sum(l.remaining), 0) FROM loyalty_lots l WHERE l.member_id = m.id)", ct);
         if (unbalanced > 0) report.Note($"{provider.Title()}: {unbalanced} members' balance differs from their lots after the loyalty run.");
+        return (brandId, programmeId, batchEarn);
     }
 
     /// <summary>
@@ -117,10 +128,9 @@ internal static class LoyaltyBench
     /// each), so no two batches wait for each other's row locks. The members are seeded straight into the table (ids from
     /// 2,000,000,000, made-up profile ids: the ledger does not join profiles).
     /// </summary>
-    private static async Task BatchEarnAsync(HttpClient http, Provider provider, string database, long brandId, long programmeId, BenchOptions options,
+    private static async Task<double> BatchEarnAsync(HttpClient http, Provider provider, string database, long brandId, long programmeId, BenchOptions options,
         double insertBaseline, Report report, CancellationToken ct)
     {
-        const long Base = 2_000_000_000;
         var workers = Math.Min(BatchWorkers, options.Concurrency);
         await using (var db = provider == Provider.Sqlite ? (DbConnection)new SqliteConnection(database + ";Pooling=False;Default Timeout=120") : new NpgsqlConnection(database))
         {
@@ -131,7 +141,7 @@ internal static class LoyaltyBench
             var enrolled = provider == Provider.Sqlite ? "'2026-01-01 00:00:00'" : "timestamptz '2026-01-01 00:00:00+00'";
             await ExecuteAsync(db, $"""
                 INSERT INTO loyalty_members (id, tenant_id, programme_id, profile_id, balance, pending, owed, qualifying_points, version, enrolled_at)
-                SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n, 0, 0, 0, 0, 0, {enrolled} FROM ({series}) x
+                SELECT {BatchBase} + n, {brandId}, {programmeId}, {BatchBase} + n, 0, 0, 0, 0, 0, {enrolled} FROM ({series}) x
                 """, ct);
         }
 
@@ -144,20 +154,32 @@ internal static class LoyaltyBench
         var batches = await ClosedLoop.RunAsync(workers, warmUp, measured, async worker =>
         {
             var n = ++sent[worker];
-            var postings = Enumerable.Range(0, BatchSize).Select(i => new { memberId = Base + worker * BatchSize + i, points = 10, sourceKey = $"bench-{n}", reference = "bench" });
+            var postings = Enumerable.Range(0, BatchSize).Select(i => new { memberId = BatchBase + worker * BatchSize + i, points = 10, sourceKey = $"bench-{n}", reference = "bench" });
             using var response = await http.PostAsJsonAsync("/api/v1/loyalty/postings/earn-batch", new { postings }, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             return response.StatusCode == HttpStatusCode.OK && !body.Contains("\"rejected\"", StringComparison.Ordinal);
         }, ct);
         report.Load(BatchEarn, BatchEarnLatency, provider, batches with { Calls = batches.Calls * BatchSize }, (BatchEarnRatio, insertBaseline));
         report.Note($"{provider.Title()}: earn-batch: {workers} workers, {batches.Calls:N0} batches of {BatchSize} in {batches.Window.TotalSeconds:N1} s (load average {LoadAverage()}).");
+        return batches.Calls * BatchSize / batches.Window.TotalSeconds;
+    }
 
-        Console.WriteLine($"{provider.Title()}: the same rows straight into the ledger's tables");
-        long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => Base + w * BatchSize + i).ToArray())];
+    /// <summary>
+    /// The earn-batch's rows straight into the tables (<see cref="LedgerRowsBaseline"/>), once the server has stopped, so
+    /// that nothing else writes meanwhile (its outbox dispatcher would fan out the earn-batch's events); the same members.
+    /// </summary>
+    private static async Task LedgerRowsAsync(Provider provider, string database, long brandId, long programmeId, double batchEarn, BenchOptions options,
+        double insertBaseline, Report report, CancellationToken ct)
+    {
+        var workers = Math.Min(BatchWorkers, options.Concurrency);
+        Console.WriteLine($"{provider.Title()}: the earn-batch's rows straight into the ledger's tables (server stopped)");
+        long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => BatchBase + w * BatchSize + i).ToArray())];
+        var warmUp = options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5);
+        var measured = options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10);
         var rows = await LedgerRowsBaseline.RunAsync(provider, database, brandId, programmeId, members, warmUp, measured, ct);
         rows = rows with { Calls = rows.Calls * BatchSize };
         report.Load(LedgerRows, LedgerRowsLatency, provider, rows, (LedgerRowsRatio, insertBaseline));
-        report.Set(BatchEarnToLedgerRows, provider, Report.Ratio(batches.Calls * BatchSize / batches.Window.TotalSeconds, rows.PerSecond));
+        report.Set(BatchEarnToLedgerRows, provider, Report.Ratio(batchEarn, rows.PerSecond));
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3]) : "unknown";
