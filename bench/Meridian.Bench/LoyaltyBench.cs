@@ -63,8 +63,11 @@ internal static class LoyaltyBench
         report.Load(Earn, EarnLatency, provider, earn, (EarnRatio, insertBaseline));
 
         var batchEarn = await BatchEarnAsync(http, provider, database, brandId, programmeId, options, insertBaseline, report, ct);
-        await OffersBench.OutboxIdleAsync(Open, ct);
-        await LedgerRowsAsync(provider, database, brandId, programmeId, batchEarn, options, insertBaseline, report, ct);
+        if (provider == Provider.Postgres)
+        {
+            await OffersBench.OutboxIdleAsync(Open, ct);
+            await LedgerRowsAsync(database, brandId, programmeId, batchEarn, options, insertBaseline, report, ct);
+        }
 
         var hot = members[0];
         await PostAsync(http, $"/api/v1/loyalty/members/{hot}/earn", new { points = 1_000_000_000 }, ct);
@@ -161,18 +164,18 @@ internal static class LoyaltyBench
     /// The earn-batch's rows straight into the tables (<see cref="LedgerRowsBaseline"/>) beside the idle server (the
     /// earn-batch's events fanned out), on the same members, right after the earn-batch (the tables as large as it left them).
     /// </summary>
-    private static async Task LedgerRowsAsync(Provider provider, string database, long brandId, long programmeId, double batchEarn, BenchOptions options,
+    private static async Task LedgerRowsAsync(string database, long brandId, long programmeId, double batchEarn, BenchOptions options,
         double insertBaseline, Report report, CancellationToken ct)
     {
         var workers = Math.Min(BatchWorkers, options.Concurrency);
-        Console.WriteLine($"{provider.Title()}: the earn-batch's rows straight into the ledger's tables");
+        Console.WriteLine("PostgreSQL: the earn-batch's rows straight into the ledger's tables");
         long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => BatchBase + w * BatchSize + i).ToArray())];
         var warmUp = options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5);
         var measured = options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10);
-        var rows = await LedgerRowsBaseline.RunAsync(provider, database, brandId, programmeId, members, warmUp, measured, ct);
+        var rows = await LedgerRowsBaseline.RunAsync(database, brandId, programmeId, members, warmUp, measured, ct);
         rows = rows with { Calls = rows.Calls * BatchSize };
-        report.Load(LedgerRows, LedgerRowsLatency, provider, rows, (LedgerRowsRatio, insertBaseline));
-        report.Set(BatchEarnToLedgerRows, provider, Report.Ratio(batchEarn, rows.PerSecond));
+        report.Load(LedgerRows, LedgerRowsLatency, Provider.Postgres, rows, (LedgerRowsRatio, insertBaseline));
+        report.Set(BatchEarnToLedgerRows, Provider.Postgres, Report.Ratio(batchEarn, rows.PerSecond));
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3]) : "unknown";
