@@ -1,5 +1,3 @@
-using System.Data.Common;
-using System.Globalization;
 using Npgsql;
 
 namespace Meridian.Bench;
@@ -20,26 +18,22 @@ namespace Meridian.Bench;
 internal static class LedgerRowsBaseline
 {
     /// <param name="members">Per worker, the members its batches post to (one posting each a batch).</param>
-    public static async Task<LoadResult> RunAsync(string database, long brandId, long programmeId, IReadOnlyList<long[]> members,
+    public static async Task<LoadResult> RunAsync(string database, long brandId, long programmeId, long groupId, IReadOnlyList<long[]> members,
         TimeSpan warmUp, TimeSpan measured, CancellationToken ct)
     {
-        var workers = members.Count;
-        var writers = new Func<long, CancellationToken, Task>[workers];
-        var connections = new List<DbConnection>();
+        var connections = new List<NpgsqlConnection>();
         try
         {
-            long groupId = 0;
-            for (var w = 0; w < workers; w++)
+            var writers = new List<Func<long, CancellationToken, Task>>();
+            foreach (var mine in members)
             {
                 var connection = new NpgsqlConnection(database);
-                await connection.OpenAsync(ct);
                 connections.Add(connection);
-                if (w == 0) groupId = await ScalarAsync(connection, $"SELECT group_id FROM loyalty_programmes WHERE id = {programmeId}", ct);
-                var rows = new Rows(brandId, programmeId, groupId, members[w]);
-                writers[w] = rows.Postgres(connection);
+                await connection.OpenAsync(ct);
+                writers.Add(new Rows(brandId, programmeId, groupId, mine).Writer(connection));
             }
-            var batches = new long[workers];
-            return await ClosedLoop.RunAsync(workers, warmUp, measured, async worker =>
+            var batches = new long[writers.Count];
+            return await ClosedLoop.RunAsync(writers.Count, warmUp, measured, async worker =>
             {
                 await writers[worker](++batches[worker], ct);
                 return true;
@@ -51,13 +45,6 @@ internal static class LedgerRowsBaseline
         }
     }
 
-    private static async Task<long> ScalarAsync(DbConnection connection, string sql, CancellationToken ct)
-    {
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-    }
-
     /// <summary>One worker's batches: 10 points to each of its members, a fresh source key per batch.</summary>
     private sealed class Rows(long brandId, long programmeId, long groupId, long[] members)
     {
@@ -65,7 +52,7 @@ internal static class LedgerRowsBaseline
             $$"""{"memberId":{{member}},"profileId":{{member}},"entryId":{{entry}},"points":10,"balance":10,"reference":"bench"}""";
 
         /// <summary>One set-based statement per table (rows as arrays through <c>unnest</c>), the members locked in id order first.</summary>
-        public Func<long, CancellationToken, Task> Postgres(NpgsqlConnection connection) => async (batch, ct) =>
+        public Func<long, CancellationToken, Task> Writer(NpgsqlConnection connection) => async (batch, ct) =>
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
             NpgsqlCommand Command(string sql, params object[] values)

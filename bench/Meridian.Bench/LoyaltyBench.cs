@@ -66,7 +66,9 @@ internal static class LoyaltyBench
         if (provider == Provider.Postgres)
         {
             await OffersBench.OutboxIdleAsync(Open, ct);
-            await LedgerRowsAsync(database, brandId, programmeId, batchEarn, options, insertBaseline, report, ct);
+            await using var programmeDb = await Open("");
+            var groupId = await ScalarAsync(programmeDb, $"SELECT group_id FROM loyalty_programmes WHERE id = {programmeId}", ct);
+            await LedgerRowsAsync(database, brandId, programmeId, groupId, batchEarn, options, insertBaseline, report, ct);
         }
 
         var hot = members[0];
@@ -143,14 +145,11 @@ internal static class LoyaltyBench
 
         Console.WriteLine($"{provider.Title()}: loyalty earn-batch, {workers} workers, {BatchSize} members each");
         var sent = new long[workers];
-        // A batch takes tens to hundreds of ms: a window of a few seconds would hold a handful of batches, most of them
-        // still running code the JIT has not optimised yet.
-        var warmUp = options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5);
-        var measured = options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10);
+        var (warmUp, measured) = BatchWindow(options);
         var batches = await ClosedLoop.RunAsync(workers, warmUp, measured, async worker =>
         {
             var n = ++sent[worker];
-            var postings = Enumerable.Range(0, BatchSize).Select(i => new { memberId = BatchBase + worker * BatchSize + i, points = 10, sourceKey = $"bench-{n}", reference = "bench" });
+            var postings = Enumerable.Range(0, BatchSize).Select(i => new { memberId = BatchMember(worker, i), points = 10, sourceKey = $"bench-{n}", reference = "bench" });
             using var response = await http.PostAsJsonAsync("/api/v1/loyalty/postings/earn-batch", new { postings }, ct);
             var body = await response.Content.ReadAsStringAsync(ct);
             return response.StatusCode == HttpStatusCode.OK && !body.Contains("\"rejected\"", StringComparison.Ordinal);
@@ -164,19 +163,29 @@ internal static class LoyaltyBench
     /// The earn-batch's rows straight into the tables (<see cref="LedgerRowsBaseline"/>) beside the idle server (the
     /// earn-batch's events fanned out), on the same members, right after the earn-batch (the tables as large as it left them).
     /// </summary>
-    private static async Task LedgerRowsAsync(string database, long brandId, long programmeId, double batchEarn, BenchOptions options,
+    private static async Task LedgerRowsAsync(string database, long brandId, long programmeId, long groupId, double batchEarn, BenchOptions options,
         double insertBaseline, Report report, CancellationToken ct)
     {
         var workers = Math.Min(BatchWorkers, options.Concurrency);
         Console.WriteLine("PostgreSQL: the earn-batch's rows straight into the ledger's tables");
-        long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => BatchBase + w * BatchSize + i).ToArray())];
-        var warmUp = options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5);
-        var measured = options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10);
-        var rows = await LedgerRowsBaseline.RunAsync(database, brandId, programmeId, members, warmUp, measured, ct);
+        long[][] members = [.. Enumerable.Range(0, workers).Select(w => Enumerable.Range(0, BatchSize).Select(i => BatchMember(w, i)).ToArray())];
+        var (warmUp, measured) = BatchWindow(options);
+        var rows = await LedgerRowsBaseline.RunAsync(database, brandId, programmeId, groupId, members, warmUp, measured, ct);
         rows = rows with { Calls = rows.Calls * BatchSize };
         report.Load(LedgerRows, LedgerRowsLatency, Provider.Postgres, rows, (LedgerRowsRatio, insertBaseline));
         report.Set(BatchEarnToLedgerRows, Provider.Postgres, Report.Ratio(batchEarn, rows.PerSecond));
     }
+
+    /// <summary>The i-th member of a batch worker (each keeps to its own).</summary>
+    private static long BatchMember(int worker, int i) => BatchBase + worker * BatchSize + i;
+
+    /// <summary>
+    /// A batch takes tens to hundreds of ms: a window of a few seconds would hold a handful of batches, most of them
+    /// still running code the JIT has not optimised yet.
+    /// </summary>
+    private static (TimeSpan WarmUp, TimeSpan Measured) BatchWindow(BenchOptions options) =>
+        (options.WarmUp > TimeSpan.FromSeconds(5) ? options.WarmUp : TimeSpan.FromSeconds(5),
+         options.Measured > TimeSpan.FromSeconds(10) ? options.Measured : TimeSpan.FromSeconds(10));
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ')[..3]) : "unknown";
 

@@ -33,9 +33,10 @@ public sealed record EarnBatchResponse(IReadOnlyList<EarnBatchResult> Results);
 /// Earn postings in bulk (a till's end-of-day file, a campaign's grant, a migration), by the single earn's rules
 /// (tier and campaign multipliers, rounding, lot expiry, held points, the entry's explanation, <c>points.earned</c>),
 /// written set-based in one transaction: the batch's members are locked in one statement (<see cref="MemberRows"/>),
-/// their earlier source keys read in one query, every entry and lot computed in memory (<see cref="PointsBook"/>) and written with <see cref="EntityRows"/>, the balances in one
-/// update. A member whose posting needs what the in-memory path does not do (owed points to pay back, a tier to
-/// move, a tier qualified from the entries) is posted through <see cref="PointsLedger"/> in the same transaction.
+/// their earlier source keys read in one query, every entry and lot computed in memory (<see cref="PointsBook"/>) and
+/// written with <see cref="EntityRows"/>, the balances in one update. A member whose posting needs what the in-memory
+/// path does not do (owed points to pay back, a tier to move, a tier qualified from the entries) is posted through
+/// <see cref="PointsLedger"/> in the same transaction.
 /// </summary>
 public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublisher events, ProgrammeRules rules, CampaignSegments campaignSegments, TenantScope tenant,
     TimeProvider time)
