@@ -99,8 +99,14 @@ internal sealed class PostgresCluster : IAsyncDisposable
     {
         if (owned is not { } cluster)
         {
-            // Someone else's server: leave it as found.
+            // Someone else's server: leave it as found, unless MERIDIAN_BENCH_KEEP=1 asks to keep the run's databases
+            // for a look afterwards (a server pointed at one, query plans); drop them by hand.
             NpgsqlConnection.ClearAllPools();
+            if (Environment.GetEnvironmentVariable("MERIDIAN_BENCH_KEEP") is not null)
+            {
+                Console.WriteLine($"kept PostgreSQL databases: {string.Join(", ", created)}");
+                return;
+            }
             foreach (var name in created)
             {
                 try
