@@ -36,6 +36,8 @@ internal static class Suites
     private const string LookupLatency = "lookup p50 ms / p99 ms (target p99 < 10)";
     private const string SingleLookup = $"GET {LookupBench.Path} req/s, one client";
     private const string SingleLookupLatency = "lookup p50 ms / p99 ms, one client";
+    private const string SettledLookup = $"GET {LookupBench.Path} req/s, one client, database settled";
+    private const string SettledLookupLatency = "lookup p50 ms / p99 ms, one client, database settled";
     private const string IdentityMemory = "server RSS MB idle / peak, identity run";
     private const string Refresh = "POST /connect/token (refresh grant) req/s";
     private const string RefreshRatio = "… ratio to raw select";
@@ -205,6 +207,7 @@ internal static class Suites
         report.Load(SingleLookup, SingleLookupLatency, provider, result.SingleLookup);
         foreach (var (rate, load) in result.PacedLookup)
             report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s", provider, load);
+        report.Load(SettledLookup, SettledLookupLatency, provider, result.SettledLookup);
         report.Set(IdentityMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
         report.Note($"{provider.Title()}: identity: {Report.Rate(score.Identifiers)} identifiers in {Report.Rate(score.Profiles)} profiles, "
             + $"{Report.Rate(score.Unresolved)} in none; pairs in one profile {Report.Rate(score.PredictedPairs)} ({Report.Rate(score.CorrectPairs)} of one person), "
