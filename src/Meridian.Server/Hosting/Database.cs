@@ -45,7 +45,8 @@ public sealed record DatabaseSettings(DatabaseProvider Provider, string Connecti
             if (parsed is NpgsqlConnectionStringBuilder npgsql)
             {
                 // Npgsql's ContainsKey answers for any keyword it knows, set or not: what was given is read from the text.
-                var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>().Select(k => k.Replace(" ", "")).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                var given = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+                    .Select(keyword => keyword.Replace(" ", "")).ToHashSet(StringComparer.OrdinalIgnoreCase);
                 // Meridian keeps no state in a PostgreSQL session (its locks are transaction locks): a pooled connection
                 // needs no DISCARD ALL each time EF opens it again, which is before every query outside a transaction.
                 if (!given.Contains("NoResetOnClose")) npgsql.NoResetOnClose = true;
