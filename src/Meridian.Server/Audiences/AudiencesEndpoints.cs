@@ -81,7 +81,7 @@ public static class AudiencesEndpoints
         audiences.MapGet("/segments/overlap", SegmentEndpoints.Overlap);
         audiences.MapGet("/segments/maintenance", SegmentEndpoints.Maintenance);
         audiences.MapGet("/segments/{id}", SegmentEndpoints.Get);
-        audiences.MapGet("/segments/{id}/export", SegmentEndpoints.Export);
+        audiences.MapGet("/segments/{id}/export", SegmentEndpoints.Export).WithMetadata(new SkipAdmissionAttribute());
         audiences.MapPut("/segments/{id}", SegmentEndpoints.Update).RequireAuthorization(Permissions.AudiencesWrite);
         audiences.MapGet("/segments/{id}/members", SegmentEndpoints.Members);
         audiences.MapGet("/segments/{id}/members/{profileId}", SegmentEndpoints.Membership);

@@ -70,6 +70,8 @@ public static class HostingModule
             authorization.AddPolicy(permission, p => p.RequireAuthenticatedUser().RequireClaim(MeridianClaims.Permission, permission));
         services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
 
+        services.AddOptions<AdmissionOptions>().BindConfiguration("Meridian:Admission");
+        services.AddSingleton<Admission>();
         services.AddOptions<RateLimitOptions>().BindConfiguration("Meridian:RateLimit");
         services.AddRateLimiter(o =>
         {
@@ -143,6 +145,7 @@ public static class HostingModule
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.Use(RejectUnreadableRequests);
+        app.UseMiddleware<Admission>();
         app.UseAuthentication();
         app.UseMiddleware<TenantScopeMiddleware>();
         app.UseRateLimiter();

@@ -65,7 +65,7 @@ internal static class ImportsEndpoints
         // The one route past the global 1 MiB body limit: routing raises Kestrel's limit from this metadata, and the
         // early Content-Length check in HostingModule reads it too.
         imports.MapPost("/", Create).RequireAuthorization(Permissions.SourcesWrite).RequireBrand()
-            .WithMetadata(new RequestSizeLimitAttribute(maxBytes + MultipartOverhead))
+            .WithMetadata(new RequestSizeLimitAttribute(maxBytes + MultipartOverhead), new SkipAdmissionAttribute())
             .WithDescription("""
                 Upload a file to import: the raw body (`Content-Type: text/csv` or `application/x-ndjson`) with the options in the
                 query string, or `multipart/form-data` with one file part and the options as fields. Options: `kind` (customers,
