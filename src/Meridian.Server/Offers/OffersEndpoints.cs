@@ -117,7 +117,8 @@ public static class OffersEndpoints
         offers.MapPost("/templates/{id}/codes", GenerateCodes).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapPost("/templates/{id}/codes/import", ImportCodes).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapGet("/templates/{id}/coupons", CouponsOfTemplate);
-        offers.MapPost("/templates/{id}/claim", Claim).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
+        // Not counted by admission control: claims wait in the group commit's queue, and a group is one transaction.
+        offers.MapPost("/templates/{id}/claim", Claim).RequireAuthorization(Permissions.OffersWrite).RequireBrand().WithMetadata(new SkipAdmissionAttribute());
         offers.MapPost("/templates/{id}/issue", Issue).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapPost("/codes/{code}/claim", ClaimCode).RequireAuthorization(Permissions.OffersWrite).RequireBrand();
         offers.MapGet("/coupons/{id}", Coupon);

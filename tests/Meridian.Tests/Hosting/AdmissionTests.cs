@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Meridian.Tests.Hosting;
 
 /// <summary>
-/// Admission control on a host that works on one API request at a time and lets others wait 2 s: a request is held
+/// Admission control on a host that works on one API request at a time and lets others wait 5 s: a request is held
 /// in the middle of its body (the endpoint is reading it), so the host is busy for as long as the test wants.
 /// The held request is written on a socket by hand, so the server has its headers while its body is still to come.
 /// </summary>
@@ -102,7 +102,7 @@ public abstract class AdmissionTests(MeridianAppFixture app)
 
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         while (!condition())
         {
             Assert.True(DateTime.UtcNow < deadline, "timed out waiting for the admission state");
@@ -111,13 +111,13 @@ public abstract class AdmissionTests(MeridianAppFixture app)
     }
 }
 
-/// <summary>Hosts that work on one API request at a time and let others wait 2 s, on a real port.</summary>
+/// <summary>Hosts that work on one API request at a time and let others wait 5 s, on a real port.</summary>
 public sealed class OneAtATimeSqliteApp : SqliteApp
 {
     public OneAtATimeSqliteApp() => UseKestrel(PostgresServer.FreePort());
 
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:02")];
+        [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:05")];
 }
 
 public sealed class OneAtATimePostgresApp : PostgresApp
@@ -125,7 +125,7 @@ public sealed class OneAtATimePostgresApp : PostgresApp
     public OneAtATimePostgresApp() => UseKestrel(PostgresServer.FreePort());
 
     protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:02")];
+        [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:05")];
 }
 
 public sealed class AdmissionTestsOnSqlite(OneAtATimeSqliteApp app) : AdmissionTests(app), IClassFixture<OneAtATimeSqliteApp>;
