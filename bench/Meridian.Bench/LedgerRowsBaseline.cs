@@ -6,8 +6,9 @@ namespace Meridian.Bench;
 /// The earn-batch's second divisor: the rows a batch of earn postings writes (per posting an entry, its lot and a
 /// <c>points.earned</c> outbox message, and each member's totals), written by the driver straight into Meridian's own
 /// tables (all their indexes, constraints and foreign keys), one transaction per batch, with no server in between.
-/// The messages go in marked as fanned out, so that the idle server's dispatcher leaves them alone (which spares them
-/// the entry in the partial index of messages still to fan out: the ceiling is, if anything, a little high).
+/// The messages go in as written by transaction 0, behind the dispatcher's fan-out position (which the earn-batch's
+/// events moved past it), so that the idle server's dispatcher leaves them alone as it leaves messages it has fanned out
+/// (which spares them the transaction id the column's default looks up: the ceiling is, if anything, a little high).
 /// The raw insert measures the database's floor for a row with a primary key only; this measures its floor for what
 /// the ledger's schema asks a posting to write, so earn-batch / this is what the server adds, and this / raw insert is
 /// the highest earn-batch ratio the schema allows. PostgreSQL only: on SQLite the same rows from a connection outside
@@ -87,8 +88,8 @@ internal static class LedgerRowsBaseline
                 """, members);
             string[] payloads = [.. memberOf.Select((member, i) => Payload(member, entries[i]))];
             await Run($"""
-                INSERT INTO outbox_messages (group_id, brand_id, type, payload, occurred_at, fanned_out)
-                SELECT {groupId}, {brandId}, 'points.earned', p, now(), true FROM unnest($1::text[]) AS t(p)
+                INSERT INTO outbox_messages (group_id, brand_id, type, payload, occurred_at, tx_id)
+                SELECT {groupId}, {brandId}, 'points.earned', p, now(), 0 FROM unnest($1::text[]) AS t(p)
                 """, (object)payloads);
             await tx.CommitAsync(ct);
         };

@@ -183,12 +183,15 @@ internal static class OffersBench
             return response.IsSuccessStatusCode;
         }, ct);
 
-    /// <summary>Events not yet fanned out, plus deliveries not yet made.</summary>
+    /// <summary>Events not yet fanned out (after the dispatcher's fan-out position), plus deliveries not yet made.</summary>
     internal static async Task<long> OutboxBacklogAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
     {
         await using var db = await open("");
         await using var count = db.CreateCommand();
-        count.CommandText = "SELECT (SELECT count(*) FROM outbox_messages WHERE fanned_out = FALSE) + (SELECT count(*) FROM outbox_deliveries WHERE status = 0)";
+        var notFannedOut = db is NpgsqlConnection
+            ? "(tx_id, id) > (SELECT position_tx, position_id FROM outbox_positions WHERE name = 'fan-out')"
+            : "id > (SELECT position_id FROM outbox_positions WHERE name = 'fan-out')";
+        count.CommandText = $"SELECT (SELECT count(*) FROM outbox_messages WHERE {notFannedOut}) + (SELECT count(*) FROM outbox_deliveries WHERE status = 0)";
         return Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 

@@ -27,7 +27,7 @@ public abstract class BulkWriteTests(MeridianAppFixture app)
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         await using var tx = await db.Database.BeginTransactionAsync();
 
-        OutboxMessage Message() => new() { GroupId = 7, BrandId = null, Type = "test.bulk", Payload = "{\"é\":\"中台\"}", OccurredAt = At, FannedOut = true };
+        OutboxMessage Message() => new() { GroupId = 7, BrandId = null, Type = "test.bulk", Payload = "{\"é\":\"中台\"}", OccurredAt = At };
         var byEf = Message();
         db.Add(byEf);
         await db.SaveChangesAsync();

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using System.Text.Json;
 using Meridian.Audiences.Data;
 using Meridian.Data;
@@ -32,8 +33,9 @@ internal sealed class SegmentInputs(MeridianDb db, SegmentSignal signal) : IBatc
     public static async Task<long> PendingAsync(MeridianDb db, CancellationToken ct)
     {
         var (all, brands) = (db.Scope.Unrestricted, db.Scope.ReadableBrandIds);
-        var inputs = db.Set<OutboxMessage>().Where(m => Types.Contains(m.Type) && (all || (m.BrandId != null && brands.Contains(m.BrandId.Value))));
-        return await inputs.LongCountAsync(m => !m.FannedOut, ct)
+        Expression<Func<OutboxMessage, bool>> input = m => Types.Contains(m.Type) && (all || (m.BrandId != null && brands.Contains(m.BrandId.Value)));
+        var inputs = db.Set<OutboxMessage>().Where(input);
+        return await OutboxDispatcher.NotFannedOut(db).LongCountAsync(input, ct)
             + await db.Set<OutboxDelivery>().LongCountAsync(d => d.Subscriber == SubscriberName && d.Status == DeliveryStatus.Pending && inputs.Any(m => m.Id == d.MessageId), ct);
     }
 

@@ -49,8 +49,8 @@ public sealed class EventPublisher(MeridianDb db, TimeProvider time)
     public async Task PublishManyAsync(System.Data.Common.DbTransaction tx, long groupId, long? brandId, IEnumerable<IDomainEvent> events, CancellationToken ct)
     {
         var at = time.GetUtcNow().UtcDateTime;
-        var written = await Hosting.BulkInsert.InsertAsync(tx, "outbox_messages", ["group_id", "brand_id", "type", "payload", "occurred_at", "fanned_out"],
-            events.Select(e => new object?[] { groupId, brandId, e.EventType, JsonSerializer.Serialize(e, e.GetType(), Json), at, false }), "", ct);
+        var written = await Hosting.BulkInsert.InsertAsync(tx, "outbox_messages", ["group_id", "brand_id", "type", "payload", "occurred_at"],
+            events.Select(e => new object?[] { groupId, brandId, e.EventType, JsonSerializer.Serialize(e, e.GetType(), Json), at }), "", ct);
         if (written > 0) db.OutboxPending = true;
     }
 }

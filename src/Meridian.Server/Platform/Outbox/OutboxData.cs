@@ -6,14 +6,26 @@ namespace Meridian.Platform.Outbox;
 /// <summary>A domain event, written in the same transaction as the change that caused it.</summary>
 public sealed class OutboxMessage
 {
-    public long Id { get; private set; }
+    public long Id { get; internal init; }
     public long GroupId { get; init; }
     public long? BrandId { get; init; }
     public required string Type { get; init; }
     public required string Payload { get; init; }
     public DateTime OccurredAt { get; init; }
-    /// <summary>Set once the dispatcher has created one delivery per interested subscriber.</summary>
-    public bool FannedOut { get; set; }
+}
+
+/// <summary>
+/// How far the dispatcher has fanned the outbox out: the last message it created deliveries for, in the order it reads
+/// them (see <see cref="OutboxDispatcher"/>). One row, moved on by the transaction that inserts those deliveries.
+/// </summary>
+internal sealed class OutboxPosition
+{
+    public const string FanOut = "fan-out";
+
+    public required string Name { get; init; }
+    /// <summary>The transaction that wrote the message (PostgreSQL; always 0 on SQLite, and for the messages written before positions were kept).</summary>
+    public long PositionTx { get; set; }
+    public long PositionId { get; set; }
 }
 
 public enum DeliveryStatus
@@ -50,9 +62,18 @@ internal sealed class OutboxMessageMap : IEntityTypeConfiguration<OutboxMessage>
     public void Configure(EntityTypeBuilder<OutboxMessage> b)
     {
         b.ToTable("outbox_messages");
-        b.HasIndex(x => x.FannedOut).HasFilter("fanned_out = FALSE");
         b.HasIndex(x => new { x.GroupId, x.Id });
         b.Property(x => x.Type).HasMaxLength(100);
+    }
+}
+
+internal sealed class OutboxPositionMap : IEntityTypeConfiguration<OutboxPosition>
+{
+    public void Configure(EntityTypeBuilder<OutboxPosition> b)
+    {
+        b.ToTable("outbox_positions");
+        b.HasKey(x => x.Name);
+        b.Property(x => x.Name).HasMaxLength(64);
     }
 }
 

@@ -16,7 +16,7 @@ public sealed class OutboxOptions
     public TimeSpan Lease { get; set; } = TimeSpan.FromSeconds(30);
     /// <summary>Deliveries claimed a round (each may wait on a webhook endpoint, so fewer than the messages fanned out).</summary>
     public int BatchSize { get; set; } = 100;
-    /// <summary>Messages fanned out a round: one statement writes all their deliveries, one marks them all.</summary>
+    /// <summary>Messages fanned out a round: one statement writes all their deliveries, one moves the fan-out position past them.</summary>
     public int FanOutBatchSize { get; set; } = 500;
     public int MaxAttempts { get; set; } = 10;
     /// <summary>Identifies this process in leases and in <c>delivered_by</c>; defaults to host name and process id.</summary>
@@ -28,8 +28,9 @@ public sealed class OutboxOptions
 public sealed class OutboxSignal : Hosting.WorkSignal;
 
 /// <summary>
-/// Delivers outbox events to subscribers, at least once. Work is shared through the database: fan-out inserts are
-/// idempotent (a unique key per message, subscriber and target), and deliveries are claimed with a lease
+/// Delivers outbox events to subscribers, at least once. Work is shared through the database: fan-out follows one
+/// position in the outbox, which a node moves only from where it read it (so two nodes never both fan out a batch from
+/// the same place, nor move the position back), and deliveries are claimed with a lease
 /// (<c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL), so several nodes on one database never work on the same delivery
 /// at the same time, and a node that dies mid-delivery leaves it for another once the lease lapses.
 /// </summary>
@@ -80,36 +81,82 @@ internal sealed class OutboxDispatcher(
     }
 
     /// <summary>
-    /// Creates one delivery per interested subscriber and target for a batch of messages, in one transaction: one
-    /// statement writes the deliveries, one marks the messages.
+    /// Creates one delivery per interested subscriber and target for the next batch of messages after the fan-out
+    /// position, and moves the position past them, in one transaction: one statement moves it, one writes the deliveries.
     /// </summary>
     private async Task<int> FanOutAsync(CancellationToken ct)
     {
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        var messages = await db.Set<OutboxMessage>().AsNoTracking().Where(m => !m.FannedOut).OrderBy(m => m.Id).Take(opts.FanOutBatchSize).ToListAsync(ct);
+        var from = await db.Set<OutboxPosition>().AsNoTracking().SingleAsync(p => p.Name == OutboxPosition.FanOut, ct);
+        var messages = await ReadAfterAsync(db, from, opts.FanOutBatchSize, ct);
         if (messages.Count == 0) return 0;
 
         var subscribers = scope.ServiceProvider.GetServices<IEventSubscriber>().ToList();
         var now = time.GetUtcNow().UtcDateTime;
         var deliveries = new List<object?[]>();
-        foreach (var message in messages)
+        foreach (var (_, message) in messages)
             foreach (var subscriber in subscribers)
                 foreach (var target in await subscriber.TargetsAsync(message, ct))
                     deliveries.Add([message.Id, subscriber.Name, target, (int)DeliveryStatus.Pending, 0, now]);
 
-        var ids = messages.Select(m => m.Id).ToList();
+        var (lastTx, last) = messages[^1];
         // SQLite: in turn with this process's postings and batches (WriterTurnAsync), not in SQLite's sleep-and-retry.
         using var turn = await db.Database.WriterTurnAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        // Two nodes may fan out the same messages at once: the unique key makes the second node's rows no-ops.
+        // Moved only from where this round read it, before anything is written: of two nodes that read the same batch, the
+        // second finds no row (on PostgreSQL once the first commits) and gives the round up; its next round reads on.
+        var moved = await db.Set<OutboxPosition>()
+            .Where(p => p.Name == OutboxPosition.FanOut && p.PositionTx == from.PositionTx && p.PositionId == from.PositionId)
+            .ExecuteUpdateAsync(s => s.SetProperty(p => p.PositionTx, lastTx).SetProperty(p => p.PositionId, last.Id), ct);
+        if (moved == 0) return 0;
+        // A message may come round again (those the old flag marked fanned out after the first it had not: see the
+        // migration OutboxFanOutPosition): the unique key makes its rows no-ops.
         await BulkInsert.InsertAsync(tx.GetDbTransaction(), "outbox_deliveries", ["message_id", "subscriber", "target", "status", "attempts", "next_attempt_at"],
             deliveries, " ON CONFLICT (message_id, subscriber, target) DO NOTHING", ct);
-        await db.Set<OutboxMessage>().Where(m => ids.Contains(m.Id)).ExecuteUpdateAsync(s => s.SetProperty(m => m.FannedOut, true), ct);
         await tx.CommitAsync(ct);
         return messages.Count;
     }
+
+    /// <summary>
+    /// The next messages after a position, each with the transaction that wrote it. Reading in id order alone would skip
+    /// messages on PostgreSQL: ids are handed out when a transaction inserts, not when it commits, so a smaller id can
+    /// become visible after a larger one. Messages are read in (transaction, id) order, and only those of transactions
+    /// older than every transaction still running: nothing can appear behind them (as <see cref="Ingestion.Tracking.EventLog"/>
+    /// reads the event log). SQLite has one writer at a time, so its ids become visible in order.
+    /// </summary>
+    private static async Task<List<(long Tx, OutboxMessage Message)>> ReadAfterAsync(MeridianDb db, OutboxPosition after, int limit, CancellationToken ct)
+    {
+        await using var open = await db.Database.OpenedAsync(ct);
+        await using var command = open.Connection.CreateCommand();
+        command.CommandText = db.Database.IsNpgsql()
+            ? """
+              SELECT tx_id, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages
+               WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+               ORDER BY tx_id, id LIMIT @limit
+              """
+            : "SELECT 0, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages WHERE id > @id ORDER BY id LIMIT @limit";
+        Add(command, "tx", after.PositionTx);
+        Add(command, "id", after.PositionId);
+        Add(command, "limit", limit);
+        var messages = new List<(long, OutboxMessage)>(limit);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            messages.Add((reader.GetInt64(0), new OutboxMessage
+            {
+                Id = reader.GetInt64(1), GroupId = reader.GetInt64(2), BrandId = reader.IsDBNull(3) ? null : reader.GetInt64(3),
+                Type = reader.GetString(4), Payload = reader.GetString(5), OccurredAt = DateTime.SpecifyKind(reader.GetDateTime(6), DateTimeKind.Utc),
+            }));
+        return messages;
+    }
+
+    /// <summary>The messages not fanned out yet: those after the fan-out position.</summary>
+    internal static IQueryable<OutboxMessage> NotFannedOut(MeridianDb db) => db.Database.IsNpgsql()
+        ? db.Set<OutboxMessage>().FromSql(
+            $"SELECT m.* FROM outbox_messages m WHERE (m.tx_id, m.id) > (SELECT position_tx, position_id FROM outbox_positions WHERE name = {OutboxPosition.FanOut})")
+        : db.Set<OutboxMessage>().FromSql(
+            $"SELECT m.* FROM outbox_messages m WHERE m.id > (SELECT position_id FROM outbox_positions WHERE name = {OutboxPosition.FanOut})");
 
     private sealed record Claimed(long Id, long MessageId, string Subscriber, string Target, int Attempts);
 

@@ -3452,10 +3452,6 @@ namespace Meridian.Data.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("brand_id");
 
-                    b.Property<bool>("FannedOut")
-                        .HasColumnType("boolean")
-                        .HasColumnName("fanned_out");
-
                     b.Property<long>("GroupId")
                         .HasColumnType("bigint")
                         .HasColumnName("group_id");
@@ -3478,14 +3474,31 @@ namespace Meridian.Data.Migrations.Postgres
                     b.HasKey("Id")
                         .HasName("pk_outbox_messages");
 
-                    b.HasIndex("FannedOut")
-                        .HasDatabaseName("ix_outbox_messages_fanned_out")
-                        .HasFilter("fanned_out = FALSE");
-
                     b.HasIndex("GroupId", "Id")
                         .HasDatabaseName("ix_outbox_messages_group_id_id");
 
                     b.ToTable("outbox_messages", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Platform.Outbox.OutboxPosition", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("bigint")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_outbox_positions");
+
+                    b.ToTable("outbox_positions", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Platform.Tenancy.Brand", b =>

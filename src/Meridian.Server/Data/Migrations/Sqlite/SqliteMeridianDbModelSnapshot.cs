@@ -3354,10 +3354,6 @@ namespace Meridian.Data.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("brand_id");
 
-                    b.Property<bool>("FannedOut")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("fanned_out");
-
                     b.Property<long>("GroupId")
                         .HasColumnType("INTEGER")
                         .HasColumnName("group_id");
@@ -3380,14 +3376,31 @@ namespace Meridian.Data.Migrations.Sqlite
                     b.HasKey("Id")
                         .HasName("pk_outbox_messages");
 
-                    b.HasIndex("FannedOut")
-                        .HasDatabaseName("ix_outbox_messages_fanned_out")
-                        .HasFilter("fanned_out = FALSE");
-
                     b.HasIndex("GroupId", "Id")
                         .HasDatabaseName("ix_outbox_messages_group_id_id");
 
                     b.ToTable("outbox_messages", (string)null);
+                });
+
+            modelBuilder.Entity("Meridian.Platform.Outbox.OutboxPosition", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("PositionId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_id");
+
+                    b.Property<long>("PositionTx")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("position_tx");
+
+                    b.HasKey("Name")
+                        .HasName("pk_outbox_positions");
+
+                    b.ToTable("outbox_positions", (string)null);
                 });
 
             modelBuilder.Entity("Meridian.Platform.Tenancy.Brand", b =>
