@@ -108,6 +108,31 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
     }
 
     [Fact]
+    public async Task The_balance_shows_its_next_ten_expiry_dates_soonest_first_without_points_already_spent()
+    {
+        var b = await LoyaltyTestBrand.CreateAsync(app);
+        Assert.Empty((await b.BalanceDtoAsync()).GetProperty("expiring").EnumerateArray());
+        await b.EarnAsync(100);
+        app.Clock.Advance(TimeSpan.FromDays(10));
+        var second = await b.EarnAsync(50);
+        await b.EarnAsync(30); // the same instant: the same expiry date as the 50
+        await b.SpendAsync(120); // all of the first lot, 20 of the second
+        for (var day = 1; day <= 11; day++)
+        {
+            app.Clock.Advance(TimeSpan.FromDays(1));
+            await b.EarnAsync(day);
+        }
+
+        var balance = await b.BalanceDtoAsync();
+
+        Assert.Equal(60 + 66, balance.GetProperty("balance").GetInt64());
+        var expiring = balance.GetProperty("expiring").EnumerateArray().Select(e => (Microseconds(e.GetProperty("expiresAt").GetDateTime()), e.GetProperty("points").GetInt64())).ToList();
+        // Compared to the microsecond: PostgreSQL keeps no finer, while SQLite and the earn's response keep 100 ns ticks.
+        var secondExpiry = Microseconds(second.GetProperty("lot").GetProperty("expiresAt").GetDateTime());
+        Assert.Equal([(secondExpiry, 60L), .. Enumerable.Range(1, 9).Select(day => (secondExpiry.AddDays(day), (long)day))], expiring);
+    }
+
+    [Fact]
     public async Task An_entry_is_reversed_only_once_and_expiry_is_final()
     {
         var b = await LoyaltyTestBrand.CreateAsync(app);
@@ -255,6 +280,8 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
         Assert.Equal(b.MemberId, member.GetProperty("id").GetInt64());
         await other.Client.GetAsync($"/api/v1/loyalty/members?profileId={b.ProfileId}").ProblemAsync(404, ProblemTypes.NotFound);
     }
+
+    private static DateTime Microseconds(DateTime t) => t.AddTicks(-(t.Ticks % 10));
 
     private static long LotOf(JsonElement grant) => grant.GetProperty("lot").GetProperty("id").GetInt64();
 }
