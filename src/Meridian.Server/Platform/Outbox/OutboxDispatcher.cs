@@ -137,9 +137,9 @@ internal sealed class OutboxDispatcher(
                ORDER BY tx_id, id LIMIT @limit
               """
             : "SELECT 0, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages WHERE id > @id ORDER BY id LIMIT @limit";
-        Add(command, "tx", after.PositionTx);
-        Add(command, "id", after.PositionId);
-        Add(command, "limit", limit);
+        command.AddParameter("tx", after.PositionTx);
+        command.AddParameter("id", after.PositionId);
+        command.AddParameter("limit", limit);
         var messages = new List<(long, OutboxMessage)>(limit);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -178,24 +178,16 @@ internal sealed class OutboxDispatcher(
                AND status = 0 AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id, message_id, subscriber, target, attempts
             """;
-        Add(command, "owner", node);
-        Add(command, "until", now + opts.Lease);
-        Add(command, "now", now);
-        Add(command, "limit", opts.BatchSize);
+        command.AddParameter("owner", node);
+        command.AddParameter("until", now + opts.Lease);
+        command.AddParameter("now", now);
+        command.AddParameter("limit", opts.BatchSize);
         var claimed = new List<Claimed>();
         using var turn = await db.Database.WriterTurnAsync(ct);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
             claimed.Add(new Claimed(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
         return claimed;
-    }
-
-    private static void Add(DbCommand command, string name, object value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        command.Parameters.Add(p);
     }
 
     /// <summary>
