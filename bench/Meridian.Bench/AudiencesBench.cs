@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -259,16 +258,9 @@ internal static class AudiencesBench
         return customers + events;
     }
 
-    private static async Task<long> BrandAsync(DbConnection db, CancellationToken ct) => await ScalarAsync(db, "SELECT id FROM brands WHERE slug = 'demo'", ct);
+    private static Task<long> BrandAsync(DbConnection db, CancellationToken ct) => Sql.ScalarAsync<long>(db, "SELECT id FROM brands WHERE slug = 'demo'", ct);
 
-    private static async Task<long> SourceAsync(DbConnection db, CancellationToken ct) => await ScalarAsync(db, "SELECT id FROM sources WHERE name = 'audiences-bench'", ct);
-
-    private static async Task<long> ScalarAsync(DbConnection db, string sql, CancellationToken ct)
-    {
-        await using var command = db.CreateCommand();
-        command.CommandText = sql;
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-    }
+    private static Task<long> SourceAsync(DbConnection db, CancellationToken ct) => Sql.ScalarAsync<long>(db, "SELECT id FROM sources WHERE name = 'audiences-bench'", ct);
 
     /// <summary>Saves a segment and waits until its members are materialised.</summary>
     private static async Task<long> SaveAsync(HttpClient http, string name, object rule, CancellationToken ct)
@@ -322,22 +314,17 @@ internal static class AudiencesBench
     /// </summary>
     private static async Task<long> HandWrittenAsync(DbConnection db, Provider provider, CancellationToken ct)
     {
-        await using var command = db.CreateCommand();
         var city = provider == Provider.Postgres ? "CAST(p.traits AS jsonb) -> 'city' ->> 'v'" : "json_extract(p.traits, '$.city.v')";
         var tagged = provider == Provider.Postgres
             ? "EXISTS (SELECT 1 FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.profile_id = p.id AND t.name = 'VIP')"
             : "p.id IN (SELECT pt.profile_id FROM profile_tags pt JOIN tags t ON t.id = pt.tag_id WHERE t.tenant_id = (SELECT id FROM brands WHERE slug = 'demo') AND t.name = 'VIP')";
-        command.CommandText = $"""
+        var sql = $"""
             SELECT COUNT(*) FROM profiles p
              WHERE p.tenant_id = (SELECT id FROM brands WHERE slug = 'demo') AND p.merged_into_id IS NULL AND p.erased_at IS NULL
                AND {city} = 'Hangzhou'
                AND EXISTS (SELECT 1 FROM profile_events pe WHERE pe.profile_id = p.id AND pe.name = 'Order Completed' AND pe.timestamp >= @since)
                AND {tagged}
             """;
-        var since = command.CreateParameter();
-        since.ParameterName = "since";
-        since.Value = DateTime.UtcNow.AddDays(-30);
-        command.Parameters.Add(since);
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        return await Sql.ScalarAsync<long>(db, sql, ct, args: ["since", DateTime.UtcNow.AddDays(-30)]);
     }
 }

@@ -29,25 +29,25 @@ internal static class AudiencesSeed
         var perProfile = Math.Max(1, events / profiles);
         var now = DateTime.UtcNow;
         now = new DateTime(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, DateTimeKind.Utc);
-        var p0 = await ScalarAsync(db, "SELECT COALESCE(MAX(id), 0) FROM profiles", ct);
-        var e0 = await ScalarAsync(db, "SELECT COALESCE(MAX(id), 0) FROM events", ct);
-        if (!pg) await ExecuteAsync(db, null, "PRAGMA cache_size = -262144", [], ct); // 256 MB for this connection's big inserts
+        var p0 = await Sql.ScalarAsync<long>(db, "SELECT COALESCE(MAX(id), 0) FROM profiles", ct);
+        var e0 = await Sql.ScalarAsync<long>(db, "SELECT COALESCE(MAX(id), 0) FROM events", ct);
+        if (!pg) await Sql.ExecuteAsync(db, "PRAGMA cache_size = -262144", ct, timeoutSeconds: 0); // 256 MB for this connection's big inserts
         var chunk = (int)Math.Max(1, Math.Min(profiles, 1_000_000 / perProfile));
         var started = Stopwatch.GetTimestamp();
         for (long a = 0; a < profiles; a += chunk)
         {
             var b = Math.Min(profiles, a + chunk);
             await using var tx = await db.BeginTransactionAsync(ct);
-            object[] args = ["brand", brand, "source", source, "tag", vipTag, "p0", p0, "e0", e0, "k", perProfile, "a", a, "b", b,
+            object?[] args = ["brand", brand, "source", source, "tag", vipTag, "p0", p0, "e0", e0, "k", perProfile, "a", a, "b", b,
                 "from", a * perProfile, "to", b * perProfile, "now", pg ? now : now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)];
-            foreach (var sql in pg ? Postgres : Sqlite) await ExecuteAsync(db, tx, sql, args, ct);
+            foreach (var sql in pg ? Postgres : Sqlite) await Sql.ExecuteAsync(db, sql, ct, tx, args, timeoutSeconds: 0);
             foreach (var follower in Followers)
             {
                 var (table, name) = (follower.Split(':')[0], follower.Split(':')[1]);
-                await ExecuteAsync(db, tx, $"""
+                await Sql.ExecuteAsync(db, $"""
                     INSERT INTO {table} (name, position_tx, position_id) VALUES (@name, {(pg ? "pg_current_xact_id()::text::bigint" : "0")}, @e0 + @to)
                     ON CONFLICT (name) DO UPDATE SET position_tx = excluded.position_tx, position_id = excluded.position_id
-                    """, [.. args, "name", name], ct);
+                    """, ct, tx, [.. args, "name", name], timeoutSeconds: 0);
             }
             await tx.CommitAsync(ct);
             Console.WriteLine($"{provider.Title()}: audiences: seeded {b:N0} of {profiles:N0} profiles, {b * perProfile:N0} events, {Stopwatch.GetElapsedTime(started).TotalSeconds:0} s");
@@ -55,10 +55,10 @@ internal static class AudiencesSeed
         if (pg)
         {
             foreach (var table in new[] { "profiles", "events" })
-                await ExecuteAsync(db, null, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))", [], ct);
+                await Sql.ExecuteAsync(db, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))", ct, timeoutSeconds: 0);
             // What autovacuum would do shortly after a load this size (left to it, it ran during the measures): the
             // statistics the planner needs, and the visibility map that lets an index answer without the table.
-            await ExecuteAsync(db, null, "VACUUM ANALYZE profiles, events, profile_events, profile_identifiers, profile_tags", [], ct);
+            await Sql.ExecuteAsync(db, "VACUUM ANALYZE profiles, events, profile_events, profile_identifiers, profile_tags", ct, timeoutSeconds: 0);
         }
         return new Seeded(p0 + 1, profiles, profiles * perProfile, Stopwatch.GetElapsedTime(started));
     }
@@ -169,28 +169,4 @@ internal static class AudiencesSeed
         Tags,
         TagChanges,
     ];
-
-    private static async Task<long> ScalarAsync(DbConnection db, string sql, CancellationToken ct)
-    {
-        await using var command = db.CreateCommand();
-        command.CommandText = sql;
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-    }
-
-    private static async Task ExecuteAsync(DbConnection db, DbTransaction? tx, string sql, object[] args, CancellationToken ct)
-    {
-        await using var command = db.CreateCommand();
-        command.Transaction = tx;
-        command.CommandTimeout = 0;
-        command.CommandText = sql;
-        for (var i = 0; i < args.Length; i += 2)
-        {
-            if (!sql.Contains("@" + args[i], StringComparison.Ordinal)) continue;
-            var p = command.CreateParameter();
-            p.ParameterName = (string)args[i];
-            p.Value = args[i + 1];
-            command.Parameters.Add(p);
-        }
-        await command.ExecuteNonQueryAsync(ct);
-    }
 }

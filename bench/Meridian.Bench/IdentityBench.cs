@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Meridian.Hosting;
 using Meridian.Ingestion.Import;
 using Meridian.Profiles.Identity;
 
@@ -131,12 +132,9 @@ internal static class IdentityBench
         string[] statements = db is Npgsql.NpgsqlConnection ? ["VACUUM (ANALYZE)", "CHECKPOINT"] : ["PRAGMA wal_checkpoint(TRUNCATE)"];
         foreach (var sql in statements)
         {
-            await using var command = db.CreateCommand();
-            command.CommandText = sql;
-            command.CommandTimeout = 1800;
             try
             {
-                await command.ExecuteNonQueryAsync(ct);
+                await Sql.ExecuteAsync(db, sql, ct, timeoutSeconds: 1800);
             }
             catch (Npgsql.PostgresException ex) when (ex.SqlState == "42501")
             {
@@ -181,10 +179,7 @@ internal static class IdentityBench
         await using var connection = await open(ct);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT i.type, i.value FROM profile_identifiers i JOIN brands b ON b.id = i.tenant_id WHERE b.slug = @brand ORDER BY i.id";
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = "brand";
-        parameter.Value = brand;
-        command.Parameters.Add(parameter);
+        command.AddParameter("brand", brand);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {

@@ -63,12 +63,7 @@ internal static class JourneysBench
             await connection.OpenAsync(ct);
             return connection;
         }
-        await RunAsync(server, Provider.Postgres, options, report, Open, async db =>
-        {
-            await using var size = db.CreateCommand();
-            size.CommandText = "SELECT pg_database_size(current_database())";
-            return Convert.ToInt64(await size.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
-        }, ct);
+        await RunAsync(server, Provider.Postgres, options, report, Open, db => Sql.ScalarAsync<long>(db, "SELECT pg_database_size(current_database())", ct), ct);
     }
 
     private static async Task RunAsync(ServerProcess server, Provider provider, BenchOptions options, Report report, Func<Task<DbConnection>> open,
@@ -120,9 +115,7 @@ internal static class JourneysBench
         var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         await using (var db = await open())
         {
-            await using var count = db.CreateCommand();
-            count.CommandText = $"SELECT count(*) FROM journey_steps WHERE journey_id = {flow}";
-            var steps = Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+            var steps = await Sql.ScalarAsync<long>(db, $"SELECT count(*) FROM journey_steps WHERE journey_id = {flow}", ct);
             report.Set(Steps, provider, $"{Report.Rate(steps / seconds)} ({Report.Rate(steps)} steps in {seconds:0.0} s)");
         }
     }
@@ -142,26 +135,16 @@ internal static class JourneysBench
         string node, int state, DateTime dueAt, CancellationToken ct)
     {
         await using var db = await open();
-        await using var command = db.CreateCommand();
         var numbers = provider == Provider.Postgres
             ? $"SELECT n FROM generate_series(1, {count}) AS n"
             : $"WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s";
-        command.CommandText = $"""
+        var sql = $"""
             INSERT INTO journey_instances (tenant_id, journey_id, version_id, profile_id, entry_key, state, current_node, step, due_at, attempts, event_arrived, context, entered_at)
             SELECT (SELECT tenant_id FROM journeys WHERE id = {journey}), {journey}, {version}, {firstProfile} + (n % {customers}), 'seed:' || n, {state}, '{node}', 0, @due, 0,
                    {(provider == Provider.Postgres ? "FALSE" : "0")}, '{"{"}{"}"}', @now
               FROM ({numbers}) AS numbers
             """;
-        var due = command.CreateParameter();
-        due.ParameterName = "due";
-        due.Value = dueAt;
-        command.Parameters.Add(due);
-        var now = command.CreateParameter();
-        now.ParameterName = "now";
-        now.Value = DateTime.UtcNow;
-        command.Parameters.Add(now);
-        command.CommandTimeout = 600;
-        await command.ExecuteNonQueryAsync(ct);
+        await Sql.ExecuteAsync(db, sql, ct, args: ["due", dueAt, "now", DateTime.UtcNow], timeoutSeconds: 600);
     }
 
     /// <summary>Milliseconds from T0 to each fire (the wait node's step), sorted.</summary>
@@ -186,9 +169,7 @@ internal static class JourneysBench
         {
             await using (var db = await open())
             {
-                await using var command = db.CreateCommand();
-                command.CommandText = sql;
-                var seen = Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+                var seen = await Sql.ScalarAsync<long>(db, sql, ct);
                 if (seen >= expected) return;
                 if (Stopwatch.GetTimestamp() > deadline) throw new TimeoutException($"{seen:N0} of {expected:N0} after {timeout}: {sql}");
             }

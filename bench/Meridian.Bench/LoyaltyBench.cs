@@ -67,7 +67,7 @@ internal static class LoyaltyBench
         {
             await OffersBench.OutboxIdleAsync(Open, ct);
             await using var programmeDb = await Open("");
-            var groupId = await ScalarAsync(programmeDb, $"SELECT group_id FROM loyalty_programmes WHERE id = {programmeId}", ct);
+            var groupId = await Sql.ScalarAsync<long>(programmeDb, $"SELECT group_id FROM loyalty_programmes WHERE id = {programmeId}", ct);
             await LedgerRowsAsync(database, brandId, programmeId, groupId, batchEarn, options, insertBaseline, report, ct);
         }
 
@@ -107,7 +107,7 @@ internal static class LoyaltyBench
         var started = Stopwatch.GetTimestamp();
         var deadline = TimeSpan.FromMinutes(options.Quick ? 2 : 30);
         long left;
-        while ((left = await ScalarAsync(db, "SELECT count(*) FROM loyalty_lots WHERE remaining > 0 AND id >= 1000000000", ct)) > 0
+        while ((left = await Sql.ScalarAsync<long>(db, "SELECT count(*) FROM loyalty_lots WHERE remaining > 0 AND id >= 1000000000", ct)) > 0
                && Stopwatch.GetElapsedTime(started) < deadline)
             await Task.Delay(1000, ct);
         var elapsed = Stopwatch.GetElapsedTime(started);
@@ -116,7 +116,7 @@ internal static class LoyaltyBench
         report.Set(ExpiryTime, provider, $"{expired:N0} of {lots:N0}, {memberCount:N0} / {elapsed.TotalSeconds:N0}");
         if (left > 0)
             report.Note($"{provider.Title()}: expiry stopped after {deadline.TotalMinutes:N0} min with {left:N0} of {lots:N0} lots left; at that rate all would take {lots / (expired / elapsed.TotalSeconds):N0} s.");
-        var unbalanced = await ScalarAsync(db, $"SELECT count(*) FROM loyalty_members m WHERE m.programme_id = {programmeId} AND m.balance <> (SELECT coalesce(sum(l.remaining), 0) FROM loyalty_lots l WHERE l.member_id = m.id)", ct);
+        var unbalanced = await Sql.ScalarAsync<long>(db, $"SELECT count(*) FROM loyalty_members m WHERE m.programme_id = {programmeId} AND m.balance <> (SELECT coalesce(sum(l.remaining), 0) FROM loyalty_lots l WHERE l.member_id = m.id)", ct);
         if (unbalanced > 0) report.Note($"{provider.Title()}: {unbalanced} members' balance differs from their lots after the loyalty run.");
     }
 
@@ -137,10 +137,10 @@ internal static class LoyaltyBench
                 ? $"WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < {workers * BatchSize}) SELECT n FROM s"
                 : $"SELECT generate_series(0, {workers * BatchSize} - 1) AS n";
             var enrolled = provider == Provider.Sqlite ? "'2026-01-01 00:00:00'" : "timestamptz '2026-01-01 00:00:00+00'";
-            await ExecuteAsync(db, $"""
+            await Sql.ExecuteAsync(db, $"""
                 INSERT INTO loyalty_members (id, tenant_id, programme_id, profile_id, balance, pending, owed, qualifying_points, version, enrolled_at)
                 SELECT {BatchBase} + n, {brandId}, {programmeId}, {BatchBase} + n, 0, 0, 0, 0, 0, {enrolled} FROM ({series}) x
-                """, ct);
+                """, ct, timeoutSeconds: 600);
         }
 
         Console.WriteLine($"{provider.Title()}: loyalty earn-batch, {workers} workers, {BatchSize} members each");
@@ -229,22 +229,22 @@ internal static class LoyaltyBench
             ? "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n + 1 < {0}) SELECT n FROM s"
             : "SELECT generate_series(0, {0} - 1) AS n";
         string Series(long count) => string.Format(CultureInfo.InvariantCulture, series, count);
-        await ExecuteAsync(db, $"""
+        await Sql.ExecuteAsync(db, $"""
             INSERT INTO loyalty_members (id, tenant_id, programme_id, profile_id, balance, pending, owed, qualifying_points, version, enrolled_at)
             SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n, {100 * LotsPerMember}, 0, 0, {100 * LotsPerMember}, 0, {past} FROM ({Series(members)}) x
-            """, ct);
-        await ExecuteAsync(db, $"""
+            """, ct, timeoutSeconds: 600);
+        await Sql.ExecuteAsync(db, $"""
             INSERT INTO loyalty_entries (id, tenant_id, programme_id, member_id, kind, points, pending, account, balance_after, rule, qualifying_spend, created_at)
             SELECT {Base} + n, {brandId}, {programmeId}, {Base} + n / {LotsPerMember}, 'earn', 100, 0, 'issued', 100 * (n % {LotsPerMember} + 1), 'bench seed', 0, {past}
             FROM ({Series(lots)}) x
-            """, ct);
-        await ExecuteAsync(db, $"""
+            """, ct, timeoutSeconds: 600);
+        await Sql.ExecuteAsync(db, $"""
             INSERT INTO loyalty_lots (id, tenant_id, member_id, entry_id, granted, remaining, expires_at)
             SELECT {Base} + n, {brandId}, {Base} + n / {LotsPerMember}, {Base} + n, 100, 100, {past} FROM ({Series(lots)}) x
-            """, ct);
+            """, ct, timeoutSeconds: 600);
         if (provider == Provider.Postgres)
             foreach (var table in new[] { "loyalty_members", "loyalty_entries", "loyalty_lots" })
-                await ExecuteAsync(db, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table})); ANALYZE {table}", ct);
+                await Sql.ExecuteAsync(db, $"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table})); ANALYZE {table}", ct, timeoutSeconds: 600);
         return members;
     }
 
@@ -263,20 +263,5 @@ internal static class LoyaltyBench
         var body = await response.Content.ReadAsStringAsync(ct);
         if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{response.RequestMessage?.RequestUri} answered {(int)response.StatusCode}: {body}");
         return JsonDocument.Parse(body).RootElement.Clone();
-    }
-
-    private static async Task ExecuteAsync(DbConnection db, string sql, CancellationToken ct)
-    {
-        await using var command = db.CreateCommand();
-        command.CommandText = sql;
-        command.CommandTimeout = 600;
-        await command.ExecuteNonQueryAsync(ct);
-    }
-
-    private static async Task<long> ScalarAsync(DbConnection db, string sql, CancellationToken ct)
-    {
-        await using var command = db.CreateCommand();
-        command.CommandText = sql;
-        return Convert.ToInt64(await command.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
     }
 }

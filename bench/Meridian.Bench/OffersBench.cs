@@ -1,6 +1,5 @@
 using System.Data.Common;
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
@@ -107,9 +106,7 @@ internal static class OffersBench
         report.Set(ServerCpu, provider, $"{Report.Ms(claimCpu)} / {Report.Ms(floorCpu)}");
         await using (var db = await open(""))
         {
-            await using var count = db.CreateCommand();
-            count.CommandText = $"SELECT count(*) FROM offer_coupons WHERE template_id = {hot}";
-            var rows = Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+            var rows = await Sql.ScalarAsync<long>(db, $"SELECT count(*) FROM offer_coupons WHERE template_id = {hot}", ct);
             report.Set(Exact, provider, rows == answered ? $"yes, {Report.Rate(rows)}" : $"NO: {Report.Rate(rows)} rows, {Report.Rate(answered)} answered");
         }
 
@@ -187,12 +184,10 @@ internal static class OffersBench
     internal static async Task<long> OutboxBacklogAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
     {
         await using var db = await open("");
-        await using var count = db.CreateCommand();
         var notFannedOut = db is NpgsqlConnection
             ? "(tx_id, id) > (SELECT position_tx, position_id FROM outbox_positions WHERE name = 'fan-out')"
             : "id > (SELECT position_id FROM outbox_positions WHERE name = 'fan-out')";
-        count.CommandText = $"SELECT (SELECT count(*) FROM outbox_messages WHERE {notFannedOut}) + (SELECT count(*) FROM outbox_deliveries WHERE status = 0)";
-        return Convert.ToInt64(await count.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        return await Sql.ScalarAsync<long>(db, $"SELECT (SELECT count(*) FROM outbox_messages WHERE {notFannedOut}) + (SELECT count(*) FROM outbox_deliveries WHERE status = 0)", ct);
     }
 
     internal static async Task OutboxIdleAsync(Func<string, Task<DbConnection>> open, CancellationToken ct)
@@ -256,9 +251,7 @@ internal static class OffersBench
         await using (var setup = new SqliteConnection(connectionString))
         {
             await setup.OpenAsync(ct);
-            await using var command = setup.CreateCommand();
-            command.CommandText = "PRAGMA journal_mode=WAL; CREATE TABLE stock (id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL); INSERT INTO stock VALUES (1, 1000000000);";
-            await command.ExecuteNonQueryAsync(ct);
+            await Sql.ExecuteAsync(setup, "PRAGMA journal_mode=WAL; CREATE TABLE stock (id INTEGER PRIMARY KEY, remaining INTEGER NOT NULL); INSERT INTO stock VALUES (1, 1000000000);", ct);
         }
         var connections = new SqliteConnection[Workers(options)];
         for (var i = 0; i < connections.Length; i++)

@@ -71,8 +71,7 @@ internal sealed class PostgresCluster : IAsyncDisposable
         await using (var connection = new NpgsqlConnection(admin))
         {
             await connection.OpenAsync(ct);
-            await using var command = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
-            await command.ExecuteNonQueryAsync(ct);
+            await Sql.ExecuteAsync(connection, $"CREATE DATABASE \"{name}\"", ct);
         }
         created.Add(name);
         return new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true, MaxPoolSize = 100 }.ConnectionString;
@@ -113,8 +112,7 @@ internal sealed class PostgresCluster : IAsyncDisposable
                 {
                     await using var connection = new NpgsqlConnection(admin);
                     await connection.OpenAsync();
-                    await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", connection);
-                    await command.ExecuteNonQueryAsync();
+                    await Sql.ExecuteAsync(connection, $"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", CancellationToken.None);
                 }
                 catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
                 {

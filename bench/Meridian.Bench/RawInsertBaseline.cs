@@ -35,8 +35,8 @@ internal static class RawInsertBaseline
     {
         using var connection = new SqliteConnection(connectionString);
         connection.Open();
-        Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, "CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL, payload TEXT NOT NULL);");
+        Sql.Execute(connection, "PRAGMA journal_mode=WAL;");
+        Sql.Execute(connection, "CREATE TABLE bench_rows (id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, name TEXT NOT NULL, created_at TEXT NOT NULL, payload TEXT NOT NULL);");
 
         using var insert = connection.CreateCommand();
         insert.CommandText = "INSERT INTO bench_rows (id, tenant_id, name, created_at, payload) VALUES ($id, $tenant, $name, $created, $payload)";
@@ -72,7 +72,7 @@ internal static class RawInsertBaseline
     public static async Task<double> PostgresMultiRowAsync(NpgsqlDataSource db, int rows, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await ExecuteAsync(connection, "CREATE TABLE bench_rows (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL)", ct);
+        await Sql.ExecuteAsync(connection, "CREATE TABLE bench_rows (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL)", ct);
 
         var started = Stopwatch.GetTimestamp();
         // Every batch but a short last one reuses one prepared statement.
@@ -103,7 +103,7 @@ internal static class RawInsertBaseline
     public static async Task<double> PostgresCopyAsync(NpgsqlDataSource db, int rows, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await ExecuteAsync(connection, "CREATE TABLE bench_rows_copy (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL)", ct);
+        await Sql.ExecuteAsync(connection, "CREATE TABLE bench_rows_copy (id bigint PRIMARY KEY, tenant_id bigint NOT NULL, name text NOT NULL, created_at timestamptz NOT NULL, payload text NOT NULL)", ct);
 
         var started = Stopwatch.GetTimestamp();
         for (long first = 1; first <= rows; first += BenchRows.BatchSize)
@@ -132,8 +132,8 @@ internal static class RawInsertBaseline
     {
         using var connection = new SqliteConnection(connectionString);
         connection.Open();
-        Execute(connection, "PRAGMA journal_mode=WAL;");
-        Execute(connection, RawEventsTable("INTEGER PRIMARY KEY"));
+        Sql.Execute(connection, "PRAGMA journal_mode=WAL;");
+        Sql.Execute(connection, RawEventsTable("INTEGER PRIMARY KEY"));
 
         var statements = new Dictionary<int, SqliteCommand>();
         long rows = 0, ticks = 0;
@@ -174,7 +174,7 @@ internal static class RawInsertBaseline
     public static async Task<double> PostgresEventsAsync(NpgsqlDataSource db, DemoEvents events, int batchSize, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
-        await ExecuteAsync(connection, RawEventsTable("bigserial PRIMARY KEY"), ct);
+        await Sql.ExecuteAsync(connection, RawEventsTable("bigserial PRIMARY KEY"), ct);
 
         var statements = new Dictionary<int, NpgsqlCommand>();
         long rows = 0, ticks = 0;
@@ -230,18 +230,5 @@ internal static class RawInsertBaseline
         }
         await command.PrepareAsync(ct);
         return command;
-    }
-
-    private static void Execute(SqliteConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(ct);
     }
 }

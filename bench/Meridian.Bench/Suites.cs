@@ -95,8 +95,7 @@ internal static class Suites
         {
             await using var connection = new SqliteConnection(database + ";Pooling=False");
             await connection.OpenAsync(ct);
-            await using var count = new SqliteCommand("SELECT count(*) FROM events", connection);
-            return Convert.ToInt64(await count.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+            return await Sql.ScalarAsync<long>(connection, "SELECT count(*) FROM events", ct);
         }, () => null, ct);
         ReportIngest(report, Provider.Sqlite, baseline, result);
     }
@@ -156,8 +155,7 @@ internal static class Suites
         {
             await using var connection = new NpgsqlConnection(database);
             await connection.OpenAsync(ct);
-            await using var count = new NpgsqlCommand("SELECT count(*) FROM events", connection);
-            return (long)(await count.ExecuteScalarAsync(ct))!;
+            return await Sql.ScalarAsync<long>(connection, "SELECT count(*) FROM events", ct);
         }, cluster.ProcessorTime, ct);
         report.Note($"PostgreSQL: during ingestion the server's backends were (sampled every 100 ms, idle connections left out): {await waits.StopAsync()}.");
         ReportIngest(report, Provider.Postgres, baseline, result);

@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Text.Json;
+using Meridian.Hosting;
 
 namespace Meridian.Audiences.Segments;
 
@@ -72,13 +73,7 @@ public sealed class SegmentSql
 
     public static void Bind(DbCommand command, IReadOnlyList<(string Name, object Value)> parameters)
     {
-        foreach (var (name, value) in parameters)
-        {
-            var p = command.CreateParameter();
-            p.ParameterName = name;
-            p.Value = value;
-            command.Parameters.Add(p);
-        }
+        foreach (var (name, value) in parameters) command.AddParameter(name, value);
     }
 
     private string Param(object value)

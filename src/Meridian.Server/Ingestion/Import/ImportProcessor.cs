@@ -212,19 +212,19 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
              WHERE id = @id AND lease_owner = @owner AND status = @running
             """;
         var completed = chunk.Status == ImportStatus.Completed;
-        Add(command, "rows", chunk.Rows);
-        Add(command, "accepted", (long)stored.Accepted);
-        Add(command, "duplicates", (long)stored.Duplicates);
-        Add(command, "rejected", (long)stored.Rejected);
-        Add(command, "skipped", chunk.Skipped);
-        Add(command, "offset", chunk.End);
-        Add(command, "line", chunk.NextLine);
-        Add(command, "status", chunk.Status.ToString());
-        Add(command, "until", completed ? null : chunk.At + opts.Lease);
-        Add(command, "finished", completed ? chunk.At : null);
-        Add(command, "id", id);
-        Add(command, "owner", owner);
-        Add(command, "running", nameof(ImportStatus.Running));
+        command.AddParameter("rows", chunk.Rows);
+        command.AddParameter("accepted", (long)stored.Accepted);
+        command.AddParameter("duplicates", (long)stored.Duplicates);
+        command.AddParameter("rejected", (long)stored.Rejected);
+        command.AddParameter("skipped", chunk.Skipped);
+        command.AddParameter("offset", chunk.End);
+        command.AddParameter("line", chunk.NextLine);
+        command.AddParameter("status", chunk.Status.ToString());
+        command.AddParameter("until", completed ? null : chunk.At + opts.Lease);
+        command.AddParameter("finished", completed ? chunk.At : null);
+        command.AddParameter("id", id);
+        command.AddParameter("owner", owner);
+        command.AddParameter("running", nameof(ImportStatus.Running));
         if (await command.ExecuteNonQueryAsync(ct) == 0) throw new LeaseLostException();
     }
 
@@ -251,12 +251,12 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
                AND status IN (@queued, @running) AND {free}
             RETURNING id, attempts, error
             """;
-        Add(command, "running", nameof(ImportStatus.Running));
-        Add(command, "queued", nameof(ImportStatus.Queued));
-        Add(command, "owner", owner);
-        Add(command, "until", now + opts.Lease);
-        Add(command, "now", now);
-        if (id is not null) Add(command, "id", id.Value);
+        command.AddParameter("running", nameof(ImportStatus.Running));
+        command.AddParameter("queued", nameof(ImportStatus.Queued));
+        command.AddParameter("owner", owner);
+        command.AddParameter("until", now + opts.Lease);
+        command.AddParameter("now", now);
+        if (id is not null) command.AddParameter("id", id.Value);
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? new Claim(reader.GetInt64(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
     }
@@ -342,13 +342,5 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
         return scope;
-    }
-
-    private static void Add(DbCommand command, string name, object? value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value ?? DBNull.Value;
-        command.Parameters.Add(p);
     }
 }

@@ -157,10 +157,10 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
                AND state IN (0, 1) AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id, tenant_id, journey_id, version_id, profile_id, state, current_node, step, due_at, attempts, wait_event, event_arrived, context
             """;
-        Add(command, "owner", node);
-        Add(command, "until", now + opts.Lease);
-        Add(command, "now", now);
-        Add(command, "limit", opts.BatchSize);
+        command.AddParameter("owner", node);
+        command.AddParameter("until", now + opts.Lease);
+        command.AddParameter("now", now);
+        command.AddParameter("limit", opts.BatchSize);
         var claimed = new List<RunningInstance>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -197,7 +197,7 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
         update.Transaction = tx;
         update.CommandText = $"UPDATE journey_instances SET {Assignments} WHERE id = @id AND lease_owner = @owner AND step = @claimed_step";
         string[] names = ["state", "node", "step", "due", "attempts", "wait", "arrived", "context", "finished", "id", "owner", "claimed_step"];
-        foreach (var name in names) Add(update, name, DBNull.Value);
+        foreach (var name in names) update.AddParameter(name, DBNull.Value);
         var written = new HashSet<long>();
         foreach (var i in batch)
         {
@@ -234,14 +234,6 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
         await using var reader = await update.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) written.Add(reader.GetInt64(0));
         return written;
-    }
-
-    private static void Add(DbCommand command, string name, object value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        command.Parameters.Add(p);
     }
 }
 

@@ -77,22 +77,14 @@ public sealed class MessageDelivery(IServiceScopeFactory scopes, IOptions<Messag
                AND status = 0 AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id
             """;
-        Add(command, "owner", Opts.Node);
-        Add(command, "until", now + Opts.Lease);
-        Add(command, "now", now);
-        Add(command, "limit", Opts.BatchSize);
+        command.AddParameter("owner", Opts.Node);
+        command.AddParameter("until", now + Opts.Lease);
+        command.AddParameter("now", now);
+        command.AddParameter("limit", Opts.BatchSize);
         var ids = new List<long>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) ids.Add(reader.GetInt64(0));
         return ids;
-    }
-
-    private static void Add(DbCommand command, string name, object value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        command.Parameters.Add(p);
     }
 
     private async Task DeliverAsync(long id, CancellationToken ct)

@@ -194,13 +194,7 @@ public sealed class CouponIssuer(MeridianDb db, EventPublisher events)
         var command = tx.Connection!.CreateCommand();
         command.Transaction = tx;
         command.CommandText = sql;
-        foreach (var (name, value) in args)
-        {
-            var p = command.CreateParameter();
-            p.ParameterName = "@" + name;
-            p.Value = value ?? DBNull.Value;
-            command.Parameters.Add(p);
-        }
+        foreach (var (name, value) in args) command.AddParameter("@" + name, value);
         return command;
     }
 }

@@ -89,8 +89,7 @@ internal sealed class OutboxDispatcher(
         await using var scope = scopes.CreateAsyncScope();
         scope.ServiceProvider.GetRequiredService<TenantScope>().RunAsSystem();
         var db = scope.ServiceProvider.GetRequiredService<MeridianDb>();
-        var from = await db.Set<OutboxPosition>().AsNoTracking().SingleAsync(p => p.Name == OutboxPosition.FanOut, ct);
-        var messages = await ReadAfterAsync(db, from, opts.FanOutBatchSize, ct);
+        var (from, messages) = await ReadNextAsync(db, opts.FanOutBatchSize, ct);
         if (messages.Count == 0) return 0;
 
         var subscribers = scope.ServiceProvider.GetServices<IEventSubscriber>().ToList();
@@ -108,7 +107,7 @@ internal sealed class OutboxDispatcher(
         // Moved only from where this round read it, before anything is written: of two nodes that read the same batch, the
         // second finds no row (on PostgreSQL once the first commits) and gives the round up; its next round reads on.
         var moved = await db.Set<OutboxPosition>()
-            .Where(p => p.Name == OutboxPosition.FanOut && p.PositionTx == from.PositionTx && p.PositionId == from.PositionId)
+            .Where(p => p.Name == OutboxPosition.FanOut && p.PositionTx == from.Tx && p.PositionId == from.Id)
             .ExecuteUpdateAsync(s => s.SetProperty(p => p.PositionTx, lastTx).SetProperty(p => p.PositionId, last.Id), ct);
         if (moved == 0) return 0;
         // A message may come round again (those the old flag marked fanned out after the first it had not: see the
@@ -120,35 +119,52 @@ internal sealed class OutboxDispatcher(
     }
 
     /// <summary>
-    /// The next messages after a position, each with the transaction that wrote it. Reading in id order alone would skip
-    /// messages on PostgreSQL: ids are handed out when a transaction inserts, not when it commits, so a smaller id can
-    /// become visible after a larger one. Messages are read in (transaction, id) order, and only those of transactions
-    /// older than every transaction still running: nothing can appear behind them (as <see cref="Ingestion.Tracking.EventLog"/>
-    /// reads the event log). SQLite has one writer at a time, so its ids become visible in order.
+    /// The fan-out position and the next messages after it, each with the transaction that wrote it, in one statement;
+    /// every row carries the position as read, which the compare-and-set moves it from. No row (no message after the
+    /// position, or no position row) is no work. Reading in id order alone would skip messages on PostgreSQL: ids are
+    /// handed out when a transaction inserts, not when it commits, so a smaller id can become visible after a larger
+    /// one. Messages are read in (transaction, id) order, and only those of transactions older than every transaction
+    /// still running: nothing can appear behind them (as <see cref="Ingestion.Tracking.EventLog"/> reads the event log).
+    /// SQLite has one writer at a time, so its ids become visible in order.
     /// </summary>
-    private static async Task<List<(long Tx, OutboxMessage Message)>> ReadAfterAsync(MeridianDb db, OutboxPosition after, int limit, CancellationToken ct)
+    private static async Task<((long Tx, long Id) From, List<(long Tx, OutboxMessage Message)> Messages)> ReadNextAsync(MeridianDb db, int limit,
+        CancellationToken ct)
     {
         await using var open = await db.Database.OpenedAsync(ct);
         await using var command = open.Connection.CreateCommand();
+        // PostgreSQL: the subquery per position row reads the batch from the (tx_id, id) index.
         command.CommandText = db.Database.IsNpgsql()
             ? """
-              SELECT tx_id, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages
-               WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-               ORDER BY tx_id, id LIMIT @limit
+              SELECT p.position_tx, p.position_id, m.tx_id, m.id, m.group_id, m.brand_id, m.type, m.payload, m.occurred_at
+                FROM outbox_positions p
+               CROSS JOIN LATERAL (
+                     SELECT tx_id, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages
+                      WHERE (tx_id, id) > (p.position_tx, p.position_id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                      ORDER BY tx_id, id LIMIT @limit) m
+               WHERE p.name = @name
+               ORDER BY m.tx_id, m.id
               """
-            : "SELECT 0, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages WHERE id > @id ORDER BY id LIMIT @limit";
-        Add(command, "tx", after.PositionTx);
-        Add(command, "id", after.PositionId);
-        Add(command, "limit", limit);
+            : """
+              SELECT p.position_tx, p.position_id, 0, m.id, m.group_id, m.brand_id, m.type, m.payload, m.occurred_at
+                FROM outbox_positions p JOIN outbox_messages m ON m.id > p.position_id
+               WHERE p.name = @name
+               ORDER BY m.id LIMIT @limit
+              """;
+        command.AddParameter("name", OutboxPosition.FanOut);
+        command.AddParameter("limit", limit);
+        (long, long) from = default;
         var messages = new List<(long, OutboxMessage)>(limit);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
-            messages.Add((reader.GetInt64(0), new OutboxMessage
+        {
+            from = (reader.GetInt64(0), reader.GetInt64(1));
+            messages.Add((reader.GetInt64(2), new OutboxMessage
             {
-                Id = reader.GetInt64(1), GroupId = reader.GetInt64(2), BrandId = reader.IsDBNull(3) ? null : reader.GetInt64(3),
-                Type = reader.GetString(4), Payload = reader.GetString(5), OccurredAt = DateTime.SpecifyKind(reader.GetDateTime(6), DateTimeKind.Utc),
+                Id = reader.GetInt64(3), GroupId = reader.GetInt64(4), BrandId = reader.IsDBNull(5) ? null : reader.GetInt64(5),
+                Type = reader.GetString(6), Payload = reader.GetString(7), OccurredAt = DateTime.SpecifyKind(reader.GetDateTime(8), DateTimeKind.Utc),
             }));
-        return messages;
+        }
+        return (from, messages);
     }
 
     /// <summary>The messages not fanned out yet: those after the fan-out position.</summary>
@@ -178,24 +194,16 @@ internal sealed class OutboxDispatcher(
                AND status = 0 AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id, message_id, subscriber, target, attempts
             """;
-        Add(command, "owner", node);
-        Add(command, "until", now + opts.Lease);
-        Add(command, "now", now);
-        Add(command, "limit", opts.BatchSize);
+        command.AddParameter("owner", node);
+        command.AddParameter("until", now + opts.Lease);
+        command.AddParameter("now", now);
+        command.AddParameter("limit", opts.BatchSize);
         var claimed = new List<Claimed>();
         using var turn = await db.Database.WriterTurnAsync(ct);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
             claimed.Add(new Claimed(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetInt32(4)));
         return claimed;
-    }
-
-    private static void Add(DbCommand command, string name, object value)
-    {
-        var p = command.CreateParameter();
-        p.ParameterName = name;
-        p.Value = value;
-        command.Parameters.Add(p);
     }
 
     /// <summary>
