@@ -218,7 +218,7 @@ public static class LoyaltyEndpoints
             TierReviewDays = request.Tiering?.ReviewDays ?? 30,
             RefundShortfall = request.RefundShortfall ?? RefundShortfallPolicy.Refuse,
             NegativeLimit = request.RefundShortfall == RefundShortfallPolicy.GoNegative ? request.NegativeLimit ?? 0 : 0,
-            CreatedAt = time.GetUtcNow().UtcDateTime,
+            CreatedAt = Instants.Now(time),
         };
         db.Add(programme);
         db.AfterKeysAssigned(() => db.AddRange(brands.Select(b => new LoyaltyProgrammeBrand { ProgrammeId = programme.Id, BrandId = b, OwnerBrandId = owner })));

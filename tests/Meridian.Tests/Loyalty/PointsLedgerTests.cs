@@ -126,9 +126,9 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
         var balance = await b.BalanceDtoAsync();
 
         Assert.Equal(60 + 66, balance.GetProperty("balance").GetInt64());
-        var expiring = balance.GetProperty("expiring").EnumerateArray().Select(e => (Microseconds(e.GetProperty("expiresAt").GetDateTime()), e.GetProperty("points").GetInt64())).ToList();
-        // Compared to the microsecond: PostgreSQL keeps no finer, while SQLite and the earn's response keep 100 ns ticks.
-        var secondExpiry = Microseconds(second.GetProperty("lot").GetProperty("expiresAt").GetDateTime());
+        var expiring = balance.GetProperty("expiring").EnumerateArray().Select(e => (e.GetProperty("expiresAt").GetDateTime(), e.GetProperty("points").GetInt64())).ToList();
+        // Exactly as the earn answered: postings keep instants to the microsecond, as PostgreSQL stores them.
+        var secondExpiry = second.GetProperty("lot").GetProperty("expiresAt").GetDateTime();
         Assert.Equal([(secondExpiry, 60L), .. Enumerable.Range(1, 9).Select(day => (secondExpiry.AddDays(day), (long)day))], expiring);
     }
 
@@ -280,8 +280,6 @@ public abstract class PointsLedgerTests(LoyaltyApp app)
         Assert.Equal(b.MemberId, member.GetProperty("id").GetInt64());
         await other.Client.GetAsync($"/api/v1/loyalty/members?profileId={b.ProfileId}").ProblemAsync(404, ProblemTypes.NotFound);
     }
-
-    private static DateTime Microseconds(DateTime t) => t.AddTicks(-(t.Ticks % 10));
 
     private static long LotOf(JsonElement grant) => grant.GetProperty("lot").GetProperty("id").GetInt64();
 }

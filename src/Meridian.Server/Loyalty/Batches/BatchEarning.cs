@@ -103,7 +103,7 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
     /// <summary>The rejected items, kept with their reasons in the batch's transaction (<c>GET /postings/rejected</c>).</summary>
     private async Task StoreRejectsAsync(IReadOnlyList<EarnBatchItem> postings, EarnBatchResult[] results, CancellationToken ct)
     {
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var rejects = results.Where(r => r.Status == Rejected).Select(r => new RejectedPosting
         {
             TenantId = tenant.Brand, ReceivedAt = now, Position = r.Index, MemberId = postings[r.Index].MemberId, Points = postings[r.Index].Points,
@@ -140,7 +140,7 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
             .ToDictionary(e => (e.MemberId, e.SourceKey!));
         var brand = tenant.Brand;
         var profiles = await ProfilesAtAsync(members.Values, brand, ct);
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         // Segment campaigns: the batch's members' memberships in one read (not one per posting).
         var running = new List<LoyaltyCampaign>();
         foreach (var programmeId in members.Values.Select(m => m.ProgrammeId).Distinct()) running.AddRange((await rules.OfAsync(db, programmeId, ct)).Campaigns);

@@ -110,7 +110,7 @@ public static class EarningSetup
         var before = rule is null ? null : EarningRuleDto.From(rule);
         if (rule is null)
         {
-            rule = new EarningRule { TenantId = programme.TenantId, ProgrammeId = id, Event = request.Event, CreatedAt = time.GetUtcNow().UtcDateTime };
+            rule = new EarningRule { TenantId = programme.TenantId, ProgrammeId = id, Event = request.Event, CreatedAt = Instants.Now(time) };
             db.Add(rule);
         }
         rule.Points = request.Points!.Value;
@@ -144,7 +144,7 @@ public static class EarningSetup
         var campaign = new LoyaltyCampaign
         {
             TenantId = programme.TenantId, ProgrammeId = id, Name = request.Name, MultiplierPercent = request.MultiplierPercent!.Value,
-            StartsAt = starts, EndsAt = ends, TierId = request.TierId, SegmentId = request.SegmentId, CreatedAt = time.GetUtcNow().UtcDateTime,
+            StartsAt = starts, EndsAt = ends, TierId = request.TierId, SegmentId = request.SegmentId, CreatedAt = Instants.Now(time),
         };
         db.Add(campaign);
         audit.Record(programme.TenantId, () => new AuditChange("loyalty.campaign.created", "loyalty_campaign", campaign.Id, null, CampaignDto.From(campaign)));

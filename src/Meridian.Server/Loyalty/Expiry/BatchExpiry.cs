@@ -27,7 +27,7 @@ public sealed class BatchExpiry(MeridianDb db, PointsLedger ledger, EventPublish
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         var members = await MemberRows.LockAsync(db, [.. memberIds.Distinct().Order()], ct);
         var ids = members.Keys.ToList();
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var due = (await db.Set<PointLot>().AsNoTracking().Where(l => ids.Contains(l.MemberId) && l.Remaining > 0 && l.HeldUntil == null && l.ExpiresAt <= now)
             .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).ToListAsync(ct)).ToLookup(l => l.MemberId);
 

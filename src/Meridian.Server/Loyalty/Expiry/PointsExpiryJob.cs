@@ -63,7 +63,7 @@ public sealed class PointsExpiryJob(IServiceScopeFactory scopes, LoyaltyJobOptio
         {
             await InScopeAsync(async (db, _) =>
             {
-                var now = Time.GetUtcNow().UtcDateTime;
+                var now = Instants.Now(Time);
                 var horizon = now.AddDays(programme.ExpiringNoticeDays);
                 await using var transaction = await db.Database.BeginTransactionAsync(ct);
                 var lots = await (from l in db.Set<PointLot>()

@@ -40,7 +40,7 @@ public sealed class IdempotentPosting(MeridianDb db, TenantScope tenant, TimePro
             var stored = new IdempotentRequest
             {
                 TenantId = tenant.Brand, Key = key, RequestHash = hash, StatusCode = StatusCodes.Status200OK,
-                Body = JsonSerializer.Serialize(response, Json), CreatedAt = time.GetUtcNow().UtcDateTime,
+                Body = JsonSerializer.Serialize(response, Json), CreatedAt = Instants.Now(time),
             };
             db.Add(stored);
             await db.SaveChangesAsync(ct);

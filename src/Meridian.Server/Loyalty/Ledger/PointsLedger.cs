@@ -100,7 +100,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
             return earlier;
         var (programme, tiers, campaigns) = await rules.OfAsync(db, member.ProgrammeId, ct);
         if (await decide(programme, member) is not { } earning) return null;
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var segments = await campaignSegments.OfAsync([member], campaigns, now, ct);
         var (points, explained) = EarningMath.Apply(earning.BasePoints, Multipliers(member, tiers, campaigns, now, segments), programme.Combination, programme.Rounding);
         var rule = $"{earning.Rule}: {explained}";
@@ -148,7 +148,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (await MoveAsync(memberId, -points, ct) is not { } member) return null;
         var programme = (await rules.OfAsync(db, member.ProgrammeId, ct)).Programme;
         var book = await BookAsync(member, ct, spendableDelta: -points);
-        var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, time.GetUtcNow().UtcDateTime, "api: spend", reference: reference);
+        var entry = book.Take(EntryKinds.Spend, LedgerAccounts.Redeemed, points, Instants.Now(time), "api: spend", reference: reference);
         var site = await SiteAsync(programme, member, ct);
         entry.BrandId = site.BrandId;
         db.Add(entry);
@@ -163,7 +163,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         if (await LockAsync(memberId, ct) is not { } member) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var book = await BookAsync(member, ct);
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var entry = points > 0
             ? book.Grant(EntryKinds.Adjust, LedgerAccounts.Adjustments, points, programme.ExpiresAt(now), now, "staff adjustment", reason)
             : book.Take(EntryKinds.Adjust, LedgerAccounts.Adjustments, -points, now, "staff adjustment", reason);
@@ -193,7 +193,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         var book = await BookAsync(member, ct);
         var draws = await db.Set<LotDraw>().Include(d => d.Lot).Where(d => d.EntryId == original.Id).ToListAsync(ct);
         var grantedLot = original.Grants ? book.Lots.SingleOrDefault(l => l.EntryId == original.Id) ?? await db.Set<PointLot>().SingleAsync(l => l.EntryId == original.Id, ct) : null;
-        var entry = book.Reverse(original, reversed, draws, grantedLot, time.GetUtcNow().UtcDateTime, reason, points, byPolicy ? programme.Cover : RefundCover.Refuse);
+        var entry = book.Reverse(original, reversed, draws, grantedLot, Instants.Now(time), reason, points, byPolicy ? programme.Cover : RefundCover.Refuse);
         var site = await SiteAsync(programme, member, ct);
         entry.BrandId = site.BrandId;
         db.Add(entry);
@@ -236,7 +236,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
     private async Task<int> ExpireDueLockedAsync(long memberId, CancellationToken ct)
     {
         if (await LockAsync(memberId, ct) is not { } member) return 0;
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var due = await db.Set<PointLot>().Where(l => l.MemberId == memberId && l.Remaining > 0 && l.HeldUntil == null && l.ExpiresAt <= now)
             .OrderBy(l => l.ExpiresAt).ThenBy(l => l.Id).ToListAsync(ct);
         if (due.Count == 0) return 0;
@@ -273,7 +273,7 @@ public sealed class PointsLedger(MeridianDb db, EventPublisher events, TimeProvi
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
         if (await LockAsync(memberId, ct) is not { } member) return null;
         var lot = await db.Set<PointLot>().Include(l => l.Entry).SingleAsync(l => l.Id == lotId, ct);
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         if (!lot.IsReleasable(now)) return null;
         var programme = await ProgrammeAsync(member.ProgrammeId, ct);
         var book = await BookAsync(member, ct);

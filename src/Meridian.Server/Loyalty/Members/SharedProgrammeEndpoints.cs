@@ -60,8 +60,8 @@ public static class SharedProgrammeEndpoints
     public static async Task<Results<Ok<SettlementDto>, ValidationProblem, ProblemHttpResult>> Settlement(long id, [FromQuery] DateTime? from, [FromQuery] DateTime? to,
         MeridianDb db, TimeProvider time, CancellationToken ct)
     {
-        var since = from?.ToUniversalTime();
-        var before = to?.ToUniversalTime();
+        // To the microsecond, as entries keep their instants.
+        DateTime? since = from is { } f ? Instants.Micros(f.ToUniversalTime()) : null, before = to is { } t ? Instants.Micros(t.ToUniversalTime()) : null;
         if (since >= before) return Problems.Validation("to", "The period must end after it starts.");
         if (!await db.Set<LoyaltyProgramme>().AnyAsync(p => p.Id == id, ct)) return Problems.NotFound($"Programme {id}");
         // Without an end, everything posted so far (an entry posted this very instant included).

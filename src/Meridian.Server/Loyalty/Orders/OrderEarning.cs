@@ -51,7 +51,7 @@ public sealed class OrderEarning(IServiceScopeFactory scopes, LoyaltyJobOptions 
         var db = services.GetRequiredService<MeridianDb>();
         // An idle poll writes nothing while this node holds the lease with more than half of it left: every posting, and
         // the batch's end, commit with the position moved only while this node holds the lease, and renew it.
-        var now = time.GetUtcNow().UtcDateTime;
+        var now = Instants.Now(time);
         var job = await db.Set<LoyaltyJob>().AsNoTracking().SingleOrDefaultAsync(j => j.Name == Name, ct);
         if (job is null || Leases.NeedsWrite(job.LeaseOwner, job.LeaseUntil, node, now, opts.Lease))
         {
