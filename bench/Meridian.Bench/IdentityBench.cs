@@ -105,9 +105,11 @@ internal static class IdentityBench
             Console.WriteLine($"  lag at a steady {rate:N0} events/s for {options.Measured.TotalSeconds:0} s");
             paced.Add((rate, await PacedLag.RunAsync(server, Brands[0], sources[Brands[0]].WriteKey, members, rate, options.Measured, ct)));
         }
+        // The demo data and the truth scored above are garbage now: collected here, not during the client's measures.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         var lookup = await LookupBench.RunAsync(server, Brands[0], sample, options.Concurrency, options, ct);
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker");
-        var single = await LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct);
+        var single = await ClientPausesAsync("one worker", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
         var pacedLookups = new List<(int, LoadResult)>();
         foreach (var rate in options.LookupRates)
         {
@@ -118,7 +120,7 @@ internal static class IdentityBench
         // and checkpoints, seen in the one-client window at 100,000 customers): once more after that work is done.
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker, once the database has settled (vacuum, analyze, checkpoint)");
         await SettleAsync(open, ct);
-        var settled = await LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct);
+        var settled = await ClientPausesAsync("one worker, settled", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
         return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, settled, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
     }
 
@@ -126,6 +128,19 @@ internal static class IdentityBench
     /// Does now what the database would do in the background after a load: PostgreSQL vacuums and analyzes, then
     /// checkpoints (needs a superuser; skipped otherwise); SQLite checkpoints its write-ahead log.
     /// </summary>
+    /// <summary>
+    /// Runs a measure and prints how long the bench's own garbage collections paused it: the client shares this process
+    /// with everything the run holds, and a pause there shows as the server's latency.
+    /// </summary>
+    private static async Task<T> ClientPausesAsync<T>(string what, Func<Task<T>> measure)
+    {
+        var (paused, gen0, gen1, gen2) = (GC.GetTotalPauseDuration(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+        var result = await measure();
+        Console.WriteLine($"  lookups, {what}: the bench's own GC paused {(GC.GetTotalPauseDuration() - paused).TotalMilliseconds:N1} ms " +
+            $"({GC.CollectionCount(0) - gen0} gen0, {GC.CollectionCount(1) - gen1} gen1, {GC.CollectionCount(2) - gen2} gen2 collections)");
+        return result;
+    }
+
     private static async Task SettleAsync(Func<CancellationToken, Task<DbConnection>> open, CancellationToken ct)
     {
         await using var db = await open(ct);
