@@ -199,14 +199,14 @@ public sealed class PointsBook(long tenantId, long programmeId, long memberId, l
     /// <summary>Pays owed points from spendable lots, within the entry that made them spendable (the net balance does not move).</summary>
     private void Settle(LedgerEntry entry)
     {
-        if (Owed == 0) return; // nearly always: no need to sort the lots
+        if (Owed == 0) return; // nearly always: the lots are not sorted then
         foreach (var lot in DrawOrder(null))
         {
-            if (Owed == 0) return;
             var taken = Math.Min(Owed, lot.Remaining);
             lot.Draw(entry, taken);
             Owed -= taken;
             Spendable -= taken;
+            if (Owed == 0) return;
         }
     }
 
