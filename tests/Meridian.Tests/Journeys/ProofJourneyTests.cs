@@ -88,11 +88,21 @@ public abstract class ProofJourneyTests(JourneysApp app)
         await expiry.RunOnceAsync(default);
 
         var entered = await UntilAsync(async () => await b.InstancesAsync(journey) is { Count: 1 } found ? found : null, "the member to enter");
-        var instance = await b.UntilStateAsync(journey, entered[0].GetProperty("id").GetInt64(), "completed");
+        var id = entered[0].GetProperty("id").GetInt64();
+        // On a loaded machine the call can outlast the client's timeout; the step then waits for its retry (a minute, then
+        // two, on the test's clock), as it would in production. The reminder must still arrive, under one webhook id.
+        var instance = await b.UntilAsync(journey, id, i => i.GetProperty("state").GetString() != "active" || i.GetProperty("attempts").GetInt32() > 0, "an outcome");
+        for (var retry = 1; instance.GetProperty("state").GetString() == "active" && retry <= 2; retry++)
+        {
+            app.Advance(TimeSpan.FromMinutes(retry));
+            var attempts = instance.GetProperty("attempts").GetInt32();
+            instance = await b.UntilAsync(journey, id, i => i.GetProperty("state").GetString() != "active" || i.GetProperty("attempts").GetInt32() > attempts, "an outcome of the retry");
+        }
+        Assert.Equal("completed", instance.GetProperty("state").GetString());
         Assert.Equal(120, instance.GetProperty("context").GetProperty("event").GetProperty("points").GetInt64());
         var tags = await b.Client.GetAsync($"/api/v1/profiles/{customer}/tags").ReadAsync<JsonElement>();
         Assert.Equal("points-expiring", Assert.Single(tags.EnumerateArray()).GetProperty("name").GetString());
-        var call = Assert.Single(receiver.Calls);
+        var call = Assert.Single(receiver.Calls.DistinctBy(c => c.Id));
         Assert.Equal(120, JsonDocument.Parse(call.Body).RootElement.GetProperty("event").GetProperty("points").GetInt64());
     }
 
