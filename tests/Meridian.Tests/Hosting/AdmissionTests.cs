@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using Meridian.Hosting;
 using Meridian.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Meridian.Tests.Hosting;
@@ -116,16 +118,39 @@ public sealed class OneAtATimeSqliteApp : SqliteApp
 {
     public OneAtATimeSqliteApp() => UseKestrel(PostgresServer.FreePort());
 
-    protected override IEnumerable<KeyValuePair<string, string>> Settings =>
-        [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:05")];
+    protected override IEnumerable<KeyValuePair<string, string>> Settings => OneAtATime.Settings;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        OneAtATime.LetBodiesStall(builder);
+    }
 }
 
 public sealed class OneAtATimePostgresApp : PostgresApp
 {
     public OneAtATimePostgresApp() => UseKestrel(PostgresServer.FreePort());
 
-    protected override IEnumerable<KeyValuePair<string, string>> Settings =>
+    protected override IEnumerable<KeyValuePair<string, string>> Settings => OneAtATime.Settings;
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        base.ConfigureWebHost(builder);
+        OneAtATime.LetBodiesStall(builder);
+    }
+}
+
+internal static class OneAtATime
+{
+    public static readonly KeyValuePair<string, string>[] Settings =
         [new("Meridian:Admission:MaxConcurrentRequests", "1"), new("Meridian:Admission:QueueTimeout", "00:00:05")];
+
+    /// <summary>
+    /// Kestrel answers 408 to a body slower than 240 bytes/s once 5 s have passed; the held request's body stops for as
+    /// long as another request waits out the 5 s queue timeout, so on a loaded machine it crossed that line (seen in CI).
+    /// </summary>
+    public static void LetBodiesStall(IWebHostBuilder builder) =>
+        builder.ConfigureServices(s => s.Configure<KestrelServerOptions>(o => o.Limits.MinRequestBodyDataRate = null));
 }
 
 public sealed class AdmissionTestsOnSqlite(OneAtATimeSqliteApp app) : AdmissionTests(app), IClassFixture<OneAtATimeSqliteApp>;
