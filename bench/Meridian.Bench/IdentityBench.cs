@@ -110,6 +110,7 @@ internal static class IdentityBench
         var lookup = await LookupBench.RunAsync(server, Brands[0], sample, options.Concurrency, options, ct);
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker");
         var single = await ClientPausesAsync("one worker", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
+        await HoldAsync(server, ct);
         var pacedLookups = new List<(int, LoadResult)>();
         foreach (var rate in options.LookupRates)
         {
@@ -122,6 +123,17 @@ internal static class IdentityBench
         await SettleAsync(open, ct);
         var settled = await ClientPausesAsync("one worker, settled", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
         return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, settled, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
+    }
+
+    /// <summary>
+    /// <c>MERIDIAN_BENCH_HOLD=S</c>: leaves the server as the load left it for S seconds after the one-client lookups,
+    /// to be studied from outside (a probe, dotnet-counters, dotnet-gcdump) before the run goes on.
+    /// </summary>
+    private static async Task HoldAsync(ServerProcess server, CancellationToken ct)
+    {
+        if (!int.TryParse(Environment.GetEnvironmentVariable("MERIDIAN_BENCH_HOLD"), out var seconds) || seconds <= 0) return;
+        Console.WriteLine($"  holding the server (pid {server.Pid}, {server.BaseAddress}) for {seconds} s (MERIDIAN_BENCH_HOLD)");
+        await Task.Delay(TimeSpan.FromSeconds(seconds), ct);
     }
 
     /// <summary>
