@@ -44,6 +44,14 @@ public abstract class MeridianAppFixture : WebApplicationFactory<Program>, IAsyn
 
     Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
 
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        // The stopped host's connections stay open, idle in their pool, for minutes (Npgsql prunes them after 300 s); over
+        // a run of many test classes on one server they add up to its connection limit.
+        if (Provider == DatabaseProvider.Postgres && ConnectionString.Length > 0) await PostgresServer.DropDatabaseAsync(ConnectionString);
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         builder.UseSetting("Meridian:Database:Provider", Provider.ToString());

@@ -36,6 +36,17 @@ public abstract class IdentityResolutionTests(MeridianAppFixture app)
     }
 
     [Fact]
+    public async Task A_write_left_open_in_another_database_on_the_server_does_not_hold_new_events_back()
+    {
+        var b = await NewBrandAsync();
+        await using var elsewhere = await OpenWriteElsewhere.BeginAsync(app.Provider);
+        await SendAsync(b, new { type = "identify", userId = "held-1", traits = new { email = "held@example.com" } });
+
+        var profile = await LookupAsync(b.Test.Client, "email", "held@example.com");
+        Assert.Contains(("user_id", "held-1"), Identifiers(profile));
+    }
+
+    [Fact]
     public async Task Identifiers_that_cannot_be_normalised_are_counted_in_the_sources_data_quality()
     {
         var b = await NewBrandAsync();

@@ -20,7 +20,7 @@ public readonly record struct EventLogPosition(long TxId, long Id);
 /// The public way to read the event log in order, for consumers such as identity resolution. Reading in id order
 /// alone would skip events on PostgreSQL: ids are handed out when a transaction inserts, not when it commits, so a
 /// smaller id can become visible after a larger one. Each row therefore carries the id of the transaction that wrote
-/// it, and only transactions older than every transaction still running are read: nothing can appear behind them.
+/// it, and only rows below the <see cref="CommitHorizon"/> are read: nothing can appear behind them.
 /// (SQLite has one writer at a time, so its ids become visible in order.)
 /// </summary>
 public sealed class EventLog(MeridianDb db)
@@ -32,9 +32,9 @@ public sealed class EventLog(MeridianDb db)
         await using var command = open.Connection.CreateCommand();
         command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
         command.CommandText = postgres
-            ? """
+            ? $"""
               SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
-               WHERE (tx_id, id) > (@tx, @id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+               WHERE (tx_id, id) > (@tx, @id) AND tx_id < {CommitHorizon.Sql("events", "(@tx, @id)")}
                ORDER BY tx_id, id LIMIT @limit
               """
             : """

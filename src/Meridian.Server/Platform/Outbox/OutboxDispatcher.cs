@@ -123,8 +123,8 @@ internal sealed class OutboxDispatcher(
     /// every row carries the position as read, which the compare-and-set moves it from. No row (no message after the
     /// position, or no position row) is no work. Reading in id order alone would skip messages on PostgreSQL: ids are
     /// handed out when a transaction inserts, not when it commits, so a smaller id can become visible after a larger
-    /// one. Messages are read in (transaction, id) order, and only those of transactions older than every transaction
-    /// still running: nothing can appear behind them (as <see cref="Ingestion.Tracking.EventLog"/> reads the event log).
+    /// one. Messages are read in (transaction, id) order, and only those below the <see cref="CommitHorizon"/>: nothing can
+    /// appear behind them (as <see cref="Ingestion.Tracking.EventLog"/> reads the event log).
     /// SQLite has one writer at a time, so its ids become visible in order.
     /// </summary>
     private static async Task<((long Tx, long Id) From, List<(long Tx, OutboxMessage Message)> Messages)> ReadNextAsync(MeridianDb db, int limit,
@@ -134,12 +134,12 @@ internal sealed class OutboxDispatcher(
         await using var command = open.Connection.CreateCommand();
         // PostgreSQL: the subquery per position row reads the batch from the (tx_id, id) index.
         command.CommandText = db.Database.IsNpgsql()
-            ? """
+            ? $"""
               SELECT p.position_tx, p.position_id, m.tx_id, m.id, m.group_id, m.brand_id, m.type, m.payload, m.occurred_at
                 FROM outbox_positions p
                CROSS JOIN LATERAL (
                      SELECT tx_id, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages
-                      WHERE (tx_id, id) > (p.position_tx, p.position_id) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+                      WHERE (tx_id, id) > (p.position_tx, p.position_id) AND tx_id < {CommitHorizon.Sql("outbox_messages", "(p.position_tx, p.position_id)")}
                       ORDER BY tx_id, id LIMIT @limit) m
                WHERE p.name = @name
                ORDER BY m.tx_id, m.id
