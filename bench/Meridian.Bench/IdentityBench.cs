@@ -206,7 +206,7 @@ internal static class IdentityBench
         await using var connection = await open(ct);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT i.type, i.value FROM profile_identifiers i JOIN brands b ON b.id = i.tenant_id WHERE b.slug = @brand ORDER BY i.id";
-        command.AddParameter("brand", brand);
+        command.AddParameter("@brand", brand);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {

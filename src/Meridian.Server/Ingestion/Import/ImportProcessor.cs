@@ -212,19 +212,19 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
              WHERE id = @id AND lease_owner = @owner AND status = @running
             """;
         var completed = chunk.Status == ImportStatus.Completed;
-        command.AddParameter("rows", chunk.Rows);
-        command.AddParameter("accepted", (long)stored.Accepted);
-        command.AddParameter("duplicates", (long)stored.Duplicates);
-        command.AddParameter("rejected", (long)stored.Rejected);
-        command.AddParameter("skipped", chunk.Skipped);
-        command.AddParameter("offset", chunk.End);
-        command.AddParameter("line", chunk.NextLine);
-        command.AddParameter("status", chunk.Status.ToString());
-        command.AddParameter("until", completed ? null : chunk.At + opts.Lease);
-        command.AddParameter("finished", completed ? chunk.At : null);
-        command.AddParameter("id", id);
-        command.AddParameter("owner", owner);
-        command.AddParameter("running", nameof(ImportStatus.Running));
+        command.AddParameter("@rows", chunk.Rows);
+        command.AddParameter("@accepted", (long)stored.Accepted);
+        command.AddParameter("@duplicates", (long)stored.Duplicates);
+        command.AddParameter("@rejected", (long)stored.Rejected);
+        command.AddParameter("@skipped", chunk.Skipped);
+        command.AddParameter("@offset", chunk.End);
+        command.AddParameter("@line", chunk.NextLine);
+        command.AddParameter("@status", chunk.Status.ToString());
+        command.AddParameter("@until", completed ? null : chunk.At + opts.Lease);
+        command.AddParameter("@finished", completed ? chunk.At : null);
+        command.AddParameter("@id", id);
+        command.AddParameter("@owner", owner);
+        command.AddParameter("@running", nameof(ImportStatus.Running));
         if (await command.ExecuteNonQueryAsync(ct) == 0) throw new LeaseLostException();
     }
 
@@ -251,12 +251,12 @@ internal sealed class ImportProcessor(IServiceScopeFactory scopes, TimeProvider 
                AND status IN (@queued, @running) AND {free}
             RETURNING id, attempts, error
             """;
-        command.AddParameter("running", nameof(ImportStatus.Running));
-        command.AddParameter("queued", nameof(ImportStatus.Queued));
-        command.AddParameter("owner", owner);
-        command.AddParameter("until", now + opts.Lease);
-        command.AddParameter("now", now);
-        if (id is not null) command.AddParameter("id", id.Value);
+        command.AddParameter("@running", nameof(ImportStatus.Running));
+        command.AddParameter("@queued", nameof(ImportStatus.Queued));
+        command.AddParameter("@owner", owner);
+        command.AddParameter("@until", now + opts.Lease);
+        command.AddParameter("@now", now);
+        if (id is not null) command.AddParameter("@id", id.Value);
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? new Claim(reader.GetInt64(0), reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2)) : null;
     }

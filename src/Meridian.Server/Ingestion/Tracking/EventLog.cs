@@ -41,9 +41,9 @@ public sealed class EventLog(MeridianDb db)
               SELECT id, 0, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
                WHERE id > @id ORDER BY id LIMIT @limit
               """;
-        command.AddParameter("tx", after.TxId);
-        command.AddParameter("id", after.Id);
-        command.AddParameter("limit", limit);
+        command.AddParameter("@tx", after.TxId);
+        command.AddParameter("@id", after.Id);
+        command.AddParameter("@limit", limit);
         var events = new List<LoggedEvent>(limit);
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -64,8 +64,8 @@ public sealed class EventLog(MeridianDb db)
         command.CommandText = limit is null
             ? $"SELECT count(*) FROM events WHERE {newer}"
             : $"SELECT count(*) FROM (SELECT 1 FROM events WHERE {newer} LIMIT {limit.Value}) b";
-        command.AddParameter("tx", after.TxId);
-        command.AddParameter("id", after.Id);
+        command.AddParameter("@tx", after.TxId);
+        command.AddParameter("@id", after.Id);
         return Convert.ToInt64(await command.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
     }
 

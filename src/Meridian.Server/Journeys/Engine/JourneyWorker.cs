@@ -157,10 +157,10 @@ public sealed class JourneyWorker(IServiceScopeFactory scopes, IOptions<JourneyO
                AND state IN (0, 1) AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id, tenant_id, journey_id, version_id, profile_id, state, current_node, step, due_at, attempts, wait_event, event_arrived, context
             """;
-        command.AddParameter("owner", node);
-        command.AddParameter("until", now + opts.Lease);
-        command.AddParameter("now", now);
-        command.AddParameter("limit", opts.BatchSize);
+        command.AddParameter("@owner", node);
+        command.AddParameter("@until", now + opts.Lease);
+        command.AddParameter("@now", now);
+        command.AddParameter("@limit", opts.BatchSize);
         var claimed = new List<RunningInstance>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))

@@ -77,10 +77,10 @@ public sealed class MessageDelivery(IServiceScopeFactory scopes, IOptions<Messag
                AND status = 0 AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id
             """;
-        command.AddParameter("owner", Opts.Node);
-        command.AddParameter("until", now + Opts.Lease);
-        command.AddParameter("now", now);
-        command.AddParameter("limit", Opts.BatchSize);
+        command.AddParameter("@owner", Opts.Node);
+        command.AddParameter("@until", now + Opts.Lease);
+        command.AddParameter("@now", now);
+        command.AddParameter("@limit", Opts.BatchSize);
         var ids = new List<long>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) ids.Add(reader.GetInt64(0));

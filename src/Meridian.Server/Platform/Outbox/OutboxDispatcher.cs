@@ -150,8 +150,8 @@ internal sealed class OutboxDispatcher(
                WHERE p.name = @name
                ORDER BY m.id LIMIT @limit
               """;
-        command.AddParameter("name", OutboxPosition.FanOut);
-        command.AddParameter("limit", limit);
+        command.AddParameter("@name", OutboxPosition.FanOut);
+        command.AddParameter("@limit", limit);
         (long, long) from = default;
         var messages = new List<(long, OutboxMessage)>(limit);
         await using var reader = await command.ExecuteReaderAsync(ct);
@@ -194,10 +194,10 @@ internal sealed class OutboxDispatcher(
                AND status = 0 AND (lease_until IS NULL OR lease_until < @now)
             RETURNING id, message_id, subscriber, target, attempts
             """;
-        command.AddParameter("owner", node);
-        command.AddParameter("until", now + opts.Lease);
-        command.AddParameter("now", now);
-        command.AddParameter("limit", opts.BatchSize);
+        command.AddParameter("@owner", node);
+        command.AddParameter("@until", now + opts.Lease);
+        command.AddParameter("@now", now);
+        command.AddParameter("@limit", opts.BatchSize);
         var claimed = new List<Claimed>();
         using var turn = await db.Database.WriterTurnAsync(ct);
         await using var reader = await command.ExecuteReaderAsync(ct);
