@@ -13,7 +13,7 @@ namespace Meridian.Bench;
 /// <summary>What the identity run measured: quality against the truth, lag under load, lookups, and the server's memory.</summary>
 internal sealed record IdentityResult(
     IdentityScore Score, LagResult Lag, IReadOnlyList<(int Rate, LagResult Lag)> PacedLag, LoadResult Lookup, LoadResult SingleLookup,
-    IReadOnlyList<(int Rate, LoadResult Load)> PacedLookup, LoadResult SettledLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
+    IReadOnlyList<(int Rate, LoadResult Load)> PacedLookup, LoadResult SettledLookup, IReadOnlyList<(int Rate, LoadResult Load)> SettledPacedLookup, long Events, long FailedRequests, long ImportedRows, TimeSpan Ingest,
     TimeSpan Resolved, long IdleRssBytes, long PeakRssBytes);
 
 /// <summary>
@@ -122,7 +122,14 @@ internal static class IdentityBench
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker, once the database has settled (vacuum, analyze, checkpoint)");
         await SettleAsync(open, ct);
         var settled = await ClientPausesAsync("one worker, settled", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
-        return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, settled, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
+        // The steady rates once more on the settled database: whether their tail is the database digesting the load.
+        var settledPaced = new List<(int, LoadResult)>();
+        foreach (var rate in options.LookupRates)
+        {
+            Console.WriteLine($"  lookups: {LookupBench.Path}, a steady {rate:N0}/s, database settled");
+            settledPaced.Add((rate, await LookupBench.RunPacedAsync(server, Brands[0], sample, rate, options, ct)));
+        }
+        return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, settled, settledPaced, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
     }
 
     /// <summary>

@@ -206,6 +206,8 @@ internal static class Suites
         foreach (var (rate, load) in result.PacedLookup)
             report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s", provider, load);
         report.Load(SettledLookup, SettledLookupLatency, provider, result.SettledLookup);
+        foreach (var (rate, load) in result.SettledPacedLookup)
+            report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s, database settled", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s, database settled", provider, load);
         report.Set(IdentityMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
         report.Note($"{provider.Title()}: identity: {Report.Rate(score.Identifiers)} identifiers in {Report.Rate(score.Profiles)} profiles, "
             + $"{Report.Rate(score.Unresolved)} in none; pairs in one profile {Report.Rate(score.PredictedPairs)} ({Report.Rate(score.CorrectPairs)} of one person), "
