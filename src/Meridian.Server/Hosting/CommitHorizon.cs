@@ -17,9 +17,16 @@ namespace Meridian.Hosting;
 /// </summary>
 public static class CommitHorizon
 {
-    /// <summary>The horizon as a scalar SQL expression, for a log <paramref name="table"/> with columns tx_id and id, read after the row-value <paramref name="after"/>.</summary>
-    public static string Sql(string table, string after) => $"""
-        (SELECT CASE WHEN EXISTS (SELECT 1 FROM {table} WHERE (tx_id, id) > {after} AND tx_id >= pg_snapshot_xmin(snap)::text::bigint)
+    /// <summary>
+    /// The horizon as a scalar SQL expression, for a log <paramref name="table"/> with columns tx_id and id (indexed
+    /// together), read after the row (<paramref name="afterTx"/>, <paramref name="afterId"/>). Whether rows wait at or
+    /// past the xmin is asked of that index at its two ends only: the newest transaction's id (max, read from the end),
+    /// and the rest of the position's own transaction. (Asked as one condition with the row comparison, PostgreSQL walks
+    /// the whole backlog below the xmin; asked as a range from the xmin, it may plan a sequential scan.)
+    /// </summary>
+    public static string Sql(string table, string afterTx, string afterId) => $"""
+        (SELECT CASE WHEN (SELECT max(tx_id) FROM {table}) >= greatest(pg_snapshot_xmin(snap)::text::bigint, {afterTx} + 1)
+                       OR ({afterTx} >= pg_snapshot_xmin(snap)::text::bigint AND EXISTS (SELECT 1 FROM {table} WHERE tx_id = {afterTx} AND id > {afterId}))
                      THEN coalesce(
                             (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap) x
                               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a

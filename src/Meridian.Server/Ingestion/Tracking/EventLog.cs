@@ -34,7 +34,7 @@ public sealed class EventLog(MeridianDb db)
         command.CommandText = postgres
             ? $"""
               SELECT id, tx_id, tenant_id, source_id, type, name, user_id, anonymous_id, timestamp, payload, batch_context, received_at FROM events
-               WHERE (tx_id, id) > (@tx, @id) AND tx_id < {CommitHorizon.Sql("events", "(@tx, @id)")}
+               WHERE (tx_id, id) > (@tx, @id) AND tx_id < {CommitHorizon.Sql("events", "@tx", "@id")}
                ORDER BY tx_id, id LIMIT @limit
               """
             : """

@@ -139,7 +139,7 @@ internal sealed class OutboxDispatcher(
                 FROM outbox_positions p
                CROSS JOIN LATERAL (
                      SELECT tx_id, id, group_id, brand_id, type, payload, occurred_at FROM outbox_messages
-                      WHERE (tx_id, id) > (p.position_tx, p.position_id) AND tx_id < {CommitHorizon.Sql("outbox_messages", "(p.position_tx, p.position_id)")}
+                      WHERE (tx_id, id) > (p.position_tx, p.position_id) AND tx_id < {CommitHorizon.Sql("outbox_messages", "p.position_tx", "p.position_id")}
                       ORDER BY tx_id, id LIMIT @limit) m
                WHERE p.name = @name
                ORDER BY m.tx_id, m.id
