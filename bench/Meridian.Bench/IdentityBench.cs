@@ -111,24 +111,24 @@ internal static class IdentityBench
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker");
         var single = await ClientPausesAsync("one worker", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
         await HoldAsync(server, ct);
-        var pacedLookups = new List<(int, LoadResult)>();
-        foreach (var rate in options.LookupRates)
+        async Task<List<(int, LoadResult)>> SteadyLookupsAsync(string when)
         {
-            Console.WriteLine($"  lookups: {LookupBench.Path}, a steady {rate:N0}/s");
-            pacedLookups.Add((rate, await LookupBench.RunPacedAsync(server, Brands[0], sample, rate, options, ct)));
+            var runs = new List<(int, LoadResult)>();
+            foreach (var rate in options.LookupRates)
+            {
+                Console.WriteLine($"  lookups: {LookupBench.Path}, a steady {rate:N0}/s{when}");
+                runs.Add((rate, await LookupBench.RunPacedAsync(server, Brands[0], sample, rate, options, ct)));
+            }
+            return runs;
         }
+        var pacedLookups = await SteadyLookupsAsync("");
         // The lookups above run while the database still digests the load (PostgreSQL: autovacuum of the event tables
         // and checkpoints, seen in the one-client window at 100,000 customers): once more after that work is done.
         Console.WriteLine($"  lookups: {LookupBench.Path}, one worker, once the database has settled (vacuum, analyze, checkpoint)");
         await SettleAsync(open, ct);
         var settled = await ClientPausesAsync("one worker, settled", () => LookupBench.RunAsync(server, Brands[0], sample, 1, options, ct));
         // The steady rates once more on the settled database: whether their tail is the database digesting the load.
-        var settledPaced = new List<(int, LoadResult)>();
-        foreach (var rate in options.LookupRates)
-        {
-            Console.WriteLine($"  lookups: {LookupBench.Path}, a steady {rate:N0}/s, database settled");
-            settledPaced.Add((rate, await LookupBench.RunPacedAsync(server, Brands[0], sample, rate, options, ct)));
-        }
+        var settledPaced = await SteadyLookupsAsync(", database settled");
         return new IdentityResult(score, lag, paced, lookup, single, pacedLookups, settled, settledPaced, events, failed, imported, ingest, resolved, memory.FirstBytes, peak);
     }
 

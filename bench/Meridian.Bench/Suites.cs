@@ -203,11 +203,14 @@ internal static class Suites
                 paced.Seen == 0 ? "none seen" : $"{Report.Ms(paced.PercentileMs(50))} / {Report.Ms(paced.PercentileMs(99))}");
         report.Load(Lookup, LookupLatency, provider, result.Lookup, select is null ? null : (LookupRatio, select.PerSecond));
         report.Load(SingleLookup, SingleLookupLatency, provider, result.SingleLookup);
-        foreach (var (rate, load) in result.PacedLookup)
-            report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s", provider, load);
+        void SteadyLookups(IReadOnlyList<(int Rate, LoadResult Load)> runs, string when)
+        {
+            foreach (var (rate, load) in runs)
+                report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s{when}", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s{when}", provider, load);
+        }
+        SteadyLookups(result.PacedLookup, "");
         report.Load(SettledLookup, SettledLookupLatency, provider, result.SettledLookup);
-        foreach (var (rate, load) in result.SettledPacedLookup)
-            report.Load($"GET {LookupBench.Path} answered/s at a steady {rate:N0}/s, database settled", $"lookup p50 ms / p99 ms at a steady {rate:N0}/s, database settled", provider, load);
+        SteadyLookups(result.SettledPacedLookup, ", database settled");
         report.Set(IdentityMemory, provider, $"{Report.Megabytes(result.IdleRssBytes)} / {Report.Megabytes(result.PeakRssBytes)}");
         report.Note($"{provider.Title()}: identity: {Report.Rate(score.Identifiers)} identifiers in {Report.Rate(score.Profiles)} profiles, "
             + $"{Report.Rate(score.Unresolved)} in none; pairs in one profile {Report.Rate(score.PredictedPairs)} ({Report.Rate(score.CorrectPairs)} of one person), "
