@@ -46,7 +46,9 @@ public static class EntityRows
         await using (var next = tx.Connection!.CreateCommand())
         {
             next.Transaction = tx;
-            next.CommandText = $"SELECT nextval(pg_get_serial_sequence('{table}', '{Column(key)}')) FROM generate_series(1, {entities.Count})";
+            // The sequence named once (OFFSET 0 keeps the subquery apart): named in the select list, it was looked up for
+            // every row, 5 times the cost of the numbers themselves.
+            next.CommandText = $"SELECT nextval(q.s) FROM (SELECT pg_get_serial_sequence('{table}', '{Column(key)}')::regclass AS s OFFSET 0) q CROSS JOIN generate_series(1, {entities.Count})";
             await using var reader = await next.ExecuteReaderAsync(ct);
             foreach (var entity in entities)
             {

@@ -134,9 +134,7 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
         var items = Enumerable.Range(0, postings.Count).Where(i => results[i] is null).ToLookup(i => postings[i].MemberId!.Value);
 
         // What the batch's source keys posted before (a resent batch), and what this batch posts: a repeat of either is a duplicate.
-        var memberIds = members.Keys.ToList();
-        var keys = items.SelectMany(g => g).Select(i => postings[i].SourceKey!).Distinct().ToList();
-        var earned = (await db.Set<LedgerEntry>().AsNoTracking().Where(e => memberIds.Contains(e.MemberId) && keys.Contains(e.SourceKey!)).ToListAsync(ct))
+        var earned = (await EarlierAsync([.. items.SelectMany(g => g).Select(i => (postings[i].MemberId!.Value, postings[i].SourceKey!)).Distinct()], ct))
             .ToDictionary(e => (e.MemberId, e.SourceKey!));
         var brand = tenant.Brand;
         var profiles = await ProfilesAtAsync(members.Values, brand, ct);
@@ -225,6 +223,29 @@ public sealed class BatchEarning(MeridianDb db, PointsLedger ledger, EventPublis
                 results[index] = new(index, Rejected, null, new BatchProblem(refused.Type, refused.Message));
             }
         }
+    }
+
+    /// <summary>
+    /// The entries earlier postings made with these members' source keys. PostgreSQL: joined with the exact pairs, one
+    /// probe of the unique (member, source key) index each; "= ANY" lists on both columns read every entry of the batch's
+    /// members (1,800 buffers a batch of 500 in the bench, growing with the members' history). SQLite: the members and
+    /// keys as lists (a superset of the pairs; its probes are in-process and cheap).
+    /// </summary>
+    private async Task<List<LedgerEntry>> EarlierAsync(List<(long Member, string Key)> pairs, CancellationToken ct)
+    {
+        if (pairs.Count == 0) return [];
+        if (db.Database.IsNpgsql())
+        {
+            long[] members = [.. pairs.Select(p => p.Member)];
+            string[] keys = [.. pairs.Select(p => p.Key)];
+            return await db.Set<LedgerEntry>().FromSql($"""
+                SELECT e.* FROM unnest({members}, {keys}) AS k(member_id, source_key)
+                JOIN loyalty_entries e ON e.member_id = k.member_id AND e.source_key = k.source_key
+                """).AsNoTracking().ToListAsync(ct);
+        }
+        var memberIds = pairs.Select(p => p.Member).Distinct().ToList();
+        var sourceKeys = pairs.Select(p => p.Key).Distinct().ToList();
+        return await db.Set<LedgerEntry>().AsNoTracking().Where(e => memberIds.Contains(e.MemberId) && sourceKeys.Contains(e.SourceKey!)).ToListAsync(ct);
     }
 
     /// <summary>Members of a shared programme earn under their profile at the acting brand (the enrolment profile when not linked there).</summary>
