@@ -197,5 +197,9 @@ public sealed class PostgresMeridianDb(DbContextOptions<PostgresMeridianDb> opti
         base.OnModelCreating(modelBuilder);
         // Name search takes a prefix as a range of the index, which needs code point order (SQLite's BINARY already is).
         modelBuilder.Entity<Profiles.Data.Profile>().Property(p => p.SearchName).UseCollation("C");
+        // Every posting rewrites its member's row (balance, version). Packed full, a page has no room for the new
+        // version, so each update also wrote all five of the table's indexes (17 buffers a row, 10-15 ms for 500
+        // members); with room left on the page the update stays on it and skips them (1.5-2 ms).
+        modelBuilder.Entity<Loyalty.Data.LoyaltyMember>().HasStorageParameter("fillfactor", 70);
     }
 }

@@ -1972,6 +1972,8 @@ namespace Meridian.Data.Migrations.Postgres
 
                             t.HasCheckConstraint("ck_loyalty_members_pending", "pending >= 0");
                         });
+
+                    b.HasAnnotation("Npgsql:StorageParameter:fillfactor", 70);
                 });
 
             modelBuilder.Entity("Meridian.Loyalty.Data.LoyaltyMemberProfile", b =>
