@@ -150,7 +150,10 @@ public static class LoyaltyEndpoints
         postings.MapPost("/rewards/{rewardId}/redeem", RewardEndpoints.Redeem).Produces<RewardRedemptionDto>();
         OrderEndpoints.MapOrderRoutes(postings);
         loyalty.MapGet("/postings/rejected", RejectedPostings.List);
-        loyalty.MapPost("/postings/earn-batch", BatchEarning.Post).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand().Produces<EarnBatchResponse>();
+        // The batch checks its own body (BatchEarning.Invalid, field by field); the framework's validation walked every
+        // item's properties by reflection again, a seventh of the server's time in a batch of 500.
+        loyalty.MapPost("/postings/earn-batch", BatchEarning.Post).RequireAuthorization(Permissions.LoyaltyWrite).RequireBrand().Produces<EarnBatchResponse>()
+            .DisableValidation();
         loyalty.MapGet("/programmes/{id}/rewards", RewardEndpoints.List);
         loyalty.MapPost("/programmes/{id}/rewards", RewardEndpoints.Create).RequireAuthorization(Permissions.LoyaltyWrite);
         loyalty.MapPatch("/programmes/{id}/rewards/{rewardId}", RewardEndpoints.Update).RequireAuthorization(Permissions.LoyaltyWrite);

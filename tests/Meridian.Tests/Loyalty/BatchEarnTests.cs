@@ -250,6 +250,7 @@ public abstract class BatchEarnTests(LoyaltyApp app)
         var b = await LoyaltyTestBrand.CreateAsync(app);
 
         var empty = await b.Client.PostAsJsonAsync(Path, new { postings = Array.Empty<object>() }).ProblemAsync(400, ProblemTypes.Validation);
+        var missing = await b.Client.PostAsJsonAsync(Path, new { }).ProblemAsync(400, ProblemTypes.Validation);
         var tooMany = await b.Client.PostAsJsonAsync(Path, new { postings = Enumerable.Range(0, 1001).Select(i => new { memberId = b.MemberId, points = 1, sourceKey = $"k{i}" }) })
             .ProblemAsync(400, ProblemTypes.Validation);
         var fields = await b.Client.PostAsJsonAsync(Path, new
@@ -266,6 +267,7 @@ public abstract class BatchEarnTests(LoyaltyApp app)
             .ProblemAsync(400, ProblemTypes.MalformedRequest);
 
         Assert.True(empty.GetProperty("errors").TryGetProperty("postings", out _));
+        Assert.True(missing.GetProperty("errors").TryGetProperty("postings", out _));
         Assert.True(tooMany.GetProperty("errors").TryGetProperty("postings", out _));
         var errors = fields.GetProperty("errors").EnumerateObject().Select(p => p.Name).Order().ToList();
         Assert.Equal(["postings[1]", "postings[2].pendingDays", "postings[2].points", "postings[3].memberId", "postings[3].points", "postings[3].reference", "postings[3].sourceKey"], errors);
