@@ -25,15 +25,15 @@ public static class CommitHorizon
     /// the whole backlog below the xmin; asked as a range from the xmin, it may plan a sequential scan.)
     /// </summary>
     public static string Sql(string table, string afterTx, string afterId) => $"""
-        (SELECT CASE WHEN (SELECT max(tx_id) FROM {table}) >= greatest(pg_snapshot_xmin(snap)::text::bigint, {afterTx} + 1)
-                       OR ({afterTx} >= pg_snapshot_xmin(snap)::text::bigint AND EXISTS (SELECT 1 FROM {table} WHERE tx_id = {afterTx} AND id > {afterId}))
+        (SELECT CASE WHEN (SELECT max(tx_id) FROM {table}) >= greatest(s.xmin, {afterTx} + 1)
+                       OR ({afterTx} >= s.xmin AND EXISTS (SELECT 1 FROM {table} WHERE tx_id = {afterTx} AND id > {afterId}))
                      THEN coalesce(
-                            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap) x
+                            (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) x
                               WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
                                                  WHERE a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database())
                                                    AND a.backend_xid::text::bigint = x::text::bigint % 4294967296)),
-                            pg_snapshot_xmax(snap)::text::bigint)
-                     ELSE pg_snapshot_xmin(snap)::text::bigint END
-           FROM pg_current_snapshot() snap)
+                            pg_snapshot_xmax(s.snap)::text::bigint)
+                     ELSE s.xmin END
+           FROM (SELECT snap, pg_snapshot_xmin(snap)::text::bigint AS xmin FROM pg_current_snapshot() snap) s)
         """;
 }
